@@ -1,0 +1,361 @@
+/* Standard Webhooks v1: HMAC-SHA256 over "id.timestamp.body", base64.
+   The spec has no C reference library, so this follows the reference
+   ones: an optional "whsec_" prefix on secrets, padded standard base64
+   (decoded as strictly as Go's decoder, since a mangled secret file
+   should fail at start-up rather than sign with the wrong key), and a
+   constant-time comparison of the base64 text. */
+
+#include "pop3-retention-config.h"
+#include "webhook-sign.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SECRET_PREFIX "whsec_"
+#define SECRET_PREFIX_LEN (sizeof(SECRET_PREFIX) - 1)
+#define HMAC_SHA256_LEN 32
+/* base64 of the 32-byte MAC, without the NUL */
+#define MAC_B64_LEN 44
+#define SIGNATURE_VERSION "v1,"
+#define SIGNATURE_VERSION_LEN (sizeof(SIGNATURE_VERSION) - 1)
+/* base64 of the largest accepted secret, padding included */
+#define SECRET_B64_MAX (((WEBHOOK_SECRET_MAX_BYTES + 2) / 3) * 4)
+/* EVP_DecodeBlock() writes 3 bytes per 4 characters, padding included */
+#define SECRET_DECODE_SIZE (SECRET_B64_MAX / 4 * 3)
+/* One secret line of a secret file, with the prefix and the NUL. Longer
+   lines cannot hold a usable secret. */
+#define SECRET_LINE_SIZE (SECRET_PREFIX_LEN + SECRET_B64_MAX + 1)
+/* INT64_MIN has 20 characters */
+#define TIMESTAMP_STR_SIZE 24
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ERROR_TOO_LONG \
+	"webhook secret is too long (at most " \
+	STR(WEBHOOK_SECRET_MAX_BYTES) " bytes of key)"
+#define ERROR_BAD_BASE64 \
+	"webhook secret is not valid base64 " \
+	"(expected whsec_ followed by padded base64)"
+
+_Static_assert(WEBHOOK_SIGNATURE_LEN == SIGNATURE_VERSION_LEN + MAC_B64_LEN,
+	       "WEBHOOK_SIGNATURE_LEN does not match a v1 signature");
+
+struct hmac_part {
+	const void *data;
+	size_t len;
+};
+
+/* The MAC is streamed over the parts so that signing never copies (or
+   has to bound) the body. */
+static int hmac_sha256_parts(const void *key, size_t key_len,
+			     const struct hmac_part *parts, unsigned int count,
+			     unsigned char mac_r[HMAC_SHA256_LEN])
+{
+	char digest_name[] = "SHA256";
+	OSSL_PARAM params[2];
+	EVP_MAC *mac;
+	EVP_MAC_CTX *ctx = NULL;
+	size_t mac_len = 0;
+	unsigned int i;
+	int ret = -1;
+
+	mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+	if (mac == NULL)
+		goto out;
+	ctx = EVP_MAC_CTX_new(mac);
+	if (ctx == NULL)
+		goto out;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						     digest_name, 0);
+	params[1] = OSSL_PARAM_construct_end();
+	/* To EVP_MAC_init() a NULL key means "keep the previous one", which
+	   fails on a fresh context: an empty key needs a non-NULL pointer. */
+	if (EVP_MAC_init(ctx, key_len > 0 ? key : (const void *)"", key_len,
+			 params) != 1)
+		goto out;
+	for (i = 0; i < count; i++) {
+		if (parts[i].len > 0 &&
+		    EVP_MAC_update(ctx, parts[i].data, parts[i].len) != 1)
+			goto out;
+	}
+	if (EVP_MAC_final(ctx, mac_r, &mac_len, HMAC_SHA256_LEN) != 1 ||
+	    mac_len != HMAC_SHA256_LEN)
+		goto out;
+	ret = 0;
+out:
+	/* Freeing the context cleanses the key schedule it holds. */
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	if (ret < 0)
+		OPENSSL_cleanse(mac_r, HMAC_SHA256_LEN);
+	return ret;
+}
+
+int webhook_hmac_sha256(const void *key, size_t key_len, const void *data,
+			size_t data_len, unsigned char mac_r[32])
+{
+	struct hmac_part part = { data, data_len };
+
+	if ((key == NULL && key_len > 0) || (data == NULL && data_len > 0)) {
+		OPENSSL_cleanse(mac_r, HMAC_SHA256_LEN);
+		return -1;
+	}
+	return hmac_sha256_parts(key, key_len, &part, 1, mac_r);
+}
+
+/* base64 of HMAC-SHA256(key, "msg_id.timestamp.body"), NUL-terminated */
+static int signature_compute(const struct webhook_secret *secret,
+			     const char *msg_id, int64_t timestamp,
+			     const void *body, size_t body_len,
+			     char b64_r[MAC_B64_LEN + 1])
+{
+	char ts_str[TIMESTAMP_STR_SIZE];
+	unsigned char mac[HMAC_SHA256_LEN];
+	struct hmac_part parts[5];
+	int len;
+
+	if (secret->key_len > WEBHOOK_SECRET_MAX_BYTES)
+		return -1;
+	len = snprintf(ts_str, sizeof(ts_str), "%" PRId64, timestamp);
+	if (len < 0 || (size_t)len >= sizeof(ts_str))
+		return -1;
+
+	parts[0] = (struct hmac_part){ msg_id, strlen(msg_id) };
+	parts[1] = (struct hmac_part){ ".", 1 };
+	parts[2] = (struct hmac_part){ ts_str, (size_t)len };
+	parts[3] = (struct hmac_part){ ".", 1 };
+	parts[4] = (struct hmac_part){ body, body_len };
+	if (hmac_sha256_parts(secret->key, secret->key_len, parts, 5, mac) < 0)
+		return -1;
+	if (EVP_EncodeBlock((unsigned char *)b64_r, mac, sizeof(mac)) !=
+	    MAC_B64_LEN) {
+		OPENSSL_cleanse(mac, sizeof(mac));
+		return -1;
+	}
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return 0;
+}
+
+int webhook_sign(const struct webhook_secrets *secrets, const char *msg_id,
+		 int64_t timestamp, const void *body, size_t body_len,
+		 char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE])
+{
+	char b64[MAC_B64_LEN + 1];
+	size_t pos = 0;
+	unsigned int i;
+
+	header_r[0] = '\0';
+	if (secrets == NULL || secrets->count == 0 ||
+	    secrets->count > WEBHOOK_SECRETS_MAX || msg_id == NULL ||
+	    (body == NULL && body_len > 0))
+		return -1;
+
+	for (i = 0; i < secrets->count; i++) {
+		if (signature_compute(&secrets->secrets[i], msg_id, timestamp,
+				      body, body_len, b64) < 0) {
+			OPENSSL_cleanse(b64, sizeof(b64));
+			header_r[0] = '\0';
+			return -1;
+		}
+		if (i > 0)
+			header_r[pos++] = ' ';
+		memcpy(header_r + pos, SIGNATURE_VERSION,
+		       SIGNATURE_VERSION_LEN);
+		pos += SIGNATURE_VERSION_LEN;
+		memcpy(header_r + pos, b64, MAC_B64_LEN);
+		pos += MAC_B64_LEN;
+	}
+	header_r[pos] = '\0';
+	OPENSSL_cleanse(b64, sizeof(b64));
+	return 0;
+}
+
+int webhook_verify(const struct webhook_secret *secret, const char *msg_id,
+		   int64_t timestamp, const void *body, size_t body_len,
+		   const char *header)
+{
+	char expected[MAC_B64_LEN + 1];
+	const char *p, *end;
+	int ret = 0;
+
+	if (secret == NULL || msg_id == NULL || header == NULL ||
+	    (body == NULL && body_len > 0))
+		return -1;
+	if (signature_compute(secret, msg_id, timestamp, body, body_len,
+			      expected) < 0)
+		return -1;
+
+	/* Comparing the base64 text rather than decoded bytes accepts only
+	   the canonical encoding and never decodes untrusted input. Entries
+	   of other versions (v1a, future ones) are skipped, as the spec
+	   asks. */
+	for (p = header; *p != '\0'; p = end) {
+		while (*p == ' ')
+			p++;
+		end = p + strcspn(p, " ");
+		if ((size_t)(end - p) == WEBHOOK_SIGNATURE_LEN &&
+		    memcmp(p, SIGNATURE_VERSION, SIGNATURE_VERSION_LEN) == 0 &&
+		    CRYPTO_memcmp(p + SIGNATURE_VERSION_LEN, expected,
+				  MAC_B64_LEN) == 0) {
+			ret = 1;
+			break;
+		}
+	}
+	OPENSSL_cleanse(expected, sizeof(expected));
+	return ret;
+}
+
+static bool base64_char_is_valid(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+/* EVP_DecodeBlock() skips surrounding whitespace and counts padding as
+   output bytes, so check the text ourselves first: only the standard
+   alphabet, a length that is a multiple of 4, at most two '=' and only at
+   the end. Returns the number of padding characters, or -1. */
+static int base64_check(const char *text, size_t len)
+{
+	size_t i, pad = 0;
+
+	if (len == 0 || len % 4 != 0)
+		return -1;
+	if (text[len - 1] == '=') {
+		pad++;
+		if (text[len - 2] == '=')
+			pad++;
+	}
+	for (i = 0; i < len - pad; i++) {
+		if (!base64_char_is_valid((unsigned char)text[i]))
+			return -1;
+	}
+	return (int)pad;
+}
+
+int webhook_secret_parse(const char *text, struct webhook_secret *secret_r,
+			 const char **error_r)
+{
+	unsigned char decoded[SECRET_DECODE_SIZE];
+	size_t len;
+	int pad, decoded_len;
+
+	OPENSSL_cleanse(secret_r, sizeof(*secret_r));
+	secret_r->key_len = 0;
+	if (text == NULL) {
+		*error_r = "webhook secret is empty";
+		return -1;
+	}
+	if (strncmp(text, SECRET_PREFIX, SECRET_PREFIX_LEN) == 0)
+		text += SECRET_PREFIX_LEN;
+	len = strlen(text);
+	if (len == 0) {
+		*error_r = "webhook secret is empty";
+		return -1;
+	}
+	if (len > SECRET_B64_MAX) {
+		*error_r = ERROR_TOO_LONG;
+		return -1;
+	}
+	pad = base64_check(text, len);
+	if (pad < 0) {
+		*error_r = ERROR_BAD_BASE64;
+		return -1;
+	}
+	decoded_len = EVP_DecodeBlock(decoded, (const unsigned char *)text,
+				      (int)len);
+	if (decoded_len < 0 || decoded_len < pad) {
+		OPENSSL_cleanse(decoded, sizeof(decoded));
+		*error_r = ERROR_BAD_BASE64;
+		return -1;
+	}
+	decoded_len -= pad;
+	if ((size_t)decoded_len > WEBHOOK_SECRET_MAX_BYTES) {
+		OPENSSL_cleanse(decoded, sizeof(decoded));
+		*error_r = ERROR_TOO_LONG;
+		return -1;
+	}
+	memcpy(secret_r->key, decoded, (size_t)decoded_len);
+	secret_r->key_len = (size_t)decoded_len;
+	OPENSSL_cleanse(decoded, sizeof(decoded));
+	return 0;
+}
+
+static bool char_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+int webhook_secrets_parse(const char *content, size_t len,
+			  struct webhook_secrets *secrets_r,
+			  const char **error_r)
+{
+	char line[SECRET_LINE_SIZE];
+	const char *p, *end, *start, *stop, *nl;
+	size_t line_len;
+	int ret = 0;
+
+	OPENSSL_cleanse(secrets_r, sizeof(*secrets_r));
+	secrets_r->count = 0;
+	if (content == NULL)
+		len = 0;
+	else if (memchr(content, '\0', len) != NULL) {
+		*error_r = "webhook secret file contains a NUL byte";
+		return -1;
+	}
+	p = content;
+	end = len > 0 ? content + len : content;
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		stop = nl != NULL ? nl : end;
+		start = p;
+		p = nl != NULL ? nl + 1 : end;
+
+		while (start < stop && char_is_space(*start))
+			start++;
+		while (stop > start && char_is_space(stop[-1]))
+			stop--;
+		if (start == stop)
+			continue;
+		if (secrets_r->count == WEBHOOK_SECRETS_MAX) {
+			*error_r = "webhook secret file has more than two "
+				   "secrets (one, or two during a rotation)";
+			ret = -1;
+			break;
+		}
+		line_len = (size_t)(stop - start);
+		if (line_len >= sizeof(line)) {
+			*error_r = ERROR_TOO_LONG;
+			ret = -1;
+			break;
+		}
+		memcpy(line, start, line_len);
+		line[line_len] = '\0';
+		ret = webhook_secret_parse(
+			line, &secrets_r->secrets[secrets_r->count], error_r);
+		if (ret < 0)
+			break;
+		secrets_r->count++;
+	}
+	OPENSSL_cleanse(line, sizeof(line));
+	if (ret == 0 && secrets_r->count == 0) {
+		*error_r = "webhook secret file contains no secret";
+		ret = -1;
+	}
+	if (ret < 0)
+		webhook_secrets_clear(secrets_r);
+	return ret;
+}
+
+void webhook_secrets_clear(struct webhook_secrets *secrets)
+{
+	OPENSSL_cleanse(secrets, sizeof(*secrets));
+	secrets->count = 0;
+}

@@ -1,0 +1,352 @@
+/* Whole POP3 sessions driven through the hooks by the in-memory host:
+   login (session begin), RETR/TOP/DELE/RSET, QUIT or a dropped
+   connection, sweeps. Each row is a script and the maildrop and events
+   it must leave behind. */
+
+#include "pop3-retention-config.h"
+#include "memhost.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define DAY 86400
+
+struct scenario {
+	const char *name;
+	/* "key=value;key=value" without the pop3_retention_ prefix */
+	const char *settings;
+	/* d@T deliver | login@T | retr:N@T | top:N@T | dele:N | rset |
+	   quit@T | drop | sweep@T | list=U,U (listing by uid) | lose:U
+	   (state of uid U lost) | failrm:U (removal of U fails) */
+	const char *script;
+	/* what stays on disk: "1 2h 3" (h: hidden) */
+	const char *disk;
+	/* events in order: type:uid[*][(reason)], * = first_retrieval */
+	const char *events;
+};
+
+static const struct scenario scenarios[] = {
+	{ "off: RFC 1939 DELE removes at QUIT", "",
+	  "d@1 d@1 login@10 retr:1@11 dele:2 quit@12", "1",
+	  "retrieved:1* deleted:2(dele)" },
+	{ "off: no QUIT, nothing removed", "",
+	  "d@1 d@1 login@10 dele:1 dele:2 drop", "1 2", "" },
+	{ "off: RSET undoes DELE", "",
+	  "d@1 login@10 dele:1 rset quit@11", "1", "" },
+	{ "delete-after-download: retrieved removed without DELE",
+	  "policy=delete-after-download",
+	  "d@1 d@1 login@10 retr:1@11 quit@12", "2",
+	  "retrieved:1* expired:1(downloaded)" },
+	{ "delete-after-download: dropped connection keeps everything",
+	  "policy=delete-after-download",
+	  "d@1 login@10 retr:1@11 drop login@20 list=1 quit@21", "1",
+	  "retrieved:1*" },
+	{ "delete-after-download: TOP is not a download",
+	  "policy=delete-after-download",
+	  "d@1 login@10 top:1@11 quit@12", "1", "" },
+	{ "delete-after-download: TOP counts with top_counts",
+	  "policy=delete-after-download;top_counts=yes",
+	  "d@1 login@10 top:1@11 quit@12", "",
+	  "retrieved:1* expired:1(downloaded)" },
+	{ "keep: removed at the first login after the window",
+	  "policy=keep;keep=30d",
+	  "d@1 login@10 retr:1@100 quit@101 login@200 list=1 drop "
+	  "login@2592099 list=1 drop login@2592100 list= quit@2592101",
+	  "", "retrieved:1* expired:1(keep-expired)" },
+	{ "keep: the window starts at the first download only",
+	  "policy=keep;keep=1d",
+	  "d@1 login@10 retr:1@100 quit@101 login@50000 retr:1@50000 "
+	  "quit@50001 login@86500 list= quit@86501", "",
+	  "retrieved:1* retrieved:1 expired:1(keep-expired)" },
+	{ "keep: retrieval without QUIT still starts the clock",
+	  "policy=keep;keep=1d",
+	  "d@1 login@10 retr:1@100 drop sweep@86500", "",
+	  "retrieved:1* expired:1(keep-expired)" },
+	{ "keep: DELE of a retrieved message hides it until the window ends",
+	  "policy=keep;keep=1d",
+	  "d@1 login@10 retr:1@100 dele:1 quit@101 login@200 list= quit@201 "
+	  "sweep@86600", "", "retrieved:1* retained:1(keep) "
+	  "expired:1(retention-ended)" },
+	{ "keep: DELE of a never retrieved message is a plain DELE",
+	  "policy=keep;keep=1d", "d@1 login@10 dele:1 quit@11", "",
+	  "deleted:1(dele)" },
+	{ "keep: lost state delays, never hastens",
+	  "policy=keep;keep=1d",
+	  "d@1 login@10 retr:1@100 quit@101 lose:1 sweep@90000 "
+	  "login@90000 list=1 retr:1@90000 quit@90001 sweep@176399 "
+	  "sweep@176400", "",
+	  "retrieved:1* retrieved:1 expired:1(keep-expired)" },
+	{ "floor: DELE hides, removal once the floor passes",
+	  "min=7d",
+	  "d@1 login@10 dele:1 quit@11 login@20 list= quit@21 "
+	  "sweep@604800 sweep@604801", "",
+	  "retained:1(min) expired:1(retention-ended)" },
+	{ "floor: the floor does not hide what nobody deleted",
+	  "min=7d", "d@1 login@10 retr:1@11 quit@12 login@20 list=1 drop",
+	  "1", "retrieved:1*" },
+	{ "ceiling: old messages removed at login, retrieved or not",
+	  "max=30d", "d@1 d@2000000 login@2592001 list=2 quit@2592002", "2",
+	  "expired:1(max-exceeded)" },
+	{ "hold: DELE hides, nothing is removed even past the ceiling",
+	  "hold=yes;max=1d;policy=delete-after-download",
+	  "d@1 login@10 retr:1@11 dele:1 quit@12 sweep@999999 login@999999 "
+	  "list= quit@1000000", "1h", "retrieved:1* retained:1(hold)" },
+	{ "hold lifted: retained messages go at the next sweep",
+	  "hold=yes", "d@1 login@10 dele:1 quit@11", "1h",
+	  "retained:1(hold)" },
+	{ "dry run: decides, logs and notifies, changes nothing",
+	  "policy=delete-after-download;dry_run=yes",
+	  "d@1 d@1 login@10 retr:1@11 dele:2 quit@12", "1 2",
+	  "retrieved:1* expired:1(downloaded) deleted:2(dele)" },
+	{ "visible_since: older messages are not listed and not removed",
+	  "visible_since=1970-01-02;policy=delete-after-download",
+	  "d@1 d@90000 login@100000 list=2 retr:1@100001 quit@100002", "1",
+	  "retrieved:2* expired:2(downloaded)" },
+	{ "failed removal keeps the message and the rest proceeds", "",
+	  "d@1 d@1 failrm:1 login@10 dele:1 dele:2 quit@11", "1",
+	  "deleted:2(dele)" },
+	{ "events filter: only deletions are sent",
+	  "webhook_events=message.deleted",
+	  "d@1 d@1 login@10 retr:1@11 dele:2 quit@12", "1",
+	  "deleted:2(dele)" },
+};
+
+static struct retention_settings settings_from(const struct scenario *sc,
+					       unsigned int row)
+{
+	struct retention_settings set;
+	char buf[512], *item, *save = NULL;
+
+	retention_settings_init(&set);
+	snprintf(buf, sizeof(buf), "%s", sc->settings);
+	for (item = strtok_r(buf, ";", &save); item != NULL;
+	     item = strtok_r(NULL, ";", &save)) {
+		char key[128], *eq = strchr(item, '=');
+
+		assert_non_null(eq);
+		*eq = '\0';
+		snprintf(key, sizeof(key), "pop3_retention_%s", item);
+		if (retention_settings_set(&set, key, eq + 1) < 0)
+			fail_msg("row %u (%s): %s", row, sc->name, set.error);
+	}
+	if (retention_settings_check(&set) < 0)
+		fail_msg("row %u (%s): %s", row, sc->name, set.error);
+	return set;
+}
+
+static time_t at_time(const char *tok)
+{
+	const char *at = strchr(tok, '@');
+
+	return at == NULL ? 0 : (time_t)strtoll(at + 1, NULL, 10);
+}
+
+static unsigned int arg_num(const char *tok)
+{
+	const char *colon = strchr(tok, ':');
+
+	return colon == NULL ? 0 : (unsigned int)strtoul(colon + 1, NULL, 10);
+}
+
+static void check_listing(struct memhost *host, const char *want,
+			  unsigned int row, const struct scenario *sc)
+{
+	char got[256] = "";
+	size_t len = 0;
+	unsigned int i;
+
+	for (i = 0; i < host->listing_count; i++) {
+		unsigned int m = host->session_map[host->listing[i]];
+
+		len += (size_t)snprintf(got + len, sizeof(got) - len, "%s%u",
+					i == 0 ? "" : ",",
+					host->messages[m].uid);
+	}
+	if (strcmp(got, want) != 0)
+		fail_msg("row %u (%s): listing '%s', want '%s'", row, sc->name,
+			 got, want);
+}
+
+static void run_script(struct memhost *host, const struct scenario *sc,
+		       unsigned int row)
+{
+	char buf[512], *tok, *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", sc->script);
+	for (tok = strtok_r(buf, " ", &save); tok != NULL;
+	     tok = strtok_r(NULL, " ", &save)) {
+		time_t t = at_time(tok);
+
+		if (strncmp(tok, "d@", 2) == 0)
+			(void)memhost_deliver(host, t);
+		else if (strncmp(tok, "login@", 6) == 0)
+			assert_int_equal(memhost_login(host, t), 0);
+		else if (strncmp(tok, "retr:", 5) == 0) {
+			if (memhost_retr(host, arg_num(tok), t) < 0)
+				fail_msg("row %u (%s): %s failed", row,
+					 sc->name, tok);
+		} else if (strncmp(tok, "top:", 4) == 0)
+			assert_int_equal(memhost_top(host, arg_num(tok), t), 0);
+		else if (strncmp(tok, "dele:", 5) == 0) {
+			if (memhost_dele(host, arg_num(tok)) < 0)
+				fail_msg("row %u (%s): %s failed", row,
+					 sc->name, tok);
+		} else if (strcmp(tok, "rset") == 0)
+			memhost_rset(host);
+		else if (strncmp(tok, "quit@", 5) == 0)
+			memhost_quit(host, t);
+		else if (strcmp(tok, "drop") == 0)
+			memhost_drop(host);
+		else if (strncmp(tok, "sweep@", 6) == 0)
+			memhost_sweep(host, t);
+		else if (strncmp(tok, "list=", 5) == 0)
+			check_listing(host, tok + 5, row, sc);
+		else if (strncmp(tok, "lose:", 5) == 0) {
+			int m = memhost_find(host, arg_num(tok));
+
+			assert_true(m >= 0);
+			host->messages[m].first_retrieved_at = 0;
+			host->messages[m].state_lost = true;
+		} else if (strncmp(tok, "failrm:", 7) == 0) {
+			host->fail_remove_uid_set = true;
+			host->fail_remove_uid = arg_num(tok);
+		} else
+			fail_msg("row %u: bad script token '%s'", row, tok);
+	}
+}
+
+static void format_disk(const struct memhost *host, char *buf, size_t size)
+{
+	size_t len = 0;
+	unsigned int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < host->count; i++) {
+		const struct memhost_message *msg = &host->messages[i];
+
+		if (msg->removed)
+			continue;
+		len += (size_t)snprintf(buf + len, size - len, "%s%u%s",
+					len == 0 ? "" : " ", msg->uid,
+					msg->hidden ? "h" : "");
+	}
+}
+
+static void format_events(const struct memhost *host, char *buf, size_t size)
+{
+	size_t len = 0;
+	unsigned int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < host->event_count; i++) {
+		const struct memhost_event *e = &host->events[i];
+		const char *type = retention_event_type_name(e->type) + 8;
+
+		len += (size_t)snprintf(buf + len, size - len, "%s%s:%u%s",
+					len == 0 ? "" : " ", type, e->uid,
+					e->first_retrieval ? "*" : "");
+		if (e->reason[0] != '\0')
+			len += (size_t)snprintf(buf + len, size - len, "(%s)",
+						e->reason);
+	}
+}
+
+static void test_scenario(void **state)
+{
+	const struct scenario *sc = *state;
+	unsigned int row = (unsigned int)(sc - scenarios);
+	struct retention_settings set = settings_from(sc, row);
+	struct memhost host;
+	char disk[256], events[1024];
+	unsigned int i;
+
+	memhost_init(&host, &set);
+	run_script(&host, sc, row);
+	format_disk(&host, disk, sizeof(disk));
+	format_events(&host, events, sizeof(events));
+	if (strcmp(disk, sc->disk) != 0)
+		fail_msg("row %u (%s): disk '%s', want '%s'", row, sc->name,
+			 disk, sc->disk);
+	if (strcmp(events, sc->events) != 0)
+		fail_msg("row %u (%s): events '%s', want '%s'", row, sc->name,
+			 events, sc->events);
+	for (i = 0; i < host.event_count; i++) {
+		if (host.events[i].dry_run != set.dry_run)
+			fail_msg("row %u (%s): event %u dry_run mismatch", row,
+				 sc->name, i);
+		if (strncmp(host.events[i].id, "evt_", 4) != 0)
+			fail_msg("row %u (%s): event %u id '%s'", row,
+				 sc->name, i, host.events[i].id);
+	}
+	memhost_deinit(&host);
+}
+
+/* The hold-lifted row continues: with hold off, a sweep removes it. */
+static void test_hold_lifted(void **state)
+{
+	struct retention_settings set;
+	struct memhost host;
+
+	(void)state;
+	retention_settings_init(&set);
+	assert_int_equal(retention_settings_set(&set, "pop3_retention_hold",
+						"yes"), 0);
+	memhost_init(&host, &set);
+	(void)memhost_deliver(&host, 0);
+	assert_int_equal(memhost_login(&host, 10), 0);
+	assert_int_equal(memhost_dele(&host, 1), 0);
+	memhost_quit(&host, 11);
+	assert_true(host.messages[0].hidden && !host.messages[0].removed);
+	host.set.hold = false;
+	memhost_sweep(&host, 12);
+	assert_true(host.messages[0].removed);
+	assert_string_equal(host.events[host.event_count - 1].reason,
+			    "retention-ended");
+	memhost_deinit(&host);
+}
+
+/* Audit lines carry uid, uidl and reason. */
+static void test_audit_lines(void **state)
+{
+	struct retention_settings set;
+	struct memhost host;
+
+	(void)state;
+	retention_settings_init(&set);
+	memhost_init(&host, &set);
+	(void)memhost_deliver(&host, 0);
+	assert_int_equal(memhost_login(&host, 10), 0);
+	assert_int_equal(memhost_dele(&host, 1), 0);
+	memhost_quit(&host, 11);
+	assert_int_equal(host.audit_count, 1);
+	assert_non_null(strstr(host.audit[0], "action=remove uid=1 "
+					      "uidl=U00000001 reason=dele"));
+	memhost_deinit(&host);
+}
+
+int main(void)
+{
+	const unsigned int n = sizeof(scenarios) / sizeof(scenarios[0]);
+	struct CMUnitTest tests[sizeof(scenarios) / sizeof(scenarios[0]) + 2];
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		memset(&tests[i], 0, sizeof(tests[i]));
+		tests[i].name = scenarios[i].name;
+		tests[i].test_func = test_scenario;
+		tests[i].initial_state = (void *)&scenarios[i];
+	}
+	memset(&tests[n], 0, sizeof(tests[n]) * 2);
+	tests[n].name = "hold lifted: sweep removes retained";
+	tests[n].test_func = test_hold_lifted;
+	tests[n + 1].name = "audit lines name uid, uidl, reason";
+	tests[n + 1].test_func = test_audit_lines;
+	return _cmocka_run_group_tests("retention-hooks", tests, n + 2, NULL,
+				       NULL);
+}
