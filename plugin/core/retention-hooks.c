@@ -241,14 +241,21 @@ static void audit_emit(struct retention_session *session,
 		       const char *error)
 {
 	struct retention_audit audit;
-	char line[512], due[32];
+	char line[512], due[48];
 
-	if (entry->decision.due_at != 0)
-		retention_time_format(entry->decision.due_at, due, sizeof(due));
-	else
-		snprintf(due, sizeof(due), "never");
+	due[0] = '\0';
+	if (entry->decision.action != RETENTION_ACTION_REMOVE) {
+		char t[32];
+
+		if (entry->decision.due_at != 0)
+			retention_time_format(entry->decision.due_at, t,
+					      sizeof(t));
+		else
+			snprintf(t, sizeof(t), "never");
+		snprintf(due, sizeof(due), " until=%s", t);
+	}
 	snprintf(line, sizeof(line),
-		 "action=%s uid=%u uidl=%s reason=%s until=%s%s%s%s",
+		 "action=%s uid=%u uidl=%s reason=%s%s%s%s%s",
 		 retention_action_name(entry->decision.action), info->uid,
 		 info->uidl != NULL ? info->uidl : "-",
 		 retention_reason_name(entry->decision.reason), due,
@@ -288,9 +295,12 @@ static void apply_entry(struct retention_session *session,
 	case RETENTION_ACTION_KEEP:
 		return;
 	case RETENTION_ACTION_HIDE:
-		session->stats.hidden++;
-		if (plan->moment == RETENTION_MOMENT_BEGIN)
+		/* hidden messages are reported once, when the listing is
+		   built */
+		if (plan->moment == RETENTION_MOMENT_BEGIN) {
+			session->stats.hidden++;
 			audit_emit(session, plan, entry, &info, false, "");
+		}
 		return;
 	case RETENTION_ACTION_RETAIN:
 		if (!session->set.dry_run)

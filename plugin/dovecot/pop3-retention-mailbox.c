@@ -1,0 +1,527 @@
+/* The Dovecot host of the core over one mailbox (see the header). */
+
+#include "lib.h"
+#include "array.h"
+#include "ioloop.h"
+#include "str.h"
+#include "var-expand.h"
+#include "mail-index.h"
+#include "mail-storage-private.h"
+#include "mail-search-build.h"
+#include "mail-user.h"
+#include "pop3-retention-common.h"
+#include "pop3-retention-mailbox.h"
+
+#include "retention-event.h"
+
+#include <stdlib.h>
+
+struct pop3_retention_mbox {
+	pool_t pool;
+	struct mailbox *box;
+	struct pop3_retention_user *puser;
+	struct event *event;
+	struct retention_session *session;
+	const char *uidl_format;
+
+	/* session index -> UID, ascending */
+	ARRAY_TYPE(uint32_t) uids;
+	uint32_t ext_id;
+
+	/* where the current actions go */
+	struct mailbox_transaction_context *trans;
+	struct mail *mail;
+	/* the mail being retrieved, reused for its own lookups */
+	struct mail *cur_mail;
+
+	struct mail_keywords *retained_kw;
+	struct mail_keywords *deleted_kw;
+	struct mailbox *move_box;
+
+	string_t *uidl;
+	/* session indexes whose action failed in the last apply */
+	ARRAY(unsigned int) failed;
+	bool in_action;
+};
+
+static struct mail *mbox_mail(struct pop3_retention_mbox *mbox,
+			      unsigned int idx)
+{
+	uint32_t uid = pop3_retention_mbox_uid(mbox, idx);
+
+	if (mbox->cur_mail != NULL && mbox->cur_mail->uid == uid)
+		return mbox->cur_mail;
+	if (mbox->mail == NULL) {
+		i_assert(mbox->trans != NULL);
+		mbox->mail = mail_alloc(mbox->trans, MAIL_FETCH_VIRTUAL_SIZE,
+					NULL);
+	}
+	if (!mail_set_uid(mbox->mail, uid))
+		return NULL;
+	return mbox->mail;
+}
+
+static const char *mbox_uidl(struct pop3_retention_mbox *mbox,
+			     struct mail *mail)
+{
+	const char *backend, *md5 = "", *filename = "", *guid = "", *error;
+	const char *fmt = mbox->uidl_format;
+
+	if (mail_get_special(mail, MAIL_FETCH_UIDL_BACKEND, &backend) == 0 &&
+	    *backend != '\0')
+		return backend;
+	/* look up only what the format asks for, as pop3 does */
+	if (strstr(fmt, "%m") != NULL || strstr(fmt, "md5") != NULL)
+		(void)mail_get_special(mail, MAIL_FETCH_HEADER_MD5, &md5);
+	if (strstr(fmt, "%f") != NULL || strstr(fmt, "filename") != NULL)
+		(void)mail_get_special(mail, MAIL_FETCH_STORAGE_ID, &filename);
+	if (strstr(fmt, "%g") != NULL || strstr(fmt, "guid") != NULL)
+		(void)mail_get_special(mail, MAIL_FETCH_GUID, &guid);
+
+	const struct var_expand_table tab[] = {
+		{ 'v', dec2str(mbox->box->index->map == NULL ? 0 :
+			       mail_index_get_header(mail->box->view)->
+				       uid_validity), "uidvalidity" },
+		{ 'u', dec2str(mail->uid), "uid" },
+		{ 'm', md5, "md5" },
+		{ 'f', filename, "filename" },
+		{ 'g', guid, "guid" },
+		{ '\0', NULL, NULL }
+	};
+
+	str_truncate(mbox->uidl, 0);
+	if (var_expand(mbox->uidl, fmt, tab, &error) <= 0)
+		return dec2str(mail->uid);
+	return str_c(mbox->uidl);
+}
+
+static int pr_message_info(void *context, unsigned int idx,
+			   struct retention_message_info *info_r)
+{
+	struct pop3_retention_mbox *mbox = context;
+	struct mail *mail = mbox_mail(mbox, idx);
+	const char *message_id;
+	uoff_t size;
+
+	i_zero(info_r);
+	if (mail == NULL)
+		return -1;
+	info_r->uid = mail->uid;
+	info_r->uidl = t_strdup(mbox_uidl(mbox, mail));
+	if (mail_get_virtual_size(mail, &size) == 0)
+		info_r->size = size;
+	if (mail_get_first_header(mail, "Message-ID", &message_id) > 0)
+		info_r->message_id = t_strdup(message_id);
+	return 0;
+}
+
+static int mbox_open_move_box(struct pop3_retention_mbox *mbox,
+			      const char **error_r)
+{
+	const char *name = mbox->puser->set.move_mailbox;
+	enum mail_error error;
+	struct mail_namespace *ns;
+
+	if (mbox->move_box != NULL)
+		return 0;
+	ns = mail_namespace_find(mbox->box->storage->user->namespaces, name);
+	mbox->move_box = mailbox_alloc(ns->list, name, 0);
+	if (mailbox_open(mbox->move_box) < 0) {
+		(void)mailbox_get_last_error(mbox->move_box, &error);
+		if (error != MAIL_ERROR_NOTFOUND ||
+		    (mailbox_create(mbox->move_box, NULL, FALSE) < 0 &&
+		     mailbox_get_last_mail_error(mbox->move_box) !=
+			     MAIL_ERROR_EXISTS) ||
+		    mailbox_open(mbox->move_box) < 0) {
+			*error_r = t_strdup_printf(
+				"Can't open %s: %s", name,
+				mailbox_get_last_internal_error(mbox->move_box,
+								NULL));
+			mailbox_free(&mbox->move_box);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Copy into the move: mailbox, committed at once, before the expunge: a
+   failure after the copy leaves two copies, never none. */
+static int mbox_copy_to_move_box(struct pop3_retention_mbox *mbox,
+				 struct mail *mail, const char **error_r)
+{
+	struct mailbox_transaction_context *t;
+	struct mail_save_context *save_ctx;
+
+	if (mbox_open_move_box(mbox, error_r) < 0)
+		return -1;
+	t = mailbox_transaction_begin(mbox->move_box,
+				      MAILBOX_TRANSACTION_FLAG_EXTERNAL,
+				      "pop3-retention move");
+	save_ctx = mailbox_save_alloc(t);
+	if (mailbox_copy(&save_ctx, mail) < 0) {
+		*error_r = t_strdup_printf(
+			"Copy to %s failed: %s", mailbox_get_vname(mbox->move_box),
+			mailbox_get_last_internal_error(mbox->move_box, NULL));
+		mailbox_transaction_rollback(&t);
+		return -1;
+	}
+	if (mailbox_transaction_commit(&t) < 0) {
+		*error_r = t_strdup_printf(
+			"Commit to %s failed: %s",
+			mailbox_get_vname(mbox->move_box),
+			mailbox_get_last_internal_error(mbox->move_box, NULL));
+		return -1;
+	}
+	return 0;
+}
+
+static int pr_message_remove(void *context, unsigned int idx,
+			     const char **error_r)
+{
+	struct pop3_retention_mbox *mbox = context;
+	struct mail *mail = mbox_mail(mbox, idx);
+
+	if (mail == NULL) {
+		*error_r = "message already expunged";
+		array_push_back(&mbox->failed, &idx);
+		return -1;
+	}
+	if (mbox->deleted_kw != NULL) {
+		/* pop3_delete_type=flag: pop3 itself never expunges */
+		mail_update_keywords(mail, MODIFY_ADD, mbox->deleted_kw);
+		return 0;
+	}
+	if (mbox->puser->set.remove == RETENTION_REMOVE_MOVE &&
+	    mbox_copy_to_move_box(mbox, mail, error_r) < 0) {
+		array_push_back(&mbox->failed, &idx);
+		return -1;
+	}
+	mbox->in_action = TRUE;
+	mail_expunge(mail);
+	mbox->in_action = FALSE;
+	return 0;
+}
+
+static int pr_message_retain(void *context, unsigned int idx,
+			     const char **error_r)
+{
+	struct pop3_retention_mbox *mbox = context;
+	struct mail *mail = mbox_mail(mbox, idx);
+
+	if (mail == NULL) {
+		*error_r = "message already expunged";
+		array_push_back(&mbox->failed, &idx);
+		return -1;
+	}
+	mail_update_keywords(mail, MODIFY_ADD, mbox->retained_kw);
+	return 0;
+}
+
+static int pr_state_write(void *context, unsigned int idx,
+			  time_t first_retrieved_at, const char **error_r)
+{
+	struct pop3_retention_mbox *mbox = context;
+	uint32_t uid = pop3_retention_mbox_uid(mbox, idx), seq;
+	uint32_t value = (uint32_t)first_retrieved_at;
+
+	if (mbox->trans == NULL ||
+	    !mail_index_lookup_seq(mbox->trans->view, uid, &seq)) {
+		*error_r = "message not in the transaction's view";
+		e_warning(mbox->event, "uid=%u: first retrieval not recorded: "
+			  "%s (removal under keep is delayed)", uid, *error_r);
+		return -1;
+	}
+	mail_index_update_ext(mbox->trans->itrans, seq, mbox->ext_id, &value,
+			      NULL);
+	return 0;
+}
+
+static void pr_event(void *context, const struct retention_event *event,
+		     const char *event_id)
+{
+	struct pop3_retention_mbox *mbox = context;
+	char *json;
+
+	/* Delivery to the webhook service arrives with the webhooks work;
+	   until then events are visible with log_debug. */
+	json = retention_event_to_json(event);
+	if (json == NULL)
+		return;
+	e_debug(event_create_passthrough(mbox->event)->
+		set_name("pop3_retention_event")->
+		add_str("type", retention_event_type_name(event->type))->
+		add_str("id", event_id)->event(),
+		"event %s %s", event_id, json);
+	free(json);
+}
+
+static const char *audit_event_name(const struct retention_audit *audit)
+{
+	if (audit->failed)
+		return "pop3_retention_failed";
+	switch (audit->decision->action) {
+	case RETENTION_ACTION_REMOVE:
+		return "pop3_retention_removed";
+	case RETENTION_ACTION_RETAIN:
+		return "pop3_retention_retained";
+	case RETENTION_ACTION_HIDE:
+		return "pop3_retention_hidden";
+	case RETENTION_ACTION_KEEP:
+		break;
+	}
+	return "pop3_retention_kept";
+}
+
+static void pr_audit(void *context, const struct retention_audit *audit)
+{
+	struct pop3_retention_mbox *mbox = context;
+	struct event_passthrough *e;
+	const char *user = mbox->box->storage->user->username;
+
+	e = event_create_passthrough(mbox->event)->
+		set_name(audit_event_name(audit))->
+		add_str("user", user)->
+		add_int("uid", audit->info->uid)->
+		add_str("uidl", audit->info->uidl)->
+		add_str("action", retention_action_name(
+					  audit->decision->action))->
+		add_str("reason", retention_reason_name(
+					  audit->decision->reason))->
+		add_str("dry_run", audit->dry_run ? "yes" : "no");
+	if (audit->failed)
+		e_error(e->event(), "user=%s %s", user, audit->line);
+	else
+		e_info(e->event(), "user=%s %s", user, audit->line);
+}
+
+static const struct retention_host pop3_retention_host = {
+	.message_info = pr_message_info,
+	.message_remove = pr_message_remove,
+	.message_retain = pr_message_retain,
+	.state_write = pr_state_write,
+	.event = pr_event,
+	.audit = pr_audit,
+};
+
+struct pop3_retention_mbox *
+pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
+			 const struct pop3_retention_mbox_params *params,
+			 const char **error_r)
+{
+	struct pop3_retention_mbox *mbox;
+	struct retention_session_info info;
+	struct mailbox_status status;
+	const char *retained[] = { POP3_RETENTION_RETAINED_KEYWORD, NULL };
+	const char *deleted[2] = { params->deleted_flag, NULL };
+	pool_t pool;
+
+	pool = pool_alloconly_create("pop3-retention mailbox", 1024);
+	mbox = p_new(pool, struct pop3_retention_mbox, 1);
+	mbox->pool = pool;
+	mbox->box = box;
+	mbox->puser = puser;
+	mbox->event = event_create(puser->event);
+	mbox->uidl_format = p_strdup(pool, params->uidl_format != NULL ?
+					   params->uidl_format :
+					   "%08Xu%08Xv");
+	mbox->uidl = str_new(pool, 128);
+	p_array_init(&mbox->uids, pool, 64);
+	p_array_init(&mbox->failed, pool, 4);
+
+	if (mailbox_keywords_create(box, retained, &mbox->retained_kw) < 0 ||
+	    (params->deleted_flag != NULL &&
+	     mailbox_keywords_create(box, deleted, &mbox->deleted_kw) < 0)) {
+		*error_r = t_strdup_printf(
+			"Can't create keywords: %s",
+			mailbox_get_last_internal_error(box, NULL));
+		pop3_retention_mbox_deinit(&mbox);
+		return NULL;
+	}
+	mbox->ext_id = mail_index_ext_register(box->index,
+					       POP3_RETENTION_EXT_NAME, 0,
+					       sizeof(uint32_t),
+					       sizeof(uint32_t));
+	mailbox_get_open_status(box, STATUS_UIDVALIDITY, &status);
+
+	i_zero(&info);
+	info.user = box->storage->user->username;
+	info.mailbox = mailbox_get_vname(box);
+	info.uidvalidity = status.uidvalidity;
+	info.session = params->session_id;
+	info.remote_ip = params->remote_ip;
+	mbox->session = retention_session_create(&puser->set,
+						 &pop3_retention_host, mbox,
+						 &info);
+	if (mbox->session == NULL) {
+		*error_r = "Out of memory";
+		pop3_retention_mbox_deinit(&mbox);
+		return NULL;
+	}
+	return mbox;
+}
+
+void pop3_retention_mbox_deinit(struct pop3_retention_mbox **_mbox)
+{
+	struct pop3_retention_mbox *mbox = *_mbox;
+
+	if (mbox == NULL)
+		return;
+	*_mbox = NULL;
+	i_assert(mbox->mail == NULL);
+	if (mbox->move_box != NULL)
+		mailbox_free(&mbox->move_box);
+	if (mbox->deleted_kw != NULL)
+		mailbox_keywords_unref(&mbox->deleted_kw);
+	if (mbox->retained_kw != NULL)
+		mailbox_keywords_unref(&mbox->retained_kw);
+	retention_session_destroy(&mbox->session);
+	event_unref(&mbox->event);
+	pool_unref(&mbox->pool);
+}
+
+int pop3_retention_mbox_load(struct pop3_retention_mbox *mbox,
+			     struct mailbox_transaction_context *trans,
+			     const char **error_r)
+{
+	const struct retention_settings *set = &mbox->puser->set;
+	bool need_arrival = set->min_secs != 0 || set->max_secs != 0 ||
+			    set->visible_since != 0;
+	enum mail_fetch_field fields = MAIL_FETCH_FLAGS;
+	struct mail_search_args *search_args;
+	struct mail_search_context *ctx;
+	struct mail *mail;
+	int ret = 0;
+
+	if (need_arrival)
+		fields |= MAIL_FETCH_RECEIVED_DATE;
+	search_args = mail_search_build_init();
+	mail_search_build_add_all(search_args);
+	ctx = mailbox_search_init(trans, search_args, NULL, fields, NULL);
+	mail_search_args_unref(&search_args);
+
+	while (mailbox_search_next(ctx, &mail)) {
+		struct retention_facts facts;
+		const char *const *kw;
+		const void *data;
+		bool expunged;
+		uint32_t first = 0;
+
+		i_zero(&facts);
+		mail_index_lookup_ext(trans->view, mail->seq, mbox->ext_id,
+				      &data, &expunged);
+		if (data != NULL)
+			memcpy(&first, data, sizeof(first));
+		facts.first_retrieved_at = first;
+		/* \Seen without a record: retrieved before the record was
+		   lost (index rebuilt) or read elsewhere - unknown */
+		if (first == 0 && (mail_get_flags(mail) & MAIL_SEEN) != 0)
+			facts.state_unknown = TRUE;
+		for (kw = mail_get_keywords(mail); *kw != NULL; kw++) {
+			if (strcasecmp(*kw, POP3_RETENTION_RETAINED_KEYWORD) ==
+			    0)
+				facts.hidden = TRUE;
+		}
+		if (need_arrival &&
+		    mail_get_received_date(mail, &facts.arrived_at) < 0)
+			facts.arrived_at = 0; /* unknown: blocks removal */
+		if (retention_session_add_message(mbox->session, &facts) < 0) {
+			*error_r = "Out of memory";
+			ret = -1;
+			break;
+		}
+		array_push_back(&mbox->uids, &mail->uid);
+	}
+	if (mailbox_search_deinit(&ctx) < 0 && ret == 0) {
+		*error_r = mailbox_get_last_internal_error(mbox->box, NULL);
+		ret = -1;
+	}
+	return ret;
+}
+
+struct retention_session *
+pop3_retention_mbox_session(struct pop3_retention_mbox *mbox)
+{
+	return mbox->session;
+}
+
+unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,
+				       struct mailbox_transaction_context *trans,
+				       const struct retention_plan *plan)
+{
+	unsigned int failures;
+
+	mbox->trans = trans;
+	array_clear(&mbox->failed);
+	T_BEGIN {
+		failures = retention_session_apply(mbox->session, plan);
+	} T_END;
+	if (mbox->mail != NULL)
+		mail_free(&mbox->mail);
+	mbox->trans = NULL;
+	return failures;
+}
+
+void pop3_retention_mbox_retrieved(struct pop3_retention_mbox *mbox,
+				   struct mail *mail, bool is_top)
+{
+	int idx = pop3_retention_mbox_find(mbox, mail->uid);
+
+	if (idx < 0)
+		return; /* arrived after the session began: not listed */
+	mbox->trans = mail->transaction;
+	mbox->cur_mail = mail;
+	T_BEGIN {
+		(void)retention_session_retrieved(mbox->session,
+						  (unsigned int)idx, is_top,
+						  ioloop_time);
+	} T_END;
+	mbox->cur_mail = NULL;
+	if (mbox->mail != NULL)
+		mail_free(&mbox->mail);
+	mbox->trans = NULL;
+}
+
+int pop3_retention_mbox_find(const struct pop3_retention_mbox *mbox,
+			     uint32_t uid)
+{
+	const uint32_t *uids;
+	unsigned int count, lo = 0, hi;
+
+	uids = array_get(&mbox->uids, &count);
+	hi = count;
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+
+		if (uids[mid] == uid)
+			return (int)mid;
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+uint32_t pop3_retention_mbox_uid(const struct pop3_retention_mbox *mbox,
+				 unsigned int idx)
+{
+	return *array_idx(&mbox->uids, idx);
+}
+
+const char *pop3_retention_mbox_uidl(struct pop3_retention_mbox *mbox,
+				     struct mail *mail)
+{
+	return mbox_uidl(mbox, mail);
+}
+
+bool pop3_retention_mbox_in_action(const struct pop3_retention_mbox *mbox)
+{
+	return mbox->in_action;
+}
+
+const unsigned int *
+pop3_retention_mbox_failed(const struct pop3_retention_mbox *mbox,
+			   unsigned int *count_r)
+{
+	return array_get(&mbox->failed, count_r);
+}

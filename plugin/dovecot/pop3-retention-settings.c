@@ -1,0 +1,78 @@
+/* The user's retention settings: plugin {} with userdb overrides. */
+
+#include "lib.h"
+#include "mail-user.h"
+#include "pop3-retention-common.h"
+
+struct event_category event_category_pop3_retention = {
+	.name = "pop3-retention",
+};
+
+struct pop3_retention_user_module pop3_retention_user_module =
+	MODULE_CONTEXT_INIT(&mail_user_module_register);
+
+int pop3_retention_settings_load(struct mail_user *user,
+				 struct retention_settings *set_r,
+				 const char **error_r)
+{
+	const char *const *key;
+
+	retention_settings_init(set_r);
+	for (key = retention_settings_keys; *key != NULL; key++) {
+		const char *value = mail_user_plugin_getenv(user, *key);
+
+		if (value == NULL)
+			continue;
+		if (retention_settings_set(set_r, *key, value) < 0) {
+			*error_r = t_strdup(set_r->error);
+			return -1;
+		}
+	}
+	if (retention_settings_check(set_r) < 0) {
+		*error_r = t_strdup(set_r->error);
+		return -1;
+	}
+	return 0;
+}
+
+bool pop3_retention_settings_passive(const struct retention_settings *set)
+{
+	return set->policy == RETENTION_POLICY_OFF && set->min_secs == 0 &&
+	       set->max_secs == 0 && !set->hold && set->visible_since == 0;
+}
+
+static void pop3_retention_user_deinit(struct mail_user *user)
+{
+	struct pop3_retention_user *puser = POP3_RETENTION_USER_CONTEXT(user);
+
+	event_unref(&puser->event);
+	puser->module_ctx.super.deinit(user);
+}
+
+struct pop3_retention_user *pop3_retention_user_init(struct mail_user *user)
+{
+	struct mail_user_vfuncs *v = user->vlast;
+	struct pop3_retention_user *puser;
+	const char *error;
+
+	puser = p_new(user->pool, struct pop3_retention_user, 1);
+	puser->event = event_create(user->event);
+	event_add_category(puser->event, &event_category_pop3_retention);
+	event_set_append_log_prefix(puser->event, "pop3-retention: ");
+	if (pop3_retention_settings_load(user, &puser->set, &error) < 0) {
+		/* fail the login: nothing may be decided under settings
+		   that did not parse */
+		e_error(puser->event, "Invalid setting, login refused: %s",
+			error);
+		user->error = p_strdup_printf(user->pool, "pop3-retention: %s",
+					      error);
+		event_unref(&puser->event);
+		return NULL;
+	}
+	puser->passive = pop3_retention_settings_passive(&puser->set);
+	puser->module_ctx.super = *v;
+	user->vlast = &puser->module_ctx.super;
+	v->deinit = pop3_retention_user_deinit;
+	MODULE_CONTEXT_SET(user, pop3_retention_user_module, puser);
+	return puser;
+}

@@ -1,0 +1,414 @@
+/* Mail and mailbox overrides of pop3's INBOX (MAILBOX_FLAG_POP3_SESSION):
+   session begin before the listing, the hidden-message filter of the
+   listing, RETR completion, and the plan applied inside pop3's QUIT
+   commit. Facts about pop3 2.3.19 this relies on are in
+   shared/reference/dovecot-2.3-plugin-api.md and docs/dovecot.md. */
+
+#include "lib.h"
+#include "ioloop.h"
+#include "istream.h"
+#include "seq-range-array.h"
+#include "net.h"
+#include "mail-storage-private.h"
+#include "mail-user.h"
+#include "pop3-common.h"
+#include "pop3-client.h"
+#include "pop3-settings.h"
+#include "pop3-retention-common.h"
+#include "pop3-retention-mailbox.h"
+#include "pop3-retention-plugin.h"
+
+#include "retention-hooks.h"
+
+#define POP3_RETENTION_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, pop3_retention_storage_module)
+#define POP3_RETENTION_MAIL_CONTEXT(obj) \
+	MODULE_CONTEXT(obj, pop3_retention_mail_module)
+
+struct pop3_retention_mailbox {
+	union mailbox_module_context module_ctx;
+	struct pop3_retention_user *puser;
+	struct pop3_retention_mbox *mbox;
+
+	/* session index -> listed by pop3 (NULL: everything listed) */
+	bool *listed;
+	unsigned int listed_count;
+
+	bool begun:1;
+	bool updated:1;
+	/* our own transaction/search is running: no filtering */
+	bool busy:1;
+	bool quit:1;
+};
+
+struct pop3_retention_mail {
+	union mail_module_context module_ctx;
+	struct istream *retr_input;
+	bool is_top;
+};
+
+static MODULE_CONTEXT_DEFINE_INIT(pop3_retention_storage_module,
+				  &mail_storage_module_register);
+static MODULE_CONTEXT_DEFINE_INIT(pop3_retention_mail_module,
+				  &mail_module_register);
+
+/* The pop3 client that owns box (pop3 usually serves one per process). */
+static struct client *box_client(struct mailbox *box)
+{
+	struct client *client;
+
+	for (client = pop3_retention_pop3_clients(); client != NULL;
+	     client = client->next) {
+		if (client->mailbox == box)
+			return client;
+	}
+	return NULL;
+}
+
+/* msgnum -> seq, as pop3-commands.c's static msgnum_to_seq() */
+static uint32_t client_msgnum_to_seq(const struct client *client,
+				     uint32_t msgnum)
+{
+	return msgnum < client->msgnum_to_seq_map_count ?
+		       client->msgnum_to_seq_map[msgnum] : msgnum + 1;
+}
+
+static void session_begin(struct mailbox *box,
+			  struct pop3_retention_mailbox *prbox)
+{
+	struct pop3_retention_mbox_params params;
+	struct mailbox_transaction_context *t;
+	const struct retention_plan *plan;
+	struct client *client = box_client(box);
+	struct mail_user *user = box->storage->user;
+	const struct mail_storage_settings *mail_set =
+		mail_user_set_get_storage_set(user);
+	unsigned int i, failures = 0, removals = 0;
+	const char *error;
+
+	i_zero(&params);
+	params.session_id = user->session_id;
+	params.remote_ip = user->conn.remote_ip == NULL ? NULL :
+			   net_ip2addr(user->conn.remote_ip);
+	params.uidl_format = mail_set->pop3_uidl_format;
+	if (client != NULL && client->set->parsed_delete_type ==
+				      POP3_DELETE_TYPE_FLAG)
+		params.deleted_flag = client->set->pop3_deleted_flag;
+
+	prbox->mbox = pop3_retention_mbox_init(box, prbox->puser, &params,
+					       &error);
+	if (prbox->mbox == NULL) {
+		e_error(prbox->puser->event, "Session begin skipped "
+			"(nothing removed): %s", error);
+		return;
+	}
+	t = mailbox_transaction_begin(box, 0, "pop3-retention begin");
+	if (pop3_retention_mbox_load(prbox->mbox, t, &error) < 0) {
+		e_error(prbox->puser->event, "Session begin skipped "
+			"(nothing removed): %s", error);
+		mailbox_transaction_rollback(&t);
+		pop3_retention_mbox_deinit(&prbox->mbox);
+		return;
+	}
+	plan = retention_session_begin(
+		pop3_retention_mbox_session(prbox->mbox), ioloop_time);
+	if (!prbox->puser->set.dry_run && plan->count > 0) {
+		prbox->listed_count = retention_session_count(
+			pop3_retention_mbox_session(prbox->mbox));
+		prbox->listed = p_new(box->pool, bool, prbox->listed_count);
+		for (i = 0; i < prbox->listed_count; i++)
+			prbox->listed[i] = TRUE;
+		for (i = 0; i < plan->count; i++) {
+			prbox->listed[plan->entries[i].idx] = FALSE;
+			if (plan->entries[i].decision.action ==
+			    RETENTION_ACTION_REMOVE)
+				removals++;
+		}
+	}
+	if (plan->count > 0)
+		failures = pop3_retention_mbox_apply(prbox->mbox, t, plan);
+	if (mailbox_transaction_commit(&t) < 0) {
+		e_error(prbox->puser->event, "Session begin: commit failed, "
+			"nothing removed: %s",
+			mailbox_get_last_internal_error(box, NULL));
+		/* list everything that stays */
+		prbox->listed = NULL;
+		return;
+	}
+	if (failures > 0 && prbox->listed != NULL) {
+		/* a failed removal keeps the message: list it */
+		const unsigned int *failed;
+		unsigned int count;
+
+		failed = pop3_retention_mbox_failed(prbox->mbox, &count);
+		for (i = 0; i < count; i++)
+			prbox->listed[failed[i]] = TRUE;
+	}
+	/* No mailbox_sync() here: we run inside pop3's
+	   mailbox_transaction_begin(), and syncing with a transaction open
+	   panics. The listing filter hides what was removed; the expunges
+	   reach the files at pop3's QUIT sync or the mailbox's next sync. */
+	(void)removals;
+}
+
+static struct mailbox_transaction_context *
+pop3_retention_transaction_begin(struct mailbox *box,
+				 enum mailbox_transaction_flags flags,
+				 const char *reason)
+{
+	struct pop3_retention_mailbox *prbox = POP3_RETENTION_CONTEXT(box);
+
+	/* pop3's read_mailbox() begins the session's transaction right
+	   after syncing and before searching the listing: that is the
+	   session begin moment */
+	if (!prbox->begun && !prbox->busy && reason != NULL &&
+	    strcmp(reason, "read_mailbox") == 0) {
+		prbox->begun = TRUE;
+		prbox->busy = TRUE;
+		T_BEGIN {
+			session_begin(box, prbox);
+		} T_END;
+		prbox->busy = FALSE;
+	}
+	return prbox->module_ctx.super.transaction_begin(box, flags, reason);
+}
+
+/* Record a listed message in pop3's all_seqs. pop3 fills all_seqs with
+   1..n unless pop3_deleted_flag is set, assuming a gapless listing; once
+   we leave messages out, the listing has gaps, so we create all_seqs
+   ourselves exactly as pop3 does in its pop3_deleted_flag case (it keeps
+   an already created array). */
+static void client_add_listed_seq(struct client *client, uint32_t seq)
+{
+	if (!array_is_created(&client->all_seqs))
+		i_array_init(&client->all_seqs, 32);
+	seq_range_array_add(&client->all_seqs, seq);
+}
+
+static bool
+pop3_retention_search_next_nonblock(struct mail_search_context *ctx,
+				    struct mail **mail_r, bool *tryagain_r)
+{
+	struct mailbox *box = ctx->transaction->box;
+	struct pop3_retention_mailbox *prbox = POP3_RETENTION_CONTEXT(box);
+	struct client *client;
+
+	if (prbox->busy || prbox->listed == NULL ||
+	    (client = box_client(box)) == NULL || client->trans != NULL) {
+		/* not pop3's listing search (read_mailbox() sets
+		   client->trans only when the listing is complete) */
+		return prbox->module_ctx.super.search_next_nonblock(
+			ctx, mail_r, tryagain_r);
+	}
+	while (prbox->module_ctx.super.search_next_nonblock(ctx, mail_r,
+							     tryagain_r)) {
+		int idx = pop3_retention_mbox_find(prbox->mbox, (*mail_r)->uid);
+
+		if (idx < 0 || prbox->listed[idx]) {
+			client_add_listed_seq(client, (*mail_r)->seq);
+			return TRUE;
+		}
+		/* hidden or removed at session begin: not listed */
+	}
+	if (!array_is_created(&client->all_seqs)) {
+		/* everything was left out: an empty, created array keeps
+		   pop3 from assuming 1..n */
+		i_array_init(&client->all_seqs, 1);
+	}
+	return FALSE;
+}
+
+static void session_update(struct mailbox *box,
+			   struct pop3_retention_mailbox *prbox,
+			   struct client *client,
+			   struct mailbox_transaction_context *t)
+{
+	struct retention_session *session =
+		pop3_retention_mbox_session(prbox->mbox);
+	const struct retention_plan *plan;
+	unsigned int msgnum;
+
+	for (msgnum = 0; msgnum < client->messages_count; msgnum++) {
+		uint32_t seq = client_msgnum_to_seq(client, msgnum), uid;
+		bool deleted;
+		int idx;
+
+		if (client->deleted_bitmask == NULL)
+			break;
+		deleted = (client->deleted_bitmask[msgnum / CHAR_BIT] &
+			   (1 << (msgnum % CHAR_BIT))) != 0;
+		if (!deleted)
+			continue;
+		mail_index_lookup_uid(t->view, seq, &uid);
+		idx = pop3_retention_mbox_find(prbox->mbox, uid);
+		if (idx >= 0)
+			retention_session_set_deleted(session,
+						      (unsigned int)idx, TRUE);
+	}
+	plan = retention_session_update(session, ioloop_time);
+	(void)pop3_retention_mbox_apply(prbox->mbox, t, plan);
+	(void)box;
+}
+
+static int
+pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
+				  struct mail_transaction_commit_changes *changes_r)
+{
+	struct mailbox *box = t->box;
+	struct pop3_retention_mailbox *prbox = POP3_RETENTION_CONTEXT(box);
+	struct client *client;
+
+	/* pop3's QUIT commit: mailbox_transaction_commit() has already
+	   NULLed client->trans when our vfunc runs */
+	if (prbox->mbox != NULL && !prbox->busy &&
+	    !prbox->updated && (client = box_client(box)) != NULL &&
+	    client->quit_seen && client->trans == NULL) {
+		prbox->updated = TRUE;
+		prbox->quit = TRUE;
+		prbox->busy = TRUE;
+		T_BEGIN {
+			session_update(box, prbox, client, t);
+		} T_END;
+		prbox->busy = FALSE;
+	}
+	return prbox->module_ctx.super.transaction_commit(t, changes_r);
+}
+
+static void pop3_retention_mailbox_free(struct mailbox *box)
+{
+	struct pop3_retention_mailbox *prbox = POP3_RETENTION_CONTEXT(box);
+
+	if (prbox->mbox != NULL) {
+		struct retention_session_stats stats;
+		/* pop3 has NULLed client->mailbox by now: the QUIT commit
+		   is what tells a QUIT */
+		bool quit = prbox->quit;
+
+		if (retention_session_end(
+			    pop3_retention_mbox_session(prbox->mbox), quit,
+			    &stats) < 0) {
+			e_error(prbox->puser->event,
+				"BUG: removals applied without QUIT");
+		}
+		e_info(event_create_passthrough(prbox->puser->event)->
+		       set_name("pop3_retention_session_finished")->
+		       add_int("retrieved", stats.retrieved)->
+		       add_int("removed", stats.removed)->
+		       add_int("retained", stats.retained)->
+		       add_int("hidden", stats.hidden)->
+		       add_int("failed", stats.failed)->event(),
+		       "session end: policy=%s quit=%s retrieved=%u "
+		       "removed=%u retained=%u hidden=%u failed=%u%s",
+		       retention_policy_kind_name(prbox->puser->set.policy),
+		       quit ? "yes" : "no", stats.retrieved, stats.removed,
+		       stats.retained, stats.hidden, stats.failed,
+		       prbox->puser->set.dry_run ? " dry_run=yes" : "");
+		pop3_retention_mbox_deinit(&prbox->mbox);
+	}
+	prbox->module_ctx.super.free(box);
+}
+
+void pop3_retention_storage_mailbox_allocated(struct mailbox *box)
+{
+	struct pop3_retention_user *puser =
+		POP3_RETENTION_USER_CONTEXT(box->storage->user);
+	struct mailbox_vfuncs *v = box->vlast;
+	struct pop3_retention_mailbox *prbox;
+
+	if (puser == NULL || (box->flags & MAILBOX_FLAG_POP3_SESSION) == 0)
+		return;
+	prbox = p_new(box->pool, struct pop3_retention_mailbox, 1);
+	prbox->puser = puser;
+	prbox->module_ctx.super = *v;
+	box->vlast = &prbox->module_ctx.super;
+	v->transaction_begin = pop3_retention_transaction_begin;
+	v->transaction_commit = pop3_retention_transaction_commit;
+	v->search_next_nonblock = pop3_retention_search_next_nonblock;
+	v->free = pop3_retention_mailbox_free;
+	MODULE_CONTEXT_SET(box, pop3_retention_storage_module, prbox);
+}
+
+static int pop3_retention_mail_get_stream(struct mail *_mail, bool get_body,
+					  struct message_size *hdr_size,
+					  struct message_size *body_size,
+					  struct istream **stream_r)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct pop3_retention_mail *prmail = POP3_RETENTION_MAIL_CONTEXT(mail);
+	const char *reason = mail->get_stream_reason;
+
+	if (prmail->module_ctx.super.get_stream(_mail, get_body, hdr_size,
+						body_size, stream_r) < 0)
+		return -1;
+	if (prmail->retr_input == NULL && reason != NULL &&
+	    (strcmp(reason, "RETR") == 0 || strcmp(reason, "TOP") == 0)) {
+		prmail->retr_input = *stream_r;
+		prmail->is_top = strcmp(reason, "TOP") == 0;
+		i_stream_ref(prmail->retr_input);
+	}
+	return 0;
+}
+
+static void pop3_retention_mail_close(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct pop3_retention_mail *prmail = POP3_RETENTION_MAIL_CONTEXT(mail);
+	struct pop3_retention_mailbox *prbox =
+		POP3_RETENTION_CONTEXT(_mail->box);
+
+	if (prmail->retr_input != NULL) {
+		struct istream *input = prmail->retr_input;
+
+		/* the whole message went into pop3's output: a download.
+		   An aborted transfer or a killed session never reaches
+		   EOF. */
+		if (input->eof && input->stream_errno == 0 &&
+		    !i_stream_have_bytes_left(input) && prbox->mbox != NULL) {
+			T_BEGIN {
+				pop3_retention_mbox_retrieved(prbox->mbox,
+							      _mail,
+							      prmail->is_top);
+			} T_END;
+		}
+		prmail->retr_input = NULL;
+		i_stream_unref(&input);
+	}
+	prmail->module_ctx.super.close(_mail);
+}
+
+static void pop3_retention_mail_expunge(struct mail *_mail)
+{
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct pop3_retention_mail *prmail = POP3_RETENTION_MAIL_CONTEXT(mail);
+	struct pop3_retention_mailbox *prbox =
+		POP3_RETENTION_CONTEXT(_mail->box);
+	struct client *client;
+
+	/* pop3's own DELE expunges at QUIT are deferred to the plan that
+	   the QUIT commit carries out: floor/hold/keep may retain them */
+	if (prbox->mbox != NULL &&
+	    !pop3_retention_mbox_in_action(prbox->mbox) &&
+	    (client = box_client(_mail->box)) != NULL && client->quit_seen &&
+	    client->trans == _mail->transaction)
+		return;
+	prmail->module_ctx.super.expunge(_mail);
+}
+
+void pop3_retention_storage_mail_allocated(struct mail *_mail)
+{
+	struct pop3_retention_mailbox *prbox =
+		POP3_RETENTION_CONTEXT(_mail->box);
+	struct mail_private *mail = (struct mail_private *)_mail;
+	struct mail_vfuncs *v = mail->vlast;
+	struct pop3_retention_mail *prmail;
+
+	if (prbox == NULL)
+		return;
+	prmail = p_new(mail->pool, struct pop3_retention_mail, 1);
+	prmail->module_ctx.super = *v;
+	mail->vlast = &prmail->module_ctx.super;
+	v->get_stream = pop3_retention_mail_get_stream;
+	v->close = pop3_retention_mail_close;
+	v->expunge = pop3_retention_mail_expunge;
+	MODULE_CONTEXT_SET(mail, pop3_retention_mail_module, prmail);
+}

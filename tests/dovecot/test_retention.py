@@ -1,0 +1,576 @@
+"""pop3_retention in a real Dovecot 2.3: retrieval detection, policies,
+compliance settings, RFC 1939 section 6, session begin, per-user
+overrides, state, safety and audit. Short windows (seconds) stand in for
+days; back-dated mtimes stand in for old arrivals."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from dovecot_harness import make_message, wait_until
+
+DAY = 86400
+P = "pop3_retention_"
+
+
+def plugin(dovecot, users=None, **settings):
+    conf = {P + k: v for k, v in settings.items()}
+    return dovecot(plugin=True, settings=conf, users=users)
+
+
+def deliver(inst, user="alice", n=3, **kw):
+    md = inst.maildir(user)
+    return [md.deliver(make_message(f"message {i}"), **kw) for i in range(n)]
+
+
+def session_end_logged(inst, count):
+    """pop3 logs 'session end' when it frees the mailbox: after that the
+    session's changes are on disk."""
+    wait_until(lambda: inst.log_text().count("session end:") >= count,
+               timeout=10, message="session end not logged:\n"
+               + inst.log_text()[-3000:])
+
+
+def big_message(subject, mbytes):
+    line = b"x" * 74 + b"\n"
+    return make_message(subject, body=line * (mbytes * 1024 * 1024 // 75))
+
+
+def drop(p):
+    """Lose a poplib connection without QUIT."""
+    p.sock.shutdown(socket.SHUT_RDWR)
+    p.file.close()
+    p.sock.close()
+
+
+def pop3_pids(user):
+    out = subprocess.run(["pgrep", "-f", f"dovecot/pop3 \\[{user}"],
+                         capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split()]
+    if not pids:
+        out = subprocess.run(["pgrep", "-x", "pop3"], capture_output=True,
+                             text=True).stdout
+        pids = [int(p) for p in out.split()]
+    return pids
+
+
+# ---------------------------------------------------------------- retrieval
+
+def test_complete_retr_is_a_download(dovecot):
+    inst = plugin(dovecot, policy="delete-after-download")
+    bases = deliver(inst)
+    p = inst.pop3("alice")
+    p.retr(2)
+    p.quit()
+    session_end_logged(inst, 1)
+    md = inst.maildir("alice")
+    assert md.exists(bases[0]) and md.exists(bases[2])
+    assert not md.exists(bases[1])
+    assert "reason=downloaded" in inst.log_text()
+
+
+def test_top_is_not_a_download(dovecot):
+    inst = plugin(dovecot, policy="delete-after-download")
+    bases = deliver(inst, n=2)
+    p = inst.pop3("alice")
+    p.top(1, 9999)          # the whole message, but TOP
+    p.top(2, 0)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert inst.maildir("alice").bases() == sorted(bases)
+
+
+def test_top_counts_when_configured(dovecot):
+    inst = plugin(dovecot, policy="delete-after-download", top_counts="yes")
+    md = inst.maildir("alice")
+    whole = md.deliver(make_message("whole", body="a\nb\nc\n"))
+    partial = md.deliver(make_message("partial", body="a\nb\nc\nd\ne\n"))
+    p = inst.pop3("alice")
+    p.top(1, 100)           # all three body lines: the whole message
+    p.top(2, 1)             # one line of five: not a download
+    p.quit()
+    session_end_logged(inst, 1)
+    assert md.bases() == [partial]
+    assert not md.exists(whole)
+
+
+def test_aborted_retr_is_not_a_download(dovecot):
+    """A client that closes mid-RETR has not downloaded the message: under
+    keep the clock must not start."""
+    inst = plugin(dovecot, policy="keep", keep="2s")
+    md = inst.maildir("alice")
+    big = md.deliver(big_message("big", 4))
+    small = md.deliver(make_message("small"))
+    c = inst.raw("alice")
+    c.sendline("RETR 1")
+    c.readline()
+    c.abort()               # RST after the first line of a 4 MB reply
+    session_end_logged(inst, 1)
+    p = inst.pop3("alice")
+    p.retr(2)               # complete, then dropped without QUIT
+    drop(p)
+    session_end_logged(inst, 2)
+    time.sleep(2.5)
+    p = inst.pop3("alice")
+    count, _ = p.stat()
+    p.quit()
+    session_end_logged(inst, 3)
+    assert md.exists(big), "aborted RETR started the keep clock"
+    assert not md.exists(small), "complete RETR did not start the keep clock"
+    assert count == 1
+
+
+def test_session_killed_mid_retr_is_not_a_download(dovecot):
+    inst = plugin(dovecot, policy="keep", keep="1s")
+    md = inst.maildir("alice")
+    big = md.deliver(big_message("big", 8))
+    c = inst.raw("alice")
+    c.sendline("RETR 1")
+    c.readline()
+    for pid in pop3_pids("alice"):
+        os.kill(pid, signal.SIGKILL)
+    c.close()
+    time.sleep(1.5)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1
+    p.quit()
+    session_end_logged(inst, 1)
+    assert md.exists(big)
+
+
+def test_seen_is_not_the_signal(dovecot):
+    """\\Seen set elsewhere (e.g. IMAP) does not count as a download."""
+    inst = plugin(dovecot, policy="keep", keep="1s")
+    bases = deliver(inst, n=1)
+    r = inst.doveadm("flags", "add", "-u", "alice", "\\Seen", "mailbox",
+                     "INBOX", "all")
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.5)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1
+    p.quit()
+    session_end_logged(inst, 1)
+    assert inst.maildir("alice").exists(bases[0])
+
+
+# ----------------------------------------------------------------- policies
+
+SCRIPT = [b"CAPA", b"STAT", b"LIST", b"UIDL", b"TOP 1 1", b"RETR 1",
+          b"DELE 2", b"RETR 3", b"RSET", b"DELE 3", b"NOOP", b"QUIT"]
+
+
+def transcript(inst):
+    s = socket.create_connection(("127.0.0.1", inst.port), timeout=10)
+    f = s.makefile("rb")
+    out = [f.readline()]
+    s.sendall(b"USER alice\r\n")
+    out.append(f.readline())
+    s.sendall(b"PASS pass\r\n")
+    out.append(f.readline())
+    for cmd in SCRIPT:
+        s.sendall(cmd + b"\r\n")
+        line = f.readline()
+        out.append(line)
+        multi = cmd.split()[0] in (b"CAPA", b"LIST", b"UIDL", b"TOP",
+                                   b"RETR") and line.startswith(b"+OK")
+        while multi:
+            line = f.readline()
+            out.append(line)
+            if line == b".\r\n":
+                break
+    s.close()
+    return b"".join(out)
+
+
+def test_policy_off_sessions_are_byte_identical(dovecot):
+    extra = "pop3_uidl_format = %f\n"
+    vanilla = dovecot(plugin=False, extra_conf=extra)
+    off = dovecot(plugin=True, extra_conf=extra,
+                  settings={P + "policy": "off"})
+    names = []
+    for inst in (vanilla, off):
+        md = inst.maildir("alice")
+        for i in range(4):
+            name = f"1700000000.M{i}P1.test"
+            md.deliver(make_message(f"m{i}", msgid=f"<m{i}@x>",
+                                    body=f"body {i}\n.dot\n",
+                                    date="Mon, 01 Jan 2024 00:00:00 +0000"),
+                       name=name, mtime=1700000000 + i)
+            if inst is vanilla:
+                names.append(name)
+    a = transcript(vanilla)
+    b = transcript(off)
+    assert a == b
+    assert sorted(vanilla.maildir("alice").bases()) == \
+        sorted(off.maildir("alice").bases())
+    assert b"EXPIRE" not in b
+
+
+def test_delete_after_download_without_dele(dovecot):
+    inst = plugin(dovecot, policy="delete-after-download")
+    bases = deliver(inst, n=4)
+    p = inst.pop3("alice")
+    p.retr(1)
+    p.retr(3)
+    p.dele(3)               # DELE or not: both go
+    p.quit()
+    session_end_logged(inst, 1)
+    assert inst.maildir("alice").bases() == sorted([bases[1], bases[3]])
+
+
+def test_keep_removes_after_first_download_not_earlier(dovecot):
+    inst = plugin(dovecot, policy="keep", keep="3s")
+    bases = deliver(inst, n=2)
+    md = inst.maildir("alice")
+    p = inst.pop3("alice")
+    p.retr(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    time.sleep(1.5)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 2          # not earlier
+    p.retr(1)                        # a second download: clock unchanged
+    p.quit()
+    session_end_logged(inst, 2)
+    time.sleep(2)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1          # removed at session begin
+    p.quit()
+    session_end_logged(inst, 3)
+    assert md.bases() == [bases[1]]
+    assert "reason=keep-expired" in inst.log_text()
+
+
+# --------------------------------------------------------------- compliance
+
+def test_floor_hides_dele_then_removes(dovecot):
+    inst = plugin(dovecot, min="3s")
+    bases = deliver(inst, n=2)
+    md = inst.maildir("alice")
+    p = inst.pop3("alice")
+    p.dele(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert md.exists(bases[0]), "removed under the floor"
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1, "a retained message is still listed"
+    p.quit()
+    session_end_logged(inst, 2)
+    assert "action=retain" in inst.log_text()
+    time.sleep(3.2)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1
+    p.quit()
+    session_end_logged(inst, 3)
+    assert md.bases() == [bases[1]]
+    assert "reason=retention-ended" in inst.log_text()
+
+
+def test_ceiling_removes_old_mail_before_the_listing(dovecot):
+    inst = plugin(dovecot, max="30d")
+    md = inst.maildir("alice")
+    old = md.deliver(make_message("old"), mtime=time.time() - 31 * DAY)
+    new = md.deliver(make_message("new"), mtime=time.time() - 29 * DAY)
+    p = inst.pop3("alice")
+    count, _ = p.stat()
+    uidls = p.uidl()[1]
+    p.quit()
+    session_end_logged(inst, 1)
+    assert count == 1 and len(uidls) == 1
+    assert md.bases() == [new]
+    assert "reason=max-exceeded" in inst.log_text()
+
+
+def test_hold_keeps_everything(dovecot):
+    inst = plugin(dovecot, hold="yes", policy="delete-after-download",
+                  max="1d")
+    md = inst.maildir("alice")
+    old = md.deliver(make_message("old"), mtime=time.time() - 10 * DAY)
+    fresh = md.deliver(make_message("fresh"))
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 2
+    p.retr(1)
+    p.dele(2)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert sorted(md.bases()) == sorted([old, fresh])
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 0          # both hidden, neither removed
+    p.quit()
+    session_end_logged(inst, 2)
+    assert "reason=hold" in inst.log_text()
+
+
+def test_move_removal(dovecot):
+    inst = plugin(dovecot, policy="delete-after-download",
+                  remove="move:Archive")
+    bases = deliver(inst, n=2)
+    p = inst.pop3("alice")
+    p.retr(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert inst.maildir("alice").bases() == [bases[1]]
+    r = inst.doveadm("fetch", "-u", "alice", "hdr.message-id",
+                     "mailbox", "Archive", "all")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("hdr.message-id") == 1
+
+
+def test_visible_since_hides_older_mail(dovecot):
+    inst = plugin(dovecot, visible_since="2025-01-01")
+    md = inst.maildir("alice")
+    old = md.deliver(make_message("old"), mtime=1704067200)   # 2024-01-01
+    new = md.deliver(make_message("new"))
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1
+    p.dele(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert md.bases() == [old]       # hidden, never removed
+
+
+def test_dry_run_changes_nothing(dovecot):
+    inst = plugin(dovecot, policy="delete-after-download", dry_run="yes",
+                  max="1d")
+    md = inst.maildir("alice")
+    old = md.deliver(make_message("old"), mtime=time.time() - 2 * DAY)
+    bases = deliver(inst, n=2)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 3
+    p.retr(2)
+    p.dele(3)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert sorted(md.bases()) == sorted([old] + bases)
+    log = inst.log_text()
+    assert re.search(r"action=remove .*reason=max-exceeded dry_run=yes", log)
+    assert re.search(r"action=remove .*reason=downloaded dry_run=yes", log)
+    assert re.search(r"action=remove .*reason=dele dry_run=yes", log)
+
+
+# ------------------------------------------------------------ RFC 1939 s. 6
+
+@pytest.mark.parametrize("steps", [
+    ["RETR 1"], ["DELE 1"], ["RETR 1", "DELE 1"], ["DELE 1", "DELE 2",
+                                                    "NOOP"],
+    ["RETR 1", "RETR 2", "DELE 3", "STAT"],
+])
+def test_no_quit_removes_nothing(dovecot, steps):
+    inst = plugin(dovecot, policy="delete-after-download", max="1d")
+    md = inst.maildir("alice")
+    bases = deliver(inst, n=3)
+    c = inst.raw("alice")
+    for s in steps:
+        c.sendline(s)
+        resp = c.readline()
+        assert resp.startswith(b"+OK"), resp
+        if s.startswith("RETR"):
+            c.read_multiline()
+    c.close()                 # connection lost: no UPDATE state
+    session_end_logged(inst, 1)
+    assert sorted(md.bases()) == sorted(bases)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 3   # pending DELEs were not applied either
+    p.quit()
+
+
+def test_no_quit_with_a_floor_hides_nothing(dovecot):
+    inst = plugin(dovecot, min="1d")
+    bases = deliver(inst, n=2)
+    c = inst.raw("alice")
+    c.sendline("DELE 1")
+    c.readline()
+    c.close()
+    session_end_logged(inst, 1)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 2
+    p.quit()
+    assert "action=retain" not in inst.log_text()
+
+
+# ------------------------------------------------------- per-user overrides
+
+def test_userdb_override(dovecot):
+    inst = plugin(dovecot, users={
+        "alice": {},
+        "bob": {P + "policy": "delete-after-download"}})
+    a = deliver(inst, "alice", n=1)
+    b = deliver(inst, "bob", n=1)
+    for user in ("alice", "bob"):
+        p = inst.pop3(user)
+        p.retr(1)
+        p.quit()
+    session_end_logged(inst, 2)
+    assert inst.maildir("alice").bases() == a
+    assert inst.maildir("bob").bases() == []
+
+
+def test_bad_userdb_value_fails_only_that_login(dovecot):
+    import poplib
+    inst = plugin(dovecot, policy="delete-after-download", users={
+        "alice": {P + "keep": "30"}, "bob": {}})
+    a = deliver(inst, "alice", n=2)
+    with pytest.raises(poplib.error_proto):
+        p = inst.pop3("alice")
+        p.retr(1)
+        p.quit()
+    log = inst.wait_log("pop3_retention_keep: invalid value '30'")
+    assert "Panic" not in log and "Fatal" not in log
+    assert inst.maildir("alice").bases() == sorted(a)
+    deliver(inst, "bob", n=1)
+    p = inst.pop3("bob")
+    p.retr(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert inst.maildir("bob").bases() == []
+
+
+def test_bad_site_value_fails_logins_removes_nothing(dovecot):
+    import poplib
+    inst = plugin(dovecot, policy="delete-after-download", max="1 month")
+    md = inst.maildir("alice")
+    old = md.deliver(make_message("old"), mtime=time.time() - 90 * DAY)
+    with pytest.raises(poplib.error_proto):
+        inst.pop3("alice")
+    inst.wait_log("pop3_retention_max: invalid value '1 month'")
+    assert md.bases() == [old]
+
+
+# -------------------------------------------------------------------- state
+
+def index_files(inst, user="alice"):
+    d = inst.maildir(user).path
+    return [d / n for n in os.listdir(d) if n.startswith("dovecot.index")]
+
+
+def test_lost_index_delays_removal_never_hastens(dovecot):
+    inst = plugin(dovecot, policy="keep", keep="2s")
+    bases = deliver(inst, n=1)
+    md = inst.maildir("alice")
+    p = inst.pop3("alice")
+    p.retr(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    for f in index_files(inst):
+        f.unlink()            # index rebuild: the extension record is gone
+    time.sleep(2.5)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1, "removed on lost state"
+    p.retr(1)                 # the clock restarts now
+    p.quit()
+    session_end_logged(inst, 2)
+    assert md.exists(bases[0])
+    time.sleep(2.5)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 0
+    p.quit()
+    session_end_logged(inst, 3)
+    assert md.bases() == []
+
+
+def test_retained_state_survives_index_loss(dovecot):
+    """The retained keyword lives in the maildir file name: a rebuilt
+    index still hides the message."""
+    inst = plugin(dovecot, min="1d")
+    bases = deliver(inst, n=2)
+    p = inst.pop3("alice")
+    p.dele(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    for f in index_files(inst):
+        f.unlink()
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1
+    p.quit()
+    assert sorted(inst.maildir("alice").bases()) == sorted(bases)
+
+
+# ------------------------------------------------------------------- safety
+
+def test_global_mail_plugins_does_not_break_doveadm(dovecot):
+    inst = dovecot(plugin=True, extra_conf="mail_plugins = pop3_retention\n",
+                   settings={P + "policy": "delete-after-download"})
+    deliver(inst, n=1)
+    r = inst.doveadm("fetch", "-u", "alice", "uid", "mailbox", "INBOX", "all")
+    assert r.returncode == 0, r.stderr
+    assert "uid: 1" in r.stdout
+    assert "works only in the pop3 process" in r.stderr + inst.log_text()
+    # pop3 still enforces it
+    p = inst.pop3("alice")
+    p.retr(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert inst.maildir("alice").bases() == []
+
+
+def test_pop3_delete_type_flag_is_honoured(dovecot):
+    inst = dovecot(plugin=True, settings={P + "policy": "delete-after-download"},
+                   extra_conf="pop3_deleted_flag = POP3Deleted\n"
+                              "pop3_delete_type = flag\n")
+    bases = deliver(inst, n=2)
+    p = inst.pop3("alice")
+    p.retr(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    md = inst.maildir("alice")
+    assert sorted(md.bases()) == sorted(bases)   # flagged, not expunged
+    r = inst.doveadm("fetch", "-u", "alice", "uid flags", "mailbox",
+                     "INBOX", "all")
+    assert "POP3Deleted" in r.stdout
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1
+    p.quit()
+
+
+def test_pop3_lock_session(dovecot):
+    inst = dovecot(plugin=True, settings={P + "max": "1d"},
+                   extra_conf="pop3_lock_session = yes\n")
+    md = inst.maildir("alice")
+    old = md.deliver(make_message("old"), mtime=time.time() - 2 * DAY)
+    deliver(inst, n=1)
+    p = inst.pop3("alice")
+    assert p.stat()[0] == 1
+    c = inst.raw()
+    c.sendline("USER alice")
+    c.readline()
+    c.sendline("PASS pass")
+    # pop3 waits up to 10 s for the session lock before [IN-USE]
+    assert b"[IN-USE]" in c.readline(timeout=30)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert not md.exists(old)
+
+
+# -------------------------------------------------------------------- audit
+
+def test_audit_lines_and_named_events(dovecot):
+    inst = dovecot(plugin=True, settings={P + "policy": "delete-after-download"},
+                   extra_conf='metric pop3_retention_removed {\n'
+                              '  filter = event=pop3_retention_removed\n'
+                              '}\n')
+    deliver(inst, n=3)
+    p = inst.pop3("alice")
+    uidls = dict(l.decode().split() for l in p.uidl()[1])
+    p.retr(1)
+    p.retr(2)
+    p.quit()
+    session_end_logged(inst, 1)
+    lines = [l for l in inst.log_text().splitlines() if "action=remove" in l]
+    assert len(lines) == 2
+    for n, line in zip(("1", "2"), lines):
+        assert "pop3(alice)" in line and "user=alice" in line
+        assert f"uid={n} " in line and f"uidl={uidls[n]} " in line
+        assert "reason=downloaded" in line
+
+    def counted():
+        r = inst.doveadm("stats", "dump")
+        m = re.search(r"^pop3_retention_removed\s+duration\s+(\d+)", r.stdout,
+                      re.M)
+        return m and int(m.group(1)) == 2
+    wait_until(counted, timeout=10, message="metric did not count 2 removals: "
+               + inst.doveadm("stats", "dump").stdout)
