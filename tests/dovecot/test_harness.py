@@ -1,7 +1,6 @@
 """Self-tests of the Dovecot harness against VANILLA Dovecot (no plugin)."""
 
 import os
-import poplib
 import shutil
 import stat
 import time
@@ -187,6 +186,16 @@ def test_restart_keeps_port_and_mail(dovecot, make_message):
     p = inst.pop3("bob")
     assert p.stat()[0] == 1
     p.quit()
+
+
+def test_reconfigure(dovecot):
+    inst = dovecot(settings={"pop3_retention_a": "1"})
+    inst.reconfigure(settings={"pop3_retention_a": "2"},
+                     users={"erin": {"password": "pw"}})
+    assert inst.running
+    out = inst.doveconf("-n").stdout
+    assert "pop3_retention_a = 2" in out
+    inst.pop3("erin", "pw").quit()
 
 
 def test_two_instances_side_by_side(dovecot):

@@ -574,3 +574,95 @@ def test_audit_lines_and_named_events(dovecot):
         return m and int(m.group(1)) == 2
     wait_until(counted, timeout=10, message="metric did not count 2 removals: "
                + inst.doveadm("stats", "dump").stdout)
+
+
+# --------------------------------------------------------------------- CAPA
+
+LOGIN_PLUGIN = "login_plugins = $login_plugins pop3_retention_login"
+
+
+def capa_lines(raw_bytes):
+    return [l for l in raw_bytes.split(b"\r\n") if l.startswith(b"EXPIRE")]
+
+
+@pytest.mark.parametrize("settings,users,expect", [
+    ({"policy": "keep", "keep": "30d"}, {}, b"EXPIRE 30"),
+    ({"policy": "delete-after-download"}, {}, b"EXPIRE 0"),
+    ({"hold": "yes", "policy": "keep", "keep": "1d"}, {}, b"EXPIRE NEVER"),
+    ({"policy": "keep", "keep": "2d", "min": "5d"}, {}, b"EXPIRE 5"),
+    ({"max": "90d"}, {}, b"EXPIRE 90"),
+    ({"policy": "keep", "keep": "30d"}, {P + "keep": "7d"}, b"EXPIRE 7"),
+])
+def test_capa_expire_after_login(dovecot, settings, users, expect):
+    inst = plugin(dovecot, users={"alice": users, "bob": {}}, **settings)
+    deliver(inst, n=1)
+    c = inst.raw()
+    # pipelined: login, CAPA, RETR, CAPA in one write
+    c.send(b"USER alice\r\nPASS pass\r\nCAPA\r\nRETR 1\r\nCAPA\r\nQUIT\r\n")
+    data = c.read_until_close()
+    assert capa_lines(data) == [expect, expect], data
+    assert data.count(b"\r\n.\r\n") == 3   # two CAPA lists and the message
+
+
+def test_capa_expire_can_be_switched_off(dovecot):
+    inst = dovecot(plugin=True, protocol_pop3_extra=LOGIN_PLUGIN,
+                   settings={P + "policy": "keep", P + "keep": "30d",
+                             P + "capa_expire": "no"})
+    c = inst.raw()
+    c.send(b"CAPA\r\nUSER alice\r\nPASS pass\r\nCAPA\r\nQUIT\r\n")
+    data = c.read_until_close()
+    assert b"EXPIRE" not in data
+    assert data.count(b"\r\n.\r\n") == 2
+
+
+def test_capa_expire_before_login(dovecot):
+    inst = dovecot(plugin=True, protocol_pop3_extra=LOGIN_PLUGIN,
+                   settings={P + "policy": "keep", P + "keep": "30d"},
+                   users={"alice": {P + "keep": "3d"}, "bob": {}})
+    c = inst.raw()
+    assert c.greeting.startswith(b"+OK")
+    # pre-login CAPA pipelined with the login and a post-login CAPA
+    c.send(b"CAPA\r\nUSER alice\r\nPASS pass\r\nCAPA\r\nQUIT\r\n")
+    data = c.read_until_close()
+    assert capa_lines(data) == [b"EXPIRE 30 USER", b"EXPIRE 3"], data
+    assert b"+OK Logged in." in data
+
+
+def test_curl_pop3_retrieve_then_quit_removes(dovecot):
+    inst = plugin(dovecot, policy="delete-after-download")
+    bases = deliver(inst, n=2)
+    listing = inst.curl("alice")
+    assert listing.returncode == 0, listing.stderr
+    assert [l.split()[0] for l in listing.stdout.splitlines()] == [b"1", b"2"]
+    r = inst.curl("alice", "1")      # curl sends RETR 1, then QUIT
+    assert r.returncode == 0, r.stderr
+    assert b"message 0" in r.stdout
+    session_end_logged(inst, 2)
+    assert inst.maildir("alice").bases() == [bases[1]]
+
+
+def test_imap_unaffected_by_global_listing(dovecot):
+    import imaplib
+    from dovecot_harness import free_port
+    port = free_port()
+    inst = dovecot(plugin=True, extra_conf=(
+        "protocols = pop3 imap\n"
+        "mail_plugins = pop3_retention\n"
+        "service imap-login {\n"
+        "  inet_listener imap {\n"
+        "    address = 127.0.0.1\n"
+        f"    port = {port}\n"
+        "  }\n"
+        "  inet_listener imaps {\n"
+        "    port = 0\n"
+        "  }\n"
+        "}\n"), settings={P + "policy": "delete-after-download"})
+    deliver(inst, n=2)
+    m = imaplib.IMAP4("127.0.0.1", port)
+    m.login("alice", "pass")
+    typ, data = m.select("INBOX")
+    assert typ == "OK" and data == [b"2"]
+    m.logout()
+    log = inst.log_text()
+    assert "works only in the pop3 process, not in imap" in log
+    assert "Fatal" not in log and "Panic" not in log
