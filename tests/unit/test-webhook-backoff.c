@@ -13,13 +13,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test-table.h"
+
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
 
 /* random % 401 == 200: no jitter; 0: -20 %; 400: +20 % */
 #define NO_JITTER 200
@@ -294,34 +295,6 @@ static void test_date(void **state)
 		case_fail(idx, c->name, "\"%s\": %" PRId64 ", expected %"
 			  PRId64, c->value, (int64_t)t, c->time);
 }
-
-/* One cmocka test per row; each row struct starts with its name. */
-static int run_table(const char *group, CMUnitTestFunction func,
-		     const void *rows, size_t row_size, size_t count)
-{
-	struct CMUnitTest *tests;
-	const char *row;
-	size_t i;
-	int failed;
-
-	tests = calloc(count, sizeof(*tests));
-	if (tests == NULL) {
-		fprintf(stderr, "%s: out of memory\n", group);
-		return (int)count;
-	}
-	for (i = 0; i < count; i++) {
-		row = (const char *)rows + i * row_size;
-		tests[i].name = *(const char *const *)(const void *)row;
-		tests[i].test_func = func;
-		tests[i].initial_state = (void *)(uintptr_t)row;
-	}
-	failed = _cmocka_run_group_tests(group, tests, count, NULL, NULL);
-	free(tests);
-	return failed;
-}
-
-#define RUN_TABLE(group, func, rows) \
-	run_table(group, func, rows, sizeof((rows)[0]), N_ELEMENTS(rows))
 
 int main(void)
 {

@@ -19,6 +19,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test-table.h"
+
 #include <jansson.h>
 
 #include <dirent.h>
@@ -42,7 +44,6 @@
 #endif
 #define PYTHON "/usr/bin/python3"
 
-#define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
 
 /* The Standard Webhooks spec's secret, and a second one for rotation */
 #define SECRET1 "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -862,35 +863,6 @@ static void test_delivery(void **state)
 	run_free(r);
 }
 
-/* One cmocka test per row; each row struct starts with its name. */
-static int run_table(const char *group, CMUnitTestFunction func,
-		     const void *rows, size_t row_size, size_t count)
-{
-	struct CMUnitTest *tests;
-	const char *row;
-	size_t i;
-	int failed;
-
-	tests = calloc(count, sizeof(*tests));
-	if (tests == NULL) {
-		fprintf(stderr, "%s: out of memory\n", group);
-		return (int)count;
-	}
-	for (i = 0; i < count; i++) {
-		row = (const char *)rows + i * row_size;
-		tests[i].name = *(const char *const *)(const void *)row;
-		tests[i].test_func = func;
-		tests[i].initial_state = (void *)(uintptr_t)row;
-		tests[i].teardown_func = teardown;
-	}
-	failed = _cmocka_run_group_tests(group, tests, count, NULL, NULL);
-	free(tests);
-	return failed;
-}
-
-#define RUN_TABLE(group, func, rows) \
-	run_table(group, func, rows, sizeof((rows)[0]), N_ELEMENTS(rows))
-
 int main(void)
 {
 	/* a receiver that dies must not kill the test with SIGPIPE */
@@ -899,6 +871,6 @@ int main(void)
 		fprintf(stderr, "%s not found: skipping\n", PYTHON);
 		return 77;
 	}
-	return RUN_TABLE("webhook delivery", test_delivery,
-			 delivery_cases) == 0 ? 0 : 1;
+	return RUN_TABLE_TEARDOWN("webhook delivery", test_delivery, teardown,
+				  delivery_cases) == 0 ? 0 : 1;
 }

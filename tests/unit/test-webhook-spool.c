@@ -15,6 +15,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test-table.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,7 +29,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
 
 /* created_ms of event k is BASE_MS + k */
 #define BASE_MS INT64_C(1700000000000)
@@ -1033,41 +1034,13 @@ static void test_corrupt(void **state)
 	ctx_free(ctx);
 }
 
-/* One cmocka test per row; each row struct starts with its name. */
-static int run_table(const char *group, CMUnitTestFunction func,
-		     const void *rows, size_t row_size, size_t count)
-{
-	struct CMUnitTest *tests;
-	const char *row;
-	size_t i;
-	int failed;
-
-	tests = calloc(count, sizeof(*tests));
-	if (tests == NULL) {
-		fprintf(stderr, "%s: out of memory\n", group);
-		return (int)count;
-	}
-	for (i = 0; i < count; i++) {
-		row = (const char *)rows + i * row_size;
-		tests[i].name = *(const char *const *)(const void *)row;
-		tests[i].test_func = func;
-		tests[i].initial_state = (void *)(uintptr_t)row;
-		tests[i].teardown_func = teardown;
-	}
-	failed = _cmocka_run_group_tests(group, tests, count, NULL, NULL);
-	free(tests);
-	return failed;
-}
-
-#define RUN_TABLE(group, func, rows) \
-	run_table(group, func, rows, sizeof((rows)[0]), N_ELEMENTS(rows))
-
 int main(void)
 {
 	int failed = 0;
 
-	failed += RUN_TABLE("webhook_spool scripts", test_spool, spool_cases);
-	failed += RUN_TABLE("webhook_spool corrupt files", test_corrupt,
-			    corrupt_cases);
+	failed += RUN_TABLE_TEARDOWN("webhook_spool scripts", test_spool,
+				     teardown, spool_cases);
+	failed += RUN_TABLE_TEARDOWN("webhook_spool corrupt files",
+				     test_corrupt, teardown, corrupt_cases);
 	return failed == 0 ? 0 : 1;
 }

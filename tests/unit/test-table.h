@@ -1,0 +1,28 @@
+#ifndef TEST_TABLE_H
+#define TEST_TABLE_H
+
+/* Table-driven cmocka tests: one cmocka test per row of a static const
+   case array whose row structs start with their name (const char *).
+   Include after <cmocka.h>. */
+
+#include <stddef.h>
+
+#ifndef N_ELEMENTS
+#  define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
+#endif
+
+/* Run func once per row as the group `group`; each test's state is a
+   pointer to its row; teardown (may be NULL) runs after each row, failed
+   or not. Returns the number of failed rows. */
+int test_table_run(const char *group, CMUnitTestFunction func,
+		   CMFixtureFunction teardown, const void *rows,
+		   size_t row_size, size_t count);
+
+#define RUN_TABLE(group, func, rows) \
+	test_table_run(group, func, NULL, rows, sizeof((rows)[0]), \
+		       N_ELEMENTS(rows))
+#define RUN_TABLE_TEARDOWN(group, func, teardown, rows) \
+	test_table_run(group, func, teardown, rows, sizeof((rows)[0]), \
+		       N_ELEMENTS(rows))
+
+#endif
