@@ -15,10 +15,14 @@
    time; 0 or absent = none recorded. */
 #define POP3_RETENTION_EXT_NAME "pop3-retention"
 
+struct pop3_retention_events;
+
 struct pop3_retention_user {
 	union mail_user_module_context module_ctx;
 	struct retention_settings set;
 	struct event *event;
+	/* webhook hand-off, created at the first event (NULL: none yet) */
+	struct pop3_retention_events *events;
 	/* policy off and no floor/ceiling/hold/visible_since: observe
 	   downloads only, never change what pop3 lists, removes or says */
 	bool passive;
@@ -40,6 +44,16 @@ int pop3_retention_settings_load(struct mail_user *user,
 
 /* Nothing to enforce (see struct pop3_retention_user). */
 bool pop3_retention_settings_passive(const struct retention_settings *set);
+
+/* The user's event hand-off to the pop3-retention service, created on
+   first use; NULL when no webhook URL is configured. Freed by
+   pop3_retention_user_events_deinit(). */
+struct pop3_retention_events *
+pop3_retention_user_events(struct mail_user *user,
+			   struct pop3_retention_user *puser);
+/* Wait (bounded) for the service's acknowledgements and free the hand-off;
+   what is left goes to the user's outbox. */
+void pop3_retention_user_events_deinit(struct pop3_retention_user *puser);
 
 /* Create the user's context: settings, event. On a bad setting sets
    user->error (the login fails) and logs the setting and value.

@@ -11,10 +11,17 @@
 #include "mail-user.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-mailbox.h"
+#include "pop3-retention-events.h"
 
 #include "retention-event.h"
 
 #include <stdlib.h>
+
+struct held_event {
+	char *id;
+	int64_t created_ms;
+	char *json;
+};
 
 struct pop3_retention_mbox {
 	pool_t pool;
@@ -39,6 +46,9 @@ struct pop3_retention_mbox {
 	struct mailbox *move_box;
 
 	string_t *uidl;
+	/* events of a plan, held until its transaction has committed */
+	ARRAY(struct held_event) held;
+	bool holding;
 	/* session indexes whose action failed in the last apply */
 	ARRAY(unsigned int) failed;
 	bool in_action;
@@ -240,19 +250,58 @@ static void pr_event(void *context, const struct retention_event *event,
 		     const char *event_id)
 {
 	struct pop3_retention_mbox *mbox = context;
+	struct mail_user *user = mbox->box->storage->user;
+	struct pop3_retention_events *events;
+	int64_t created_ms = (int64_t)event->timestamp * 1000;
 	char *json;
 
-	/* Delivery to the webhook service arrives with the webhooks work;
-	   until then events are visible with log_debug. */
 	json = retention_event_to_json(event);
-	if (json == NULL)
+	if (json == NULL) {
+		e_error(mbox->event, "event %s: out of memory", event_id);
 		return;
+	}
 	e_debug(event_create_passthrough(mbox->event)->
 		set_name("pop3_retention_event")->
 		add_str("type", retention_event_type_name(event->type))->
 		add_str("id", event_id)->event(),
 		"event %s %s", event_id, json);
+	if (mbox->holding) {
+		/* removals and retains are facts only once the commit
+		   succeeded */
+		struct held_event *held = array_append_space(&mbox->held);
+
+		held->id = i_strdup(event_id);
+		held->created_ms = created_ms;
+		held->json = i_strdup(json);
+	} else if ((events = pop3_retention_user_events(user,
+							mbox->puser)) != NULL) {
+		pop3_retention_events_send(events, event_id, created_ms, json);
+	}
 	free(json);
+}
+
+void pop3_retention_mbox_release_events(struct pop3_retention_mbox *mbox,
+					bool committed)
+{
+	struct mail_user *user = mbox->box->storage->user;
+	struct pop3_retention_events *events = NULL;
+	struct held_event *held;
+
+	if (committed)
+		events = pop3_retention_user_events(user, mbox->puser);
+	array_foreach_modifiable(&mbox->held, held) {
+		if (events != NULL) {
+			pop3_retention_events_send(events, held->id,
+						   held->created_ms,
+						   held->json);
+		} else if (!committed) {
+			e_debug(mbox->event, "event %s dropped: its change "
+				"was not committed", held->id);
+		}
+		i_free(held->id);
+		i_free(held->json);
+	}
+	array_clear(&mbox->held);
 }
 
 static const char *audit_event_name(const struct retention_audit *audit)
@@ -327,6 +376,7 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	mbox->uidl = str_new(pool, 128);
 	p_array_init(&mbox->uids, pool, 64);
 	p_array_init(&mbox->failed, pool, 4);
+	i_array_init(&mbox->held, 8);
 
 	if (mailbox_keywords_create(box, retained, &mbox->retained_kw) < 0 ||
 	    (params->deleted_flag != NULL &&
@@ -368,6 +418,8 @@ void pop3_retention_mbox_deinit(struct pop3_retention_mbox **_mbox)
 		return;
 	*_mbox = NULL;
 	i_assert(mbox->mail == NULL);
+	pop3_retention_mbox_release_events(mbox, FALSE);
+	array_free(&mbox->held);
 	if (mbox->move_box != NULL)
 		mailbox_free(&mbox->move_box);
 	if (mbox->deleted_kw != NULL)
@@ -452,9 +504,11 @@ unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,
 
 	mbox->trans = trans;
 	array_clear(&mbox->failed);
+	mbox->holding = TRUE;
 	T_BEGIN {
 		failures = retention_session_apply(mbox->session, plan);
 	} T_END;
+	mbox->holding = FALSE;
 	if (mbox->mail != NULL)
 		mail_free(&mbox->mail);
 	mbox->trans = NULL;

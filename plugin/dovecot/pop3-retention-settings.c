@@ -2,7 +2,12 @@
 
 #include "lib.h"
 #include "mail-user.h"
+#include "mail-namespace.h"
+#include "mailbox-list.h"
+#include "mail-storage-settings.h"
 #include "pop3-retention-common.h"
+#include "pop3-retention-events.h"
+#include "pop3-retention-protocol.h"
 
 struct event_category event_category_pop3_retention = {
 	.name = "pop3-retention",
@@ -41,10 +46,39 @@ bool pop3_retention_settings_passive(const struct retention_settings *set)
 	       set->max_secs == 0 && !set->hold && set->visible_since == 0;
 }
 
+struct pop3_retention_events *
+pop3_retention_user_events(struct mail_user *user,
+			   struct pop3_retention_user *puser)
+{
+	struct mail_namespace *ns;
+	const char *socket_path, *outbox_dir, *index_root;
+
+	if (puser->events != NULL || puser->set.webhook_url[0] == '\0')
+		return puser->events;
+	ns = mail_namespace_find_inbox(user->namespaces);
+	if (ns == NULL)
+		return NULL;
+	index_root = mailbox_list_get_root_forced(ns->list,
+						  MAILBOX_LIST_PATH_TYPE_INDEX);
+	outbox_dir = t_strconcat(index_root, "/", POP3_RETENTION_OUTBOX_DIR,
+				 NULL);
+	socket_path = t_strconcat(user->set->base_dir, "/",
+				  POP3_RETENTION_SOCKET_NAME, NULL);
+	puser->events = pop3_retention_events_init(puser->event, socket_path,
+						   outbox_dir);
+	return puser->events;
+}
+
+void pop3_retention_user_events_deinit(struct pop3_retention_user *puser)
+{
+	pop3_retention_events_deinit(&puser->events);
+}
+
 static void pop3_retention_user_deinit(struct mail_user *user)
 {
 	struct pop3_retention_user *puser = POP3_RETENTION_USER_CONTEXT(user);
 
+	pop3_retention_user_events_deinit(puser);
 	event_unref(&puser->event);
 	puser->module_ctx.super.deinit(user);
 }

@@ -131,10 +131,12 @@ static void session_begin(struct mailbox *box,
 		e_error(prbox->puser->event, "Session begin: commit failed, "
 			"nothing removed: %s",
 			mailbox_get_last_internal_error(box, NULL));
+		pop3_retention_mbox_release_events(prbox->mbox, FALSE);
 		/* list everything that stays */
 		prbox->listed = NULL;
 		return;
 	}
+	pop3_retention_mbox_release_events(prbox->mbox, TRUE);
 	if (failures > 0 && prbox->listed != NULL) {
 		/* a failed removal keeps the message: list it */
 		const unsigned int *failed;
@@ -257,6 +259,8 @@ pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 	struct mailbox *box = t->box;
 	struct pop3_retention_mailbox *prbox = POP3_RETENTION_CONTEXT(box);
 	struct client *client;
+	bool updating = FALSE;
+	int ret;
 
 	/* pop3's QUIT commit: mailbox_transaction_commit() has already
 	   NULLed client->trans when our vfunc runs */
@@ -270,8 +274,19 @@ pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 			session_update(box, prbox, client, t);
 		} T_END;
 		prbox->busy = FALSE;
+		updating = TRUE;
 	}
-	return prbox->module_ctx.super.transaction_commit(t, changes_r);
+	ret = prbox->module_ctx.super.transaction_commit(t, changes_r);
+	if (updating) {
+		if (ret < 0) {
+			e_error(prbox->puser->event, "QUIT commit failed: the "
+				"removals and retains logged above did not "
+				"happen: %s",
+				mailbox_get_last_internal_error(box, NULL));
+		}
+		pop3_retention_mbox_release_events(prbox->mbox, ret == 0);
+	}
+	return ret;
 }
 
 static void pop3_retention_mailbox_free(struct mailbox *box)
