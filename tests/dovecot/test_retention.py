@@ -48,15 +48,13 @@ def drop(p):
     p.sock.close()
 
 
-def pop3_pids(user):
-    out = subprocess.run(["pgrep", "-f", f"dovecot/pop3 \\[{user}"],
-                         capture_output=True, text=True).stdout
-    pids = [int(p) for p in out.split()]
-    if not pids:
-        out = subprocess.run(["pgrep", "-x", "pop3"], capture_output=True,
-                             text=True).stdout
-        pids = [int(p) for p in out.split()]
-    return pids
+def pop3_pids(inst, user):
+    """pop3 processes of this instance serving user (never another
+    instance's: other tests and benchmarks may run on the machine)."""
+    from dovecot_harness import _cmdline
+    return [pid for pid in inst.pids()
+            if _cmdline(pid) == "dovecot/pop3"
+            or _cmdline(pid).startswith(f"dovecot/pop3 [{user} ")]
 
 
 # ---------------------------------------------------------------- retrieval
@@ -132,7 +130,9 @@ def test_session_killed_mid_retr_is_not_a_download(dovecot):
     c = inst.raw("alice")
     c.sendline("RETR 1")
     c.readline()
-    for pid in pop3_pids("alice"):
+    pids = pop3_pids(inst, "alice")
+    assert pids, "no pop3 process of this instance found"
+    for pid in pids:
         os.kill(pid, signal.SIGKILL)
     c.close()
     time.sleep(1.5)
