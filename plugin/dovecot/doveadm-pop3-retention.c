@@ -1,5 +1,7 @@
-/* doveadm pop3-retention status|sweep: what the policy says about each
-   message of a user's INBOX, and the removals for users who never log in.
+/* doveadm pop3-retention status|sweep|flush|queue: what the policy says
+   about each message of a user's INBOX, the removals for users who never
+   log in, the hand-over of users' webhook outboxes to the delivery
+   service, and the service's queue.
 
    doveadm does not load the pop3 plugin (its hooks live in protocol pop3's
    mail_plugins), so each command builds the user's retention context here
@@ -7,7 +9,13 @@
    as a POP3 session does. */
 
 #include "lib.h"
+#include "array.h"
+#include "buffer.h"
+#include "str.h"
+#include "strescape.h"
+#include "str-sanitize.h"
 #include "ioloop.h"
+#include "net.h"
 #include "file-dotlock.h"
 #include "module-dir.h"
 #include "mail-namespace.h"
@@ -15,15 +23,24 @@
 #include "mail-storage-settings.h"
 #include "mail-user.h"
 #include "mailbox-list.h"
+#include "master-service.h"
+#include "master-service-settings.h"
+#include "doveadm.h"
 #include "doveadm-mail.h"
 #include "doveadm-print.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-mailbox.h"
+#include "pop3-retention-protocol.h"
 
 #include "retention-event.h"
 #include "retention-hooks.h"
+#include "webhook-spool.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 /* pop3's own session lock (src/pop3/pop3-client.c, pop3_lock_session()):
@@ -32,10 +49,19 @@
 #define POP3_LOCK_FNAME "dovecot-pop3-session.lock"
 #define POP3_SESSION_DOTLOCK_STALE_TIMEOUT_SECS (60 * 5)
 
+/* How long a command waits for the pop3-retention service to answer
+   (each answer; a batch is committed with one sync). */
+#define SERVICE_TIMEOUT_MSECS (30 * 1000)
+/* Outbox events sent to the service per round trip: each is answered
+   once the whole batch is durable. */
+#define FLUSH_BATCH_MAX 100
+
 const char *doveadm_pop3_retention_plugin_version = DOVECOT_ABI_VERSION;
 
 void doveadm_pop3_retention_plugin_init(struct module *module);
 void doveadm_pop3_retention_plugin_deinit(void);
+
+struct service_client;
 
 struct pop3_retention_cmd_context {
 	struct doveadm_mail_cmd_context ctx;
@@ -47,6 +73,9 @@ struct pop3_retention_cmd_context {
 	bool progress_shown;
 	unsigned int users;
 	unsigned int removed;
+
+	/* flush: one connection to the service for every user */
+	struct service_client *service;
 };
 
 /* One user's INBOX, loaded into a core session. */
@@ -91,8 +120,11 @@ static void cmd_user_close(struct pop3_retention_cmd_user *cu)
 	pop3_retention_mbox_deinit(&cu->mbox);
 	if (cu->box != NULL)
 		mailbox_free(&cu->box);
-	if (cu->puser != NULL)
+	if (cu->puser != NULL) {
+		/* hand the sweep's events to the service (bounded wait) */
+		pop3_retention_user_events_deinit(cu->puser);
 		event_unref(&cu->puser->event);
+	}
 }
 
 /* Settings, INBOX, transaction, core session. On failure logs, sets the
@@ -407,23 +439,30 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 	/* no UPDATE plan was applied, so end() cannot fail */
 	(void)retention_session_end(session, TRUE, &stats);
 
-	if (cu.puser->set.dry_run || stats.removed + stats.retained == 0)
+	if (cu.puser->set.dry_run || stats.removed + stats.retained == 0) {
+		/* dry run: the events go out as if, marked dry_run */
 		mailbox_transaction_rollback(&cu.trans);
-	else if (mailbox_transaction_commit(&cu.trans) < 0) {
+		pop3_retention_mbox_release_events(cu.mbox, TRUE);
+	} else if (mailbox_transaction_commit(&cu.trans) < 0) {
 		i_error("pop3-retention: Committing the sweep failed, "
 			"nothing removed: %s",
 			mailbox_get_last_internal_error(cu.box, NULL));
+		pop3_retention_mbox_release_events(cu.mbox, FALSE);
 		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
 		stats.failed += stats.removed + stats.retained;
 		stats.removed = stats.retained = 0;
 		ret = -1;
-	} else if (stats.removed > 0 && mailbox_sync(cu.box, 0) < 0) {
-		/* the expunges are committed; the next sync finishes them */
-		i_error("pop3-retention: Syncing INBOX after the sweep "
-			"failed: %s",
-			mailbox_get_last_internal_error(cu.box, NULL));
-		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
-		ret = -1;
+	} else {
+		pop3_retention_mbox_release_events(cu.mbox, TRUE);
+		if (stats.removed > 0 && mailbox_sync(cu.box, 0) < 0) {
+			/* the expunges are committed; the next sync
+			   finishes them */
+			i_error("pop3-retention: Syncing INBOX after the "
+				"sweep failed: %s",
+				mailbox_get_last_internal_error(cu.box, NULL));
+			doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
+			ret = -1;
+		}
 	}
 	if (stats.failed > 0) {
 		/* each failure was audited with its reason */
@@ -518,6 +557,536 @@ static struct doveadm_mail_cmd_context *cmd_sweep_alloc(void)
 	return &pctx->ctx;
 }
 
+/* A blocking client of the pop3-retention service's line protocol
+   (pop3-retention-protocol.h), with a deadline on every wait. */
+
+struct service_client {
+	char *path;
+	int fd;
+	buffer_t *input;
+	size_t input_pos;
+};
+
+static void service_client_close(struct service_client **_client)
+{
+	struct service_client *client = *_client;
+
+	if (client == NULL)
+		return;
+	*_client = NULL;
+	i_close_fd(&client->fd);
+	buffer_free(&client->input);
+	i_free(client->path);
+	i_free(client);
+}
+
+static int service_client_wait(struct service_client *client, short events,
+			       const char **error_r)
+{
+	struct pollfd pfd;
+	int ret;
+
+	i_zero(&pfd);
+	pfd.fd = client->fd;
+	pfd.events = events;
+	ret = poll(&pfd, 1, SERVICE_TIMEOUT_MSECS);
+	if (ret < 0 && errno != EINTR) {
+		*error_r = t_strdup_printf("poll(%s) failed: %m", client->path);
+		return -1;
+	}
+	if (ret == 0) {
+		*error_r = t_strdup_printf("%s: no answer in %u s",
+					   client->path,
+					   SERVICE_TIMEOUT_MSECS / 1000);
+		return -1;
+	}
+	return 0;
+}
+
+static int service_client_send(struct service_client *client,
+			       const void *data, size_t size,
+			       const char **error_r)
+{
+	const unsigned char *p = data;
+	ssize_t ret;
+
+	while (size > 0) {
+		ret = write(client->fd, p, size);
+		if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (service_client_wait(client, POLLOUT, error_r) < 0)
+				return -1;
+			continue;
+		}
+		if (ret <= 0) {
+			*error_r = t_strdup_printf("write(%s) failed: %m",
+						   client->path);
+			return -1;
+		}
+		p += ret;
+		size -= (size_t)ret;
+	}
+	return 0;
+}
+
+/* The next line, without its LF, valid until the next read. */
+static int service_client_read_line(struct service_client *client,
+				    const char **line_r, const char **error_r)
+{
+	const unsigned char *data, *nl;
+	unsigned char *buf;
+	size_t avail;
+	ssize_t ret;
+
+	for (;;) {
+		data = client->input->data;
+		avail = client->input->used - client->input_pos;
+		nl = memchr(data + client->input_pos, '\n', avail);
+		if (nl != NULL) {
+			*line_r = t_strndup(data + client->input_pos,
+					    (size_t)(nl - (data +
+							   client->input_pos)));
+			client->input_pos = (size_t)(nl - data) + 1;
+			return 0;
+		}
+		if (client->input_pos > 0) {
+			buffer_delete(client->input, 0, client->input_pos);
+			client->input_pos = 0;
+		}
+		if (client->input->used >= POP3_RETENTION_PROTOCOL_LINE_MAX) {
+			*error_r = t_strdup_printf("%s: answer line too long",
+						   client->path);
+			return -1;
+		}
+		buf = buffer_append_space_unsafe(client->input, 4096);
+		ret = read(client->fd, buf, 4096);
+		buffer_set_used_size(client->input, client->input->used -
+				     4096 + (ret > 0 ? (size_t)ret : 0));
+		if (ret < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (service_client_wait(client, POLLIN, error_r) < 0)
+				return -1;
+			continue;
+		}
+		if (ret < 0) {
+			*error_r = t_strdup_printf("read(%s) failed: %m",
+						   client->path);
+			return -1;
+		}
+		if (ret == 0) {
+			*error_r = t_strdup_printf("%s: the service closed the "
+						   "connection", client->path);
+			return -1;
+		}
+	}
+}
+
+/* Connect and exchange the VERSION lines. */
+static int service_client_connect(const char *path,
+				  struct service_client **client_r,
+				  const char **error_r)
+{
+	struct service_client *client;
+	const char *line, *const *args;
+	int fd;
+
+	fd = net_connect_unix(path);
+	if (fd == -1) {
+		*error_r = t_strdup_printf("net_connect_unix(%s) failed: %m",
+					   path);
+		return -1;
+	}
+	client = i_new(struct service_client, 1);
+	client->fd = fd;
+	client->path = i_strdup(path);
+	client->input = buffer_create_dynamic(default_pool, 4096);
+	if (service_client_send(client, POP3_RETENTION_HANDSHAKE,
+				strlen(POP3_RETENTION_HANDSHAKE),
+				error_r) < 0 ||
+	    service_client_read_line(client, &line, error_r) < 0) {
+		service_client_close(&client);
+		return -1;
+	}
+	args = t_strsplit_tabescaped(line);
+	if (str_array_length(args) < 4 || strcmp(args[0], "VERSION") != 0 ||
+	    strcmp(args[1], POP3_RETENTION_PROTOCOL_NAME) != 0 ||
+	    strcmp(args[2], dec2str(POP3_RETENTION_PROTOCOL_MAJOR)) != 0) {
+		*error_r = t_strdup_printf("%s is not a compatible "
+					   "pop3-retention socket (%s)", path,
+					   str_sanitize(line, 80));
+		service_client_close(&client);
+		return -1;
+	}
+	*client_r = client;
+	return 0;
+}
+
+/* flush */
+
+struct flush_event {
+	const char *name;
+	const char *id;
+	bool answered;
+};
+
+/* The files of the outbox's new/ (complete events), oldest first: the
+   names start with the creation time. */
+static int flush_list(const char *new_dir, ARRAY_TYPE(const_string) *names,
+		      const char **error_r)
+{
+	struct dirent *de;
+	DIR *dir;
+
+	dir = opendir(new_dir);
+	if (dir == NULL) {
+		if (errno == ENOENT)
+			return 0;
+		*error_r = t_strdup_printf("opendir(%s) failed: %m", new_dir);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		const char *name = t_strdup(de->d_name);
+		array_push_back(names, &name);
+	}
+	if (closedir(dir) < 0) {
+		*error_r = t_strdup_printf("closedir(%s) failed: %m", new_dir);
+		return -1;
+	}
+	array_sort(names, i_strcmp_p);
+	return 0;
+}
+
+/* Send one batch of outbox files and unlink each one the service
+   acknowledged. Returns 0, or -1 with error_r when the connection
+   failed (files not acknowledged stay). */
+static int flush_batch(struct service_client *service, const char *new_dir,
+		       const char *const *names, unsigned int count,
+		       unsigned int *flushed, unsigned int *kept,
+		       const char **error_r)
+{
+	ARRAY(struct flush_event) batch;
+	struct flush_event *fe, *found;
+	string_t *str = t_str_new(4096);
+	char id[WEBHOOK_SPOOL_ID_MAX], error[256];
+	unsigned char *body;
+	size_t body_len;
+	int64_t created_ms;
+	const char *path, *line, *const *args;
+	unsigned int i, waiting = 0;
+	int ret;
+
+	t_array_init(&batch, count);
+	for (i = 0; i < count; i++) {
+		path = t_strconcat(new_dir, "/", names[i], NULL);
+		ret = webhook_spool_read_file(path, id, &body, &body_len,
+					      &created_ms, error,
+					      sizeof(error));
+		if (ret == 0)
+			continue; /* flushed by someone else meanwhile */
+		if (ret > 0 && (memchr(body, '\n', body_len) != NULL ||
+				memchr(body, '\0', body_len) != NULL)) {
+			i_snprintf(error, sizeof(error), "%s: the body is not "
+				   "compact JSON", path);
+			ret = -1;
+		}
+		if (ret < 0) {
+			/* left for the admin to look at */
+			i_error("pop3-retention: %s", error);
+			free(body);
+			(*kept)++;
+			continue;
+		}
+		str_printfa(str, "E\t%s\t%lld\t", id, (long long)created_ms);
+		str_append_data(str, body, body_len);
+		str_append_c(str, '\n');
+		free(body);
+		fe = array_append_space(&batch);
+		fe->name = names[i];
+		fe->id = t_strdup(id);
+		waiting++;
+	}
+	if (waiting == 0)
+		return 0;
+	if (service_client_send(service, str_data(str), str_len(str),
+				error_r) < 0)
+		return -1;
+
+	while (waiting > 0) {
+		if (service_client_read_line(service, &line, error_r) < 0)
+			return -1;
+		args = t_strsplit_tabescaped(line);
+		if (args[0] == NULL || args[1] == NULL ||
+		    (strcmp(args[0], "A") != 0 && strcmp(args[0], "R") != 0))
+			continue;
+		found = NULL;
+		array_foreach_modifiable(&batch, fe) {
+			if (!fe->answered && strcmp(fe->id, args[1]) == 0) {
+				found = fe;
+				break;
+			}
+		}
+		if (found == NULL)
+			continue;
+		fe = found;
+		fe->answered = TRUE;
+		waiting--;
+		if (args[0][0] == 'R') {
+			i_warning("pop3-retention: The service refused event "
+				  "%s (%s): kept in the outbox", fe->id,
+				  args[2] != NULL ? args[2] : "");
+			(*kept)++;
+			continue;
+		}
+		/* durable in the service's spool: the copy here goes */
+		path = t_strconcat(new_dir, "/", fe->name, NULL);
+		if (unlink(path) < 0 && errno != ENOENT) {
+			/* it will be sent again; receivers dedupe on the
+			   webhook-id */
+			i_error("pop3-retention: unlink(%s) failed: %m", path);
+		}
+		(*flushed)++;
+	}
+	return 0;
+}
+
+static void flush_print_row(unsigned int flushed, unsigned int kept)
+{
+	doveadm_print_num(flushed);
+	doveadm_print_num(kept);
+}
+
+static int cmd_flush_run(struct doveadm_mail_cmd_context *ctx,
+			 struct mail_user *user)
+{
+	struct pop3_retention_cmd_context *pctx =
+		container_of(ctx, struct pop3_retention_cmd_context, ctx);
+	struct mail_namespace *ns = mail_namespace_find_inbox(user->namespaces);
+	ARRAY_TYPE(const_string) names;
+	const char *outbox_dir, *new_dir, *socket_path, *error;
+	const char *const *all;
+	unsigned int i, count, n, flushed = 0, kept = 0;
+	int ret = 0, fd;
+
+	outbox_dir = t_strconcat(mailbox_list_get_root_forced(
+		ns->list, MAILBOX_LIST_PATH_TYPE_INDEX), "/",
+		POP3_RETENTION_OUTBOX_DIR, NULL);
+	new_dir = t_strconcat(outbox_dir, "/new", NULL);
+	t_array_init(&names, 32);
+	if (flush_list(new_dir, &names, &error) < 0) {
+		i_error("pop3-retention: %s", error);
+		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
+		flush_print_row(0, 0);
+		return -1;
+	}
+	all = array_get(&names, &count);
+	if (count == 0) {
+		flush_print_row(0, 0);
+		return 0;
+	}
+
+	socket_path = t_strconcat(user->set->base_dir, "/",
+				  POP3_RETENTION_SOCKET_NAME, NULL);
+	if (pctx->service == NULL &&
+	    service_client_connect(socket_path, &pctx->service, &error) < 0) {
+		i_error("pop3-retention: The pop3-retention service is "
+			"unreachable (%s): nothing flushed, the %u event(s) "
+			"stay in the outbox %s", error, count, outbox_dir);
+		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
+		flush_print_row(0, count);
+		return -1;
+	}
+	for (i = 0; i < count; i += n) {
+		n = I_MIN(count - i, FLUSH_BATCH_MAX);
+		T_BEGIN {
+			ret = flush_batch(pctx->service, new_dir, all + i, n,
+					  &flushed, &kept, &error);
+			if (ret < 0)
+				error = p_strdup(ctx->pool, error);
+		} T_END;
+		if (ret < 0) {
+			i_error("pop3-retention: Flushing the outbox %s "
+				"failed: %s; %u event(s) not flushed stay "
+				"there", outbox_dir, error,
+				count - flushed - kept);
+			kept = count - flushed;
+			service_client_close(&pctx->service);
+			doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
+			break;
+		}
+	}
+	if (flushed > 0) {
+		/* the unlinks, once for the user: losing them in a crash
+		   only means sending those events again */
+		fd = open(new_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd != -1) {
+			(void)fsync(fd);
+			i_close_fd(&fd);
+		}
+	}
+	if (kept > 0 && ret == 0)
+		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
+	flush_print_row(flushed, kept);
+	return ret < 0 || kept > 0 ? -1 : 0;
+}
+
+static void cmd_flush_init(struct doveadm_mail_cmd_context *ctx ATTR_UNUSED,
+			   const char *const args[] ATTR_UNUSED)
+{
+	doveadm_print_header("flushed", "flushed",
+			     DOVEADM_PRINT_HEADER_FLAG_RIGHT_JUSTIFY |
+			     DOVEADM_PRINT_HEADER_FLAG_NUMBER);
+	doveadm_print_header("kept", "kept",
+			     DOVEADM_PRINT_HEADER_FLAG_RIGHT_JUSTIFY |
+			     DOVEADM_PRINT_HEADER_FLAG_NUMBER);
+}
+
+static void cmd_flush_deinit(struct doveadm_mail_cmd_context *ctx)
+{
+	struct pop3_retention_cmd_context *pctx =
+		container_of(ctx, struct pop3_retention_cmd_context, ctx);
+
+	service_client_close(&pctx->service);
+}
+
+static struct doveadm_mail_cmd_context *cmd_flush_alloc(void)
+{
+	struct pop3_retention_cmd_context *pctx;
+
+	pctx = doveadm_mail_cmd_alloc(struct pop3_retention_cmd_context);
+	pctx->ctx.v.init = cmd_flush_init;
+	pctx->ctx.v.run = cmd_flush_run;
+	pctx->ctx.v.deinit = cmd_flush_deinit;
+	pctx->ctx.add_username_header = TRUE;
+	doveadm_print_init(DOVEADM_PRINT_TYPE_TABLE);
+	return &pctx->ctx;
+}
+
+/* queue */
+
+static void queue_print_headers(void)
+{
+	static const char *const numbers[] = {
+		"pending", "retrying", "dead_lettered", "corrupt",
+		"oldest_secs", "delivered", "failed", NULL
+	};
+	unsigned int i;
+
+	doveadm_print_init(DOVEADM_PRINT_TYPE_TABLE);
+	for (i = 0; numbers[i] != NULL; i++) {
+		doveadm_print_header(numbers[i], numbers[i],
+				     DOVEADM_PRINT_HEADER_FLAG_RIGHT_JUSTIFY |
+				     DOVEADM_PRINT_HEADER_FLAG_NUMBER);
+	}
+	doveadm_print_header_simple("disabled");
+	doveadm_print_header_simple("state");
+}
+
+/* Ask the service. Returns 0 with the Q line's fields, -1 with error_r
+   (unreachable). */
+static int queue_ask(const char *socket_path, const char *const **args_r,
+		     const char **error_r)
+{
+	struct service_client *service;
+	const char *line;
+	int ret;
+
+	if (service_client_connect(socket_path, &service, error_r) < 0)
+		return -1;
+	ret = service_client_send(service, "Q\n", 2, error_r);
+	while (ret == 0) {
+		ret = service_client_read_line(service, &line, error_r);
+		if (ret == 0 && line[0] == 'Q' && line[1] == '\t') {
+			*args_r = t_strsplit_tabescaped(line + 2);
+			break;
+		}
+	}
+	service_client_close(&service);
+	if (ret == 0 && str_array_length(*args_r) < 9) {
+		*error_r = t_strdup_printf("%s: malformed Q answer",
+					   socket_path);
+		return -1;
+	}
+	return ret;
+}
+
+/* The service is down: count the spool's files without touching them. */
+static int queue_read_spool(const char *spool_dir, const char **error_r)
+{
+	struct webhook_spool *spool;
+	struct webhook_spool_counts counts;
+	int64_t oldest = -1;
+
+	i_zero(&counts);
+	counts.oldest_created_ms = -1;
+	/* a spool that does not exist yet is empty */
+	if (access(spool_dir, F_OK) == 0 || errno != ENOENT) {
+		spool = webhook_spool_create(spool_dir,
+					     WEBHOOK_SPOOL_READ_ONLY);
+		if (spool == NULL) {
+			*error_r = "out of memory";
+			return -1;
+		}
+		if (webhook_spool_open(spool) < 0) {
+			*error_r = t_strdup(webhook_spool_error(spool));
+			webhook_spool_destroy(&spool);
+			return -1;
+		}
+		webhook_spool_counts(spool, &counts);
+		webhook_spool_destroy(&spool);
+	}
+	if (counts.pending > 0 && counts.oldest_created_ms >= 0) {
+		oldest = (int64_t)time(NULL) - counts.oldest_created_ms / 1000;
+		if (oldest < 0)
+			oldest = 0;
+	}
+	doveadm_print_num(counts.pending);
+	doveadm_print_num(counts.retrying);
+	doveadm_print_num(counts.dead);
+	doveadm_print_num(counts.corrupt);
+	doveadm_print(oldest < 0 ? "-" : dec2str(oldest));
+	doveadm_print("-");
+	doveadm_print("-");
+	doveadm_print("-");
+	doveadm_print("unreachable");
+	return 0;
+}
+
+static void cmd_queue(struct doveadm_cmd_context *cctx ATTR_UNUSED)
+{
+	const struct master_service_settings *mset =
+		master_service_settings_get(master_service);
+	const char *socket_path, *spool_dir, *const *args, *error, *error2;
+	unsigned int i;
+
+	socket_path = t_strconcat(doveadm_settings->base_dir, "/",
+				  POP3_RETENTION_SOCKET_NAME, NULL);
+	spool_dir = t_strconcat(mset->state_dir, "/",
+				POP3_RETENTION_SPOOL_DIR, NULL);
+	queue_print_headers();
+	if (queue_ask(socket_path, &args, &error) == 0) {
+		/* pending retrying dead corrupt oldest disabled delivered
+		   failed dead-lettered [in-flight state] */
+		for (i = 0; i < 5; i++) {
+			doveadm_print(strcmp(args[i], "-1") == 0 ?
+				      "-" : args[i]);
+		}
+		doveadm_print(args[6]);
+		doveadm_print(args[7]);
+		doveadm_print(strcmp(args[5], "0") == 0 ? "no" : "yes");
+		doveadm_print(args[9] != NULL && args[10] != NULL ?
+			      args[10] : "delivering");
+		return;
+	}
+	i_warning("pop3-retention: The pop3-retention service is unreachable "
+		  "(%s): counts read from the spool %s", error, spool_dir);
+	if (queue_read_spool(spool_dir, &error2) < 0) {
+		i_error("pop3-retention: Reading the spool failed: %s", error2);
+		doveadm_exit_code = EX_TEMPFAIL;
+		return;
+	}
+	doveadm_exit_code = EX_TEMPFAIL;
+}
+
 static struct doveadm_cmd_ver2 pop3_retention_commands[] = {
 	{
 		.name = "pop3-retention status",
@@ -534,6 +1103,21 @@ DOVEADM_CMD_PARAMS_END
 DOVEADM_CMD_PARAMS_START
 DOVEADM_CMD_MAIL_COMMON
 DOVEADM_CMD_PARAM('n', "dry-run", CMD_PARAM_BOOL, 0)
+DOVEADM_CMD_PARAMS_END
+	},
+	{
+		.name = "pop3-retention flush",
+		.usage = DOVEADM_CMD_MAIL_USAGE_PREFIX,
+		.mail_cmd = cmd_flush_alloc,
+DOVEADM_CMD_PARAMS_START
+DOVEADM_CMD_MAIL_COMMON
+DOVEADM_CMD_PARAMS_END
+	},
+	{
+		.name = "pop3-retention queue",
+		.usage = "",
+		.cmd = cmd_queue,
+DOVEADM_CMD_PARAMS_START
 DOVEADM_CMD_PARAMS_END
 	},
 };

@@ -5,7 +5,6 @@
 #include "array.h"
 #include "str.h"
 #include "strescape.h"
-#include "strescape.h"
 #include "ioloop.h"
 #include "istream.h"
 #include "ostream.h"
