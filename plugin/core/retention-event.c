@@ -37,20 +37,6 @@ _Static_assert(RETENTION_EVENT_ID_SIZE ==
 	       sizeof(EVENT_ID_PREFIX) - 1 + EVENT_ID_HEX_LEN + 1,
 	       "RETENTION_EVENT_ID_SIZE does not match the id format");
 
-const char *retention_time_format(time_t t, char *buf, size_t size)
-{
-	struct tm tm;
-
-	if (size == 0)
-		return buf;
-	/* RFC 3339 has four-digit years only. */
-	if (gmtime_r(&t, &tm) == NULL || tm.tm_year < -1900 ||
-	    tm.tm_year > 9999 - 1900 ||
-	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		buf[0] = '\0';
-	return buf;
-}
-
 /* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlong
    forms, no surrogates, nothing above U+10FFFF), or 0. Stops at the NUL
    because a NUL is never a continuation byte. */

@@ -59,8 +59,5 @@ void retention_event_id(const struct retention_event *event,
    on allocation failure. */
 char *retention_event_to_json(const struct retention_event *event);
 
-/* Format t as RFC 3339 UTC ("2026-11-27T23:13:48Z") into buf (at least
-   21 bytes). Returns buf. */
-const char *retention_time_format(time_t t, char *buf, size_t size);
 
 #endif

@@ -222,16 +222,18 @@ static void event_init(struct retention_session *session,
 	event->dry_run = session->set.dry_run;
 }
 
+static bool event_wanted(const struct retention_session *session,
+			 enum retention_event_type type)
+{
+	return session->host.event != NULL &&
+	       (session->set.webhook_events & type) != 0;
+}
+
 static void event_emit(struct retention_session *session,
 		       const struct retention_event *event)
 {
-	char id[RETENTION_EVENT_ID_SIZE];
-
-	if (session->host.event == NULL ||
-	    (session->set.webhook_events & event->type) == 0)
-		return;
-	retention_event_id(event, id);
-	session->host.event(session->context, event, id);
+	if (event_wanted(session, event->type))
+		session->host.event(session->context, event);
 }
 
 static void audit_emit(struct retention_session *session,
@@ -381,7 +383,10 @@ bool retention_session_retrieved(struct retention_session *session,
 			(void)session->host.state_write(session->context, idx,
 							now, &error);
 	}
-	if (session->host.message_info(session->context, idx, &info) < 0)
+	/* a download is counted above; the lookups below are for the
+	   event only */
+	if (!event_wanted(session, RETENTION_EVENT_RETRIEVED) ||
+	    session->host.message_info(session->context, idx, &info) < 0)
 		return true;
 	event_init(session, &event, RETENTION_EVENT_RETRIEVED, now, &info,
 		   facts);

@@ -83,10 +83,11 @@ struct retention_host {
 	int (*state_write)(void *context, unsigned int idx,
 			   time_t first_retrieved_at, const char **error_r);
 	/* Hand over one event for delivery (already filtered by
-	   webhook_events). May be NULL when the host sends no webhooks. The
-	   event and its id are valid only during the call. */
-	void (*event)(void *context, const struct retention_event *event,
-		      const char *event_id);
+	   webhook_events). NULL when the host sends no webhooks: the core
+	   then builds no events at all (and looks nothing up for them).
+	   The event is valid only during the call; the host gives it its
+	   webhook-id (retention_event_id()) where it is spooled. */
+	void (*event)(void *context, const struct retention_event *event);
 	/* Log one audit record. */
 	void (*audit)(void *context, const struct retention_audit *audit);
 };

@@ -703,3 +703,17 @@ const char *retention_event_type_name(enum retention_event_type type)
 	}
 	return "unknown";
 }
+
+const char *retention_time_format(time_t t, char *buf, size_t size)
+{
+	struct tm tm;
+
+	if (size == 0)
+		return buf;
+	/* RFC 3339 has four-digit years only. */
+	if (gmtime_r(&t, &tm) == NULL || tm.tm_year < -1900 ||
+	    tm.tm_year > 9999 - 1900 ||
+	    strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		buf[0] = '\0';
+	return buf;
+}

@@ -102,6 +102,10 @@ int retention_interval_parse(const char *str, unsigned int *secs_r,
    "...+HH:MM". Returns 0 and the Unix time in time_r, -1 otherwise. */
 int retention_date_parse(const char *str, time_t *time_r);
 
+/* Format t as RFC 3339 UTC ("2026-11-27T23:13:48Z") into buf (at least
+   21 bytes). Returns buf. */
+const char *retention_time_format(time_t t, char *buf, size_t size);
+
 /* Names for logs, events and status output. */
 const char *retention_policy_kind_name(enum retention_policy_kind kind);
 const char *retention_event_type_name(enum retention_event_type type);

@@ -767,42 +767,26 @@ static int flush_batch(struct service_client *service, const char *new_dir,
 	ARRAY(struct flush_event) batch;
 	struct flush_event *fe, *found;
 	string_t *str = t_str_new(4096);
-	char id[WEBHOOK_SPOOL_ID_MAX], error[256];
-	unsigned char *body;
-	size_t body_len;
-	int64_t created_ms;
-	const char *path, *line, *const *args;
+	const char *path, *line, *const *args, *event_line, *error;
 	unsigned int i, waiting = 0;
 	int ret;
 
 	t_array_init(&batch, count);
 	for (i = 0; i < count; i++) {
 		path = t_strconcat(new_dir, "/", names[i], NULL);
-		ret = webhook_spool_read_file(path, id, &body, &body_len,
-					      &created_ms, error,
-					      sizeof(error));
+		ret = pop3_retention_outbox_read(path, &event_line, &error);
 		if (ret == 0)
 			continue; /* flushed by someone else meanwhile */
-		if (ret > 0 && (memchr(body, '\n', body_len) != NULL ||
-				memchr(body, '\0', body_len) != NULL)) {
-			i_snprintf(error, sizeof(error), "%s: the body is not "
-				   "compact JSON", path);
-			ret = -1;
-		}
 		if (ret < 0) {
 			/* left for the admin to look at */
 			i_error("pop3-retention: %s", error);
-			free(body);
 			(*kept)++;
 			continue;
 		}
-		str_printfa(str, "E\t%s\t%lld\t", id, (long long)created_ms);
-		str_append_data(str, body, body_len);
-		str_append_c(str, '\n');
-		free(body);
 		fe = array_append_space(&batch);
 		fe->name = names[i];
-		fe->id = t_strdup(id);
+		fe->id = dec2str(i + 1);
+		str_printfa(str, "E\t%s\t%s\n", fe->id, event_line);
 		waiting++;
 	}
 	if (waiting == 0)

@@ -10,10 +10,9 @@
 #include "ostream.h"
 #include "net.h"
 #include "time-util.h"
+#include "strnum.h"
 #include "pop3-retention-events.h"
 #include "pop3-retention-protocol.h"
-
-#include "webhook-spool.h"
 
 #include <poll.h>
 #include <unistd.h>
@@ -28,9 +27,9 @@
 #define EVENTS_DEINIT_WAIT_MSECS 2000
 
 struct pending_event {
-	char *id;
-	int64_t created_ms;
-	char *json;
+	unsigned int seq;
+	/* "<created_ms> TAB <event fields>" */
+	char *line;
 };
 
 struct pop3_retention_events {
@@ -48,79 +47,35 @@ struct pop3_retention_events {
 	ARRAY(struct pending_event) pending;
 	unsigned int pending_head;
 	size_t pending_bytes;
+	unsigned int next_seq;
 
-	struct webhook_spool *outbox;
 	unsigned int outboxed;
 };
 
 static void pending_free(struct pending_event *p)
 {
-	i_free(p->id);
-	i_free(p->json);
+	i_free(p->line);
 }
 
-static void outbox_log(void *context, enum webhook_log_level level,
-		       const char *message)
-{
-	struct pop3_retention_events *events = context;
-
-	if (level >= WEBHOOK_LOG_WARNING)
-		e_warning(events->event, "outbox: %s", message);
-	else
-		e_debug(events->event, "outbox: %s", message);
-}
-
-static int outbox_open(struct pop3_retention_events *events)
-{
-	if (events->outbox != NULL)
-		return 0;
-	events->outbox = webhook_spool_create(events->outbox_dir,
-					      WEBHOOK_SPOOL_APPEND_ONLY);
-	if (events->outbox == NULL) {
-		e_error(events->event, "outbox %s: out of memory",
-			events->outbox_dir);
-		return -1;
-	}
-	webhook_spool_set_log(events->outbox, outbox_log, events);
-	if (webhook_spool_open(events->outbox) < 0) {
-		e_error(events->event, "outbox: %s",
-			webhook_spool_error(events->outbox));
-		webhook_spool_destroy(&events->outbox);
-		return -1;
-	}
-	return 0;
-}
-
-/* Append and make durable at once: the outbox is the fallback path, and
-   an event must survive a kill of this process right after. */
+/* Durable before it returns: the outbox is the fallback path, and an
+   event must survive a kill of this process right after. */
 static void outbox_write(struct pop3_retention_events *events,
-			 const char *const *ids, const int64_t *created,
-			 const char *const *jsons, unsigned int count)
+			 const char *const *lines, unsigned int count)
 {
-	unsigned int i, written = 0;
+	const char *error;
+	int written;
 
-	if (count == 0 || outbox_open(events) < 0)
-		goto failed;
-	for (i = 0; i < count; i++) {
-		if (webhook_spool_append(events->outbox, ids[i], jsons[i],
-					 strlen(jsons[i]), created[i]) < 0) {
-			e_error(events->event, "outbox: event %s: %s", ids[i],
-				webhook_spool_error(events->outbox));
-			continue;
-		}
-		written++;
-	}
-	if (webhook_spool_commit(events->outbox) < 0) {
-		e_error(events->event, "outbox: %s",
-			webhook_spool_error(events->outbox));
-		goto failed;
-	}
-	events->outboxed += written;
-	return;
-failed:
-	for (i = 0; i < count; i++) {
-		e_error(events->event, "event %s lost: neither the service nor "
-			"the outbox %s took it", ids[i], events->outbox_dir);
+	if (count == 0)
+		return;
+	written = pop3_retention_outbox_write(events->outbox_dir, lines, count,
+					      &error);
+	if (written > 0)
+		events->outboxed += (unsigned int)written;
+	if (written < (int)count) {
+		e_error(events->event, "%u event(s) lost: neither the service "
+			"nor the outbox took them: %s",
+			count - (written < 0 ? 0 : (unsigned int)written),
+			error);
 	}
 }
 
@@ -128,21 +83,15 @@ static void pending_to_outbox(struct pop3_retention_events *events)
 {
 	struct pending_event *p;
 	unsigned int i, count, n = 0;
-	const char **ids, **jsons;
-	int64_t *created;
+	const char **lines;
 
 	p = array_get_modifiable(&events->pending, &count);
 	if (events->pending_head >= count)
 		return;
-	ids = t_new(const char *, count - events->pending_head);
-	jsons = t_new(const char *, count - events->pending_head);
-	created = t_new(int64_t, count - events->pending_head);
-	for (i = events->pending_head; i < count; i++, n++) {
-		ids[n] = p[i].id;
-		jsons[n] = p[i].json;
-		created[n] = p[i].created_ms;
-	}
-	outbox_write(events, ids, created, jsons, n);
+	lines = t_new(const char *, count - events->pending_head);
+	for (i = events->pending_head; i < count; i++)
+		lines[n++] = p[i].line;
+	outbox_write(events, lines, n);
 	for (i = events->pending_head; i < count; i++)
 		pending_free(&p[i]);
 	array_clear(&events->pending);
@@ -170,31 +119,34 @@ static void events_disconnect(struct pop3_retention_events *events,
 	} T_END;
 }
 
-static void events_ack(struct pop3_retention_events *events, const char *id,
-		       bool refused, const char *reason)
+static void events_ack(struct pop3_retention_events *events,
+		       const char *seq_str, bool refused, const char *reason)
 {
 	struct pending_event *p;
-	unsigned int i, count;
+	unsigned int i, count, seq;
 
 	p = array_get_modifiable(&events->pending, &count);
-	for (i = events->pending_head; i < count; i++) {
-		if (strcmp(p[i].id, id) == 0)
-			break;
+	if (str_to_uint(seq_str, &seq) < 0)
+		i = count;
+	else {
+		for (i = events->pending_head; i < count; i++) {
+			if (p[i].seq == seq)
+				break;
+		}
 	}
 	if (i == count) {
 		e_warning(events->event, "service acknowledged an unknown "
-			  "event %s", id);
+			  "event %s", seq_str);
 		return;
 	}
 	if (refused) {
-		const char *ids[1] = { p[i].id }, *jsons[1] = { p[i].json };
-		int64_t created[1] = { p[i].created_ms };
+		const char *lines[1] = { p[i].line };
 
-		e_warning(events->event, "service refused event %s (%s): "
-			  "kept in the outbox", id, reason);
-		outbox_write(events, ids, created, jsons, 1);
+		e_warning(events->event, "service refused an event (%s): "
+			  "kept in the outbox", reason);
+		outbox_write(events, lines, 1);
 	}
-	events->pending_bytes -= strlen(p[i].json);
+	events->pending_bytes -= strlen(p[i].line);
 	pending_free(&p[i]);
 	if (i != events->pending_head) {
 		/* out of order (not expected): keep the FIFO dense */
@@ -283,36 +235,35 @@ pop3_retention_events_init(struct event *event, const char *socket_path,
 }
 
 void pop3_retention_events_send(struct pop3_retention_events *events,
-				const char *id, int64_t created_ms,
-				const char *json)
+				int64_t created_ms, const char *fields)
 {
 	struct pending_event *p;
-	string_t *line;
+	const char *line;
+	string_t *str;
 
+	line = t_strdup_printf("%lld\t%s", (long long)created_ms, fields);
 	if (events->connected &&
 	    (events->pending_bytes > EVENTS_PENDING_MAX_BYTES ||
 	     o_stream_get_buffer_used_size(events->output) >
 		     EVENTS_OUTPUT_MAX_BYTES)) {
 		e_warning(events->event, "The pop3-retention service is too "
-			  "far behind: event %s goes to the outbox", id);
+			  "far behind: an event goes to the outbox");
 	}
 	if (!events->connected ||
 	    events->pending_bytes > EVENTS_PENDING_MAX_BYTES ||
 	    o_stream_get_buffer_used_size(events->output) >
 		    EVENTS_OUTPUT_MAX_BYTES) {
-		outbox_write(events, &id, &created_ms, &json, 1);
+		outbox_write(events, &line, 1);
 		return;
 	}
 	p = array_append_space(&events->pending);
-	p->id = i_strdup(id);
-	p->created_ms = created_ms;
-	p->json = i_strdup(json);
-	events->pending_bytes += strlen(json);
+	p->seq = ++events->next_seq;
+	p->line = i_strdup(line);
+	events->pending_bytes += strlen(line);
 
-	line = t_str_new(strlen(json) + 64);
-	str_printfa(line, "E\t%s\t%lld\t%s\n", id, (long long)created_ms,
-		    json);
-	o_stream_nsend(events->output, str_data(line), str_len(line));
+	str = t_str_new(strlen(line) + 32);
+	str_printfa(str, "E\t%u\t%s\n", p->seq, line);
+	o_stream_nsend(events->output, str_data(str), str_len(str));
 	if (o_stream_flush(events->output) < 0)
 		events_disconnect(events, o_stream_get_error(events->output));
 }
@@ -381,7 +332,6 @@ void pop3_retention_events_deinit(struct pop3_retention_events **_events)
 			  "%s: run doveadm pop3-retention flush",
 			  events->outboxed, events->outbox_dir);
 	}
-	webhook_spool_destroy(&events->outbox);
 	array_free(&events->pending);
 	i_free(events->socket_path);
 	i_free(events->outbox_dir);

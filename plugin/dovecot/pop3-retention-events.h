@@ -21,12 +21,12 @@ struct pop3_retention_events *
 pop3_retention_events_init(struct event *event, const char *socket_path,
 			   const char *outbox_dir);
 
-/* Send one event (id, creation time in Unix ms, exact JSON body). If the
-   service is unreachable or too far behind, the event goes straight to
-   the outbox, made durable before this returns. */
+/* Send one event: its creation time in Unix ms and its fields
+   (pop3_retention_event_encode()). If the service is unreachable or too
+   far behind, the event goes straight to the outbox, made durable before
+   this returns. */
 void pop3_retention_events_send(struct pop3_retention_events *events,
-				const char *id, int64_t created_ms,
-				const char *json);
+				int64_t created_ms, const char *fields);
 
 /* End of the session: wait a bounded time for the service's
    acknowledgements (the client is already disconnected when Dovecot

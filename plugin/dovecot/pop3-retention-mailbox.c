@@ -12,15 +12,12 @@
 #include "pop3-retention-common.h"
 #include "pop3-retention-mailbox.h"
 #include "pop3-retention-events.h"
+#include "pop3-retention-protocol.h"
 
-#include "retention-event.h"
-
-#include <stdlib.h>
 
 struct held_event {
-	char *id;
 	int64_t created_ms;
-	char *json;
+	char *fields;
 };
 
 struct pop3_retention_mbox {
@@ -46,6 +43,9 @@ struct pop3_retention_mbox {
 	struct mailbox *move_box;
 
 	string_t *uidl;
+	/* pop3_retention_host_template, without events when no webhook
+	   URL is configured (then nothing is built for them) */
+	struct retention_host host;
 	/* events of a plan, held until its transaction has committed */
 	ARRAY(struct held_event) held;
 	bool holding;
@@ -120,7 +120,9 @@ static int pr_message_info(void *context, unsigned int idx,
 	info_r->uidl = t_strdup(mbox_uidl(mbox, mail));
 	if (mail_get_virtual_size(mail, &size) == 0)
 		info_r->size = size;
-	if (mail_get_first_header(mail, "Message-ID", &message_id) > 0)
+	/* for the event body only: a header lookup costs a cache write */
+	if (mbox->host.event != NULL &&
+	    mail_get_first_header(mail, "Message-ID", &message_id) > 0)
 		info_r->message_id = t_strdup(message_id);
 	return 0;
 }
@@ -246,38 +248,30 @@ static int pr_state_write(void *context, unsigned int idx,
 	return 0;
 }
 
-static void pr_event(void *context, const struct retention_event *event,
-		     const char *event_id)
+static void pr_event(void *context, const struct retention_event *event)
 {
 	struct pop3_retention_mbox *mbox = context;
 	struct mail_user *user = mbox->box->storage->user;
 	struct pop3_retention_events *events;
 	int64_t created_ms = (int64_t)event->timestamp * 1000;
-	char *json;
+	string_t *fields = t_str_new(256);
 
-	json = retention_event_to_json(event);
-	if (json == NULL) {
-		e_error(mbox->event, "event %s: out of memory", event_id);
-		return;
-	}
+	pop3_retention_event_encode(fields, event);
 	e_debug(event_create_passthrough(mbox->event)->
 		set_name("pop3_retention_event")->
-		add_str("type", retention_event_type_name(event->type))->
-		add_str("id", event_id)->event(),
-		"event %s %s", event_id, json);
+		add_str("type", retention_event_type_name(event->type))->event(),
+		"event %s", str_c(fields));
 	if (mbox->holding) {
 		/* removals and retains are facts only once the commit
 		   succeeded */
 		struct held_event *held = array_append_space(&mbox->held);
 
-		held->id = i_strdup(event_id);
 		held->created_ms = created_ms;
-		held->json = i_strdup(json);
+		held->fields = i_strdup(str_c(fields));
 	} else if ((events = pop3_retention_user_events(user,
 							mbox->puser)) != NULL) {
-		pop3_retention_events_send(events, event_id, created_ms, json);
+		pop3_retention_events_send(events, created_ms, str_c(fields));
 	}
-	free(json);
 }
 
 void pop3_retention_mbox_release_events(struct pop3_retention_mbox *mbox,
@@ -287,19 +281,17 @@ void pop3_retention_mbox_release_events(struct pop3_retention_mbox *mbox,
 	struct pop3_retention_events *events = NULL;
 	struct held_event *held;
 
-	if (committed)
+	if (committed && array_count(&mbox->held) > 0)
 		events = pop3_retention_user_events(user, mbox->puser);
 	array_foreach_modifiable(&mbox->held, held) {
 		if (events != NULL) {
-			pop3_retention_events_send(events, held->id,
-						   held->created_ms,
-						   held->json);
+			pop3_retention_events_send(events, held->created_ms,
+						   held->fields);
 		} else if (!committed) {
-			e_debug(mbox->event, "event %s dropped: its change "
-				"was not committed", held->id);
+			e_debug(mbox->event, "event dropped: its change was "
+				"not committed: %s", held->fields);
 		}
-		i_free(held->id);
-		i_free(held->json);
+		i_free(held->fields);
 	}
 	array_clear(&mbox->held);
 }
@@ -343,7 +335,7 @@ static void pr_audit(void *context, const struct retention_audit *audit)
 		e_info(e->event(), "user=%s %s", user, audit->line);
 }
 
-static const struct retention_host pop3_retention_host = {
+static const struct retention_host pop3_retention_host_template = {
 	.message_info = pr_message_info,
 	.message_remove = pr_message_remove,
 	.message_retain = pr_message_retain,
@@ -399,9 +391,12 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	info.uidvalidity = status.uidvalidity;
 	info.session = params->session_id;
 	info.remote_ip = params->remote_ip;
-	mbox->session = retention_session_create(&puser->set,
-						 &pop3_retention_host, mbox,
-						 &info);
+	mbox->host = pop3_retention_host_template;
+	if (puser->set.webhook_url[0] == '\0' &&
+	    !event_want_debug(mbox->event))
+		mbox->host.event = NULL;
+	mbox->session = retention_session_create(&puser->set, &mbox->host,
+						 mbox, &info);
 	if (mbox->session == NULL) {
 		*error_r = "Out of memory";
 		pop3_retention_mbox_deinit(&mbox);

@@ -4,17 +4,27 @@
 /* The line protocol between event producers (pop3 processes, doveadm
    pop3-retention flush/queue) and the pop3-retention delivery service,
    over the unix socket <base_dir>/pop3-retention. Lines end in LF;
-   fields are separated by TAB. The JSON body is compact (jansson escapes
-   every control character inside strings), so it contains neither.
+   fields are separated by TAB and tab-escaped (Dovecot's str_tabescape),
+   so they contain neither.
+
+   Producers send the event's facts, not its JSON body: the service
+   builds the body and the webhook-id. So a pop3 process, started for
+   every session, maps no JSON, crypto or HTTP library.
 
    Both sides first send:
-     VERSION <TAB> pop3-retention <TAB> 1 <TAB> 0
+     VERSION <TAB> pop3-retention <TAB> 2 <TAB> 0
 
    Producer -> service:
-     E <TAB> <webhook-id> <TAB> <created_ms> <TAB> <json body>
-         one event. The service answers once it is durable in the spool:
-     A <TAB> <webhook-id>        accepted (spooled, fsynced)
-     R <TAB> <webhook-id> <TAB> <reason>
+     E <TAB> <seq> <TAB> <created_ms> <TAB> <event fields>
+         one event: <seq> is the producer's number for it on this
+         connection ([0-9A-Za-z_-], at most 127 characters),
+         <event fields> the POP3_RETENTION_EVENT_FIELDS fields of
+         pop3_retention_event_encode(). The webhook-id is a hash of the
+         event's identity, so the same event always gets the same id and
+         a replay from an outbox dedupes at the receiver. The service
+         answers once the event is durable in the spool:
+     A <TAB> <seq>               accepted (spooled, fsynced)
+     R <TAB> <seq> <TAB> <reason>
                                  refused (malformed, spool full/failing):
                                  the producer keeps it (outbox)
      Q
@@ -33,27 +43,59 @@
    has, appends them to the spool, commits the batch once (one sync for
    the batch), then writes the A lines. A line longer than
    POP3_RETENTION_PROTOCOL_LINE_MAX, a NUL byte, an unknown command or an
-   E line without a valid webhook-id disconnects the client (after the
-   events before it were answered); an E line with a valid id but a bad
-   time or body gets an R. */
+   E line without a valid <seq> disconnects the client (after the events
+   before it were answered); an E line with a valid <seq> but a bad time
+   or bad fields gets an R. */
+
+#include "retention-event.h"
 
 #define POP3_RETENTION_SOCKET_NAME "pop3-retention"
 #define POP3_RETENTION_PROTOCOL_NAME "pop3-retention"
-#define POP3_RETENTION_PROTOCOL_MAJOR 1
+#define POP3_RETENTION_PROTOCOL_MAJOR 2
 #define POP3_RETENTION_PROTOCOL_MINOR 0
-#define POP3_RETENTION_HANDSHAKE "VERSION\tpop3-retention\t1\t0\n"
+#define POP3_RETENTION_HANDSHAKE "VERSION\tpop3-retention\t2\t0\n"
 
-/* The longest line either side accepts: an event body is capped at
-   64 KiB by the spool, plus the id and the time. */
+/* The longest line either side accepts: an event's fields are far
+   below it (the spool caps a body at 64 KiB). */
 #define POP3_RETENTION_PROTOCOL_LINE_MAX (64 * 1024 + 256)
 
 /* Per-user outbox, relative to the INBOX namespace's index root: events
-   the pop3 process could not hand to the service (same file format as
-   the service's spool; imported by doveadm pop3-retention flush or by
-   the user's next session). */
+   the pop3 process could not hand to the service, one file per event in
+   new/ (written in tmp/, fsynced, renamed), holding
+   POP3_RETENTION_OUTBOX_MAGIC then "<created_ms> TAB <event fields> LF".
+   Sent to the service by doveadm pop3-retention flush. */
 #define POP3_RETENTION_OUTBOX_DIR "pop3-retention-outbox"
+#define POP3_RETENTION_OUTBOX_MAGIC "pop3-retention-outbox 1\n"
 
 /* The service's spool, relative to Dovecot's state_dir. */
 #define POP3_RETENTION_SPOOL_DIR "pop3-retention"
+
+/* Number of event fields on the wire. */
+#define POP3_RETENTION_EVENT_FIELDS 18
+
+/* Append the event's fields to dest: TAB-separated, each tab-escaped,
+   NULL strings and unknown times as empty fields. No LF. */
+void pop3_retention_event_encode(string_t *dest,
+				 const struct retention_event *event);
+
+/* Decode fields (as split by t_strsplit_tabescaped()) into event_r; its
+   strings point into args. Returns 0, or -1 with error_r. */
+int pop3_retention_event_decode(const char *const *args,
+				struct retention_event *event_r,
+				const char **error_r);
+
+/* Write each "<created_ms> TAB <event fields>" line of lines[] as one
+   outbox file in dir (creating dir, dir/tmp and dir/new, mode 0700),
+   durable on return: each file fsynced and renamed into new/, then one
+   fsync of new/. Returns the number of files written (those written
+   before an error stay), or -1 with error_r if none could be. */
+int pop3_retention_outbox_write(const char *dir, const char *const *lines,
+				unsigned int count, const char **error_r);
+
+/* Read one outbox file: returns 1 and its "<created_ms> TAB <event
+   fields>" line in line_r (data stack), 0 if the file is gone, -1 with
+   error_r if it is not a complete outbox file. */
+int pop3_retention_outbox_read(const char *path, const char **line_r,
+			       const char **error_r);
 
 #endif

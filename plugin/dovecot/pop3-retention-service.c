@@ -40,6 +40,7 @@
 #include "array.h"
 #include "str.h"
 #include "strescape.h"
+#include "strnum.h"
 #include "str-sanitize.h"
 #include "ioloop.h"
 #include "istream.h"
@@ -52,15 +53,16 @@
 #include "dovecot-ioloop-curl.h"
 #include "pop3-retention-protocol.h"
 
+#include "retention-event.h"
 #include "retention-settings.h"
 #include "webhook-delivery.h"
 #include "webhook-sign.h"
 #include "webhook-spool.h"
 
-#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include <ctype.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -610,65 +612,75 @@ static void client_batch_finish(struct service_client *client)
 	client->batch_appended = 0;
 }
 
-/* "E <id> <created_ms> <json>". Returns -1 for garbage (the client is
-   disconnected). */
+/* "E <seq> <created_ms> <event fields>": the body and the webhook-id are
+   built here, so that producers need no JSON or crypto library. Returns
+   -1 for garbage (the client is disconnected). */
 static int client_cmd_event(struct service_client *client, const char *args)
 {
-	const char *p, *id, *created_str, *json;
-	json_error_t jerror;
+	const char *p, *seq, *created_str, *const *fields, *error;
+	char id[RETENTION_EVENT_ID_SIZE];
+	struct retention_event event;
 	int64_t created_ms;
-	json_t *root;
 	size_t json_len;
+	char *json;
+	int ret = 0;
 
 	p = strchr(args, '\t');
 	if (p == NULL) {
 		e_error(client->conn.event, "Malformed E line");
 		return -1;
 	}
-	id = t_strdup_until(args, p);
+	seq = t_strdup_until(args, p);
 	created_str = p + 1;
 	p = strchr(created_str, '\t');
-	if (!webhook_id_is_valid(id) || p == NULL) {
+	if (!webhook_id_is_valid(seq) || p == NULL) {
 		e_error(client->conn.event, "Malformed E line (invalid "
-			"webhook-id or missing fields)");
+			"sequence number or missing fields)");
 		return -1;
 	}
 	created_str = t_strdup_until(created_str, p);
-	json = p + 1;
-	json_len = strlen(json);
+	fields = t_strsplit_tabescaped(p + 1);
 
 	if (str_to_int64(created_str, &created_ms) < 0 || created_ms < 0) {
-		client_batch_add(client, id, "invalid creation time");
+		client_batch_add(client, seq, "invalid creation time");
 		return 0;
 	}
-	if (json_len == 0 || json_len > WEBHOOK_SPOOL_BODY_MAX) {
-		client_batch_add(client, id, t_strdup_printf(
-			"body of %zu bytes (1..%u allowed)", json_len,
+	if (pop3_retention_event_decode(fields, &event, &error) < 0) {
+		client_batch_add(client, seq, t_strdup_printf(
+			"invalid event: %s", error));
+		return 0;
+	}
+	retention_event_id(&event, id);
+	json = retention_event_to_json(&event);
+	if (json == NULL) {
+		client_batch_add(client, seq, "out of memory");
+		return 0;
+	}
+	json_len = strlen(json);
+	if (json_len > WEBHOOK_SPOOL_BODY_MAX) {
+		client_batch_add(client, seq, t_strdup_printf(
+			"body of %zu bytes (at most %u allowed)", json_len,
 			(unsigned int)WEBHOOK_SPOOL_BODY_MAX));
+		free(json);
 		return 0;
 	}
-	root = json_loadb(json, json_len, 0, &jerror);
-	if (root == NULL || !json_is_object(root)) {
-		json_decref(root);
-		client_batch_add(client, id, "body is not a JSON object");
-		return 0;
-	}
-	json_decref(root);
 
 	/* commit before the spool's own batch limit, so that an
 	   automatic commit can never take events we have not answered */
 	if (client->batch_appended >= WEBHOOK_SPOOL_BATCH_MAX)
 		client_batch_finish(client);
 	if (webhook_spool_append(spool, id, json, json_len, created_ms) < 0) {
-		const char *error = webhook_spool_error(spool);
+		const char *spool_error = webhook_spool_error(spool);
 
-		e_error(service_event, "Event %s refused: %s", id, error);
-		client_batch_add(client, id, error);
-		return 0;
+		e_error(service_event, "Event %s refused: %s", id,
+			spool_error);
+		client_batch_add(client, seq, spool_error);
+	} else {
+		client->batch_appended++;
+		client_batch_add(client, seq, NULL);
 	}
-	client->batch_appended++;
-	client_batch_add(client, id, NULL);
-	return 0;
+	free(json);
+	return ret;
 }
 
 static void client_cmd_queue(struct service_client *client)

@@ -705,43 +705,58 @@ class Client:
             return False
 
 
-def event_line(msg_id, body=None, created=None):
-    body = body if body is not None else json.dumps(
-        {"type": "message.retrieved", "data": {"user": "proto"}},
-        separators=(",", ":"))
+V2 = "VERSION\tpop3-retention\t2\t0"
+
+
+def event_fields(uid, user="proto"):
+    """The 18 wire fields of a message.retrieved event (protocol v2)."""
+    now = int(time.time())
+    return "\t".join([
+        "message.retrieved", str(now), user, "INBOX", f"uidl{uid}",
+        str(uid), "1700000000", f"<{uid}@x>", "123", str(now - 60),
+        str(now), "1", "keep", "", "", "sess", "127.0.0.1", "0"])
+
+
+def event_line(seq, fields=None, created=None, uid=None):
+    if fields is None:
+        fields = event_fields(uid if uid is not None else
+                              abs(hash(seq)) % 100000)
     created = created if created is not None else int(time.time() * 1000)
-    return f"E\t{msg_id}\t{created}\t{body}\n"
+    return f"E\t{seq}\t{created}\t{fields}\n"
 
 
 def test_protocol_batch_acks_and_refusals(webhooks):
     s = webhooks()
     c = Client(s)
-    assert c.line() == "VERSION\tpop3-retention\t1\t0"
-    lines = [event_line(f"evt_proto_{i}") for i in range(50)]
-    lines.insert(10, event_line("evt_bad_time", created="soon"))
-    lines.insert(20, event_line("evt_bad_body", body="not json"))
-    c.send("VERSION\tpop3-retention\t1\t0\n" + "".join(lines) + "Q\n")
+    assert c.line() == V2
+    lines = [event_line(f"p{i}", uid=i + 1) for i in range(50)]
+    lines.insert(10, event_line("bad_time", created="soon"))
+    lines.insert(20, event_line("bad_fields", fields="message.retrieved\t1"))
+    c.send(V2 + "\n" + "".join(lines) + "Q\n")
     answers = [c.line() for _ in range(53)]
     assert answers[:-1] == [
-        ("R\tevt_bad_time\tinvalid creation time" if "bad_time" in l else
-         "R\tevt_bad_body\tbody is not a JSON object" if "bad_body" in l else
+        ("R\tbad_time\tinvalid creation time" if "bad_time" in l else
+         "R\tbad_fields\tinvalid event: 2 event fields, expected 18"
+         if "bad_fields" in l else
          "A\t" + l.split("\t")[1]) for l in lines]
     q = answers[-1].split("\t")
     assert q[0] == "Q" and len(q) == 12
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 50, timeout=20)
-    assert sorted(s.rx.delivered_ids()) == sorted(f"evt_proto_{i}"
-                                                  for i in range(50))
+    # the service built 50 distinct bodies and webhook-ids
+    ids = s.rx.delivered_ids()
+    assert len(ids) == 50 and len(set(ids)) == 50
+    assert all(i.startswith("evt_") for i in ids)
     s.check()
 
 
 GARBAGE = [
     ("HELLO\n", "Handshake expected"),
-    ("VERSION\tpop3-retention\t1\t0\nBOGUS\n", "Unknown command: BOGUS"),
-    ("VERSION\tpop3-retention\t1\t0\nE\tbad.id\t1\t{}\n", "Malformed E line"),
-    ("VERSION\tpop3-retention\t1\t0\nE\tx\x00y\t1\t{}\n", "NUL byte"),
-    ("VERSION\tpop3-retention\t2\t0\n", "major version"),
-    ("VERSION\tpop3-retention\t1\t0\nE\tevt_long\t1\t{\"a\":\"" +
-     "x" * (70 * 1024) + "\"}\n", "Line longer than"),
+    (V2 + "\nBOGUS\n", "Unknown command: BOGUS"),
+    (V2 + "\nE\tbad.id\t1\tx\n", "Malformed E line"),
+    (V2 + "\nE\tx\x00y\t1\tx\n", "NUL byte"),
+    ("VERSION\tpop3-retention\t1\t0\n", "major version"),
+    (V2 + "\nE\tlong\t1\t" + "x" * (70 * 1024) + "\n",
+     "Line longer than"),
 ]
 
 
@@ -758,9 +773,9 @@ def test_protocol_garbage_disconnects(webhooks, garbage, log):
     # the service survives and serves the next client
     c2 = Client(s)
     c2.line()
-    c2.send("VERSION\tpop3-retention\t1\t0\n" + event_line("evt_after"))
-    assert c2.line() == "A\tevt_after"
-    s.rx.wait_for(lambda rx: rx.delivered_ids() == ["evt_after"])
+    c2.send(V2 + "\n" + event_line("after", uid=7))
+    assert c2.line() == "A\tafter"
+    s.rx.wait_for(lambda rx: len(rx.delivered_ids()) == 1)
     s.check()
 
 

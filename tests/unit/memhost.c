@@ -67,9 +67,10 @@ static int mh_state_write(void *context, unsigned int idx,
 	return 0;
 }
 
-static void mh_event(void *context, const struct retention_event *event,
-		     const char *event_id)
+static void mh_event(void *context, const struct retention_event *event)
 {
+	char event_id[RETENTION_EVENT_ID_SIZE];
+
 	struct memhost *host = context;
 	struct memhost_event *e;
 	char *json;
@@ -84,6 +85,7 @@ static void mh_event(void *context, const struct retention_event *event,
 	e->first_retrieval = event->first_retrieval;
 	e->dry_run = event->dry_run;
 	e->retain_until = event->retain_until;
+	retention_event_id(event, event_id);
 	snprintf(e->id, sizeof(e->id), "%s", event_id);
 	json = retention_event_to_json(event);
 	assert(json != NULL);

@@ -1,0 +1,279 @@
+/* Event fields on the wire and outbox files (see the header). */
+
+#include "lib.h"
+#include "str.h"
+#include "strescape.h"
+#include "strnum.h"
+#include "safe-mkstemp.h"
+#include "write-full.h"
+#include "pop3-retention-protocol.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Outbox files are tiny; anything bigger is not one of ours. */
+#define OUTBOX_FILE_MAX (POP3_RETENTION_PROTOCOL_LINE_MAX + 64)
+
+static void encode_str(string_t *dest, const char *value)
+{
+	str_append_c(dest, '\t');
+	if (value != NULL)
+		str_append_tabescaped(dest, value);
+}
+
+static void encode_num(string_t *dest, uint64_t value)
+{
+	str_printfa(dest, "\t%llu", (unsigned long long)value);
+}
+
+static void encode_time(string_t *dest, time_t value)
+{
+	str_append_c(dest, '\t');
+	if (value != 0)
+		str_printfa(dest, "%lld", (long long)value);
+}
+
+void pop3_retention_event_encode(string_t *dest,
+				 const struct retention_event *event)
+{
+	/* the order is the protocol: keep it in step with decode() */
+	str_append(dest, retention_event_type_name(event->type));
+	encode_time(dest, event->timestamp);
+	encode_str(dest, event->user);
+	encode_str(dest, event->mailbox);
+	encode_str(dest, event->uidl);
+	encode_num(dest, event->uid);
+	encode_num(dest, event->uidvalidity);
+	encode_str(dest, event->message_id);
+	encode_num(dest, event->size);
+	encode_time(dest, event->arrived_at);
+	encode_time(dest, event->retrieved_at);
+	encode_num(dest, event->first_retrieval ? 1 : 0);
+	encode_str(dest, retention_policy_kind_name(event->policy));
+	encode_str(dest, event->reason);
+	encode_time(dest, event->retain_until);
+	encode_str(dest, event->session);
+	encode_str(dest, event->remote_ip);
+	encode_num(dest, event->dry_run ? 1 : 0);
+}
+
+static const char *decode_str(const char *value)
+{
+	return value[0] == '\0' ? NULL : value;
+}
+
+static int decode_time(const char *value, time_t *time_r)
+{
+	int64_t t;
+
+	if (value[0] == '\0') {
+		*time_r = 0;
+		return 0;
+	}
+	if (str_to_int64(value, &t) < 0 || t <= 0)
+		return -1;
+	*time_r = (time_t)t;
+	return 0;
+}
+
+static int decode_bool(const char *value, bool *result_r)
+{
+	if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
+		return -1;
+	*result_r = value[0] == '1';
+	return 0;
+}
+
+static int decode_type(const char *value, enum retention_event_type *type_r)
+{
+	unsigned int bit;
+
+	for (bit = 1; bit <= RETENTION_EVENT_ALL; bit <<= 1) {
+		if (strcmp(retention_event_type_name(bit), value) == 0) {
+			*type_r = (enum retention_event_type)bit;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int decode_policy(const char *value,
+			 enum retention_policy_kind *policy_r)
+{
+	static const enum retention_policy_kind kinds[] = {
+		RETENTION_POLICY_OFF, RETENTION_POLICY_DELETE_AFTER_DOWNLOAD,
+		RETENTION_POLICY_KEEP,
+	};
+	unsigned int i;
+
+	for (i = 0; i < N_ELEMENTS(kinds); i++) {
+		if (strcmp(retention_policy_kind_name(kinds[i]), value) == 0) {
+			*policy_r = kinds[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int pop3_retention_event_decode(const char *const *args,
+				struct retention_event *event_r,
+				const char **error_r)
+{
+	struct retention_event *e = event_r;
+
+	i_zero(e);
+	if (str_array_length(args) != POP3_RETENTION_EVENT_FIELDS) {
+		*error_r = t_strdup_printf("%u event fields, expected %u",
+					   str_array_length(args),
+					   POP3_RETENTION_EVENT_FIELDS);
+		return -1;
+	}
+	if (decode_type(args[0], &e->type) < 0) {
+		*error_r = "unknown event type";
+		return -1;
+	}
+	if (decode_time(args[1], &e->timestamp) < 0 || e->timestamp == 0) {
+		*error_r = "invalid timestamp";
+		return -1;
+	}
+	e->user = decode_str(args[2]);
+	e->mailbox = decode_str(args[3]);
+	e->uidl = decode_str(args[4]);
+	if (e->user == NULL || str_to_uint32(args[5], &e->uid) < 0 ||
+	    str_to_uint32(args[6], &e->uidvalidity) < 0) {
+		*error_r = "invalid user, uid or uidvalidity";
+		return -1;
+	}
+	e->message_id = decode_str(args[7]);
+	if (str_to_uint64(args[8], &e->size) < 0 ||
+	    decode_time(args[9], &e->arrived_at) < 0 ||
+	    decode_time(args[10], &e->retrieved_at) < 0 ||
+	    decode_bool(args[11], &e->first_retrieval) < 0 ||
+	    decode_policy(args[12], &e->policy) < 0) {
+		*error_r = "invalid size, time, flag or policy";
+		return -1;
+	}
+	e->reason = decode_str(args[13]);
+	e->session = decode_str(args[15]);
+	e->remote_ip = decode_str(args[16]);
+	if (decode_time(args[14], &e->retain_until) < 0 ||
+	    decode_bool(args[17], &e->dry_run) < 0) {
+		*error_r = "invalid retain_until or dry_run";
+		return -1;
+	}
+	return 0;
+}
+
+static int mkdir_if_missing(const char *path, const char **error_r)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		*error_r = t_strdup_printf("mkdir(%s) failed: %m", path);
+		return -1;
+	}
+	return 0;
+}
+
+static int outbox_write_one(const char *dir, const char *line,
+			    const char **error_r)
+{
+	string_t *path = t_str_new(256), *content;
+	const char *final;
+	int fd;
+
+	str_printfa(path, "%s/tmp/%ld.", dir, (long)time(NULL));
+	fd = safe_mkstemp(path, 0600, (uid_t)-1, (gid_t)-1);
+	if (fd == -1) {
+		*error_r = t_strdup_printf("safe_mkstemp(%s) failed: %m",
+					   str_c(path));
+		return -1;
+	}
+	content = t_str_new(strlen(line) + 32);
+	str_append(content, POP3_RETENTION_OUTBOX_MAGIC);
+	str_append(content, line);
+	str_append_c(content, '\n');
+	if (write_full(fd, str_data(content), str_len(content)) < 0 ||
+	    fdatasync(fd) < 0) {
+		*error_r = t_strdup_printf("write(%s) failed: %m",
+					   str_c(path));
+		i_close_fd(&fd);
+		i_unlink(str_c(path));
+		return -1;
+	}
+	i_close_fd(&fd);
+	final = t_strdup_printf("%s/new/%s", dir,
+				strrchr(str_c(path), '/') + 1);
+	if (rename(str_c(path), final) < 0) {
+		*error_r = t_strdup_printf("rename(%s, %s) failed: %m",
+					   str_c(path), final);
+		i_unlink(str_c(path));
+		return -1;
+	}
+	return 0;
+}
+
+int pop3_retention_outbox_write(const char *dir, const char *const *lines,
+				unsigned int count, const char **error_r)
+{
+	const char *new_dir = t_strconcat(dir, "/new", NULL);
+	unsigned int i, written = 0;
+	int fd;
+
+	if (mkdir_if_missing(dir, error_r) < 0 ||
+	    mkdir_if_missing(t_strconcat(dir, "/tmp", NULL), error_r) < 0 ||
+	    mkdir_if_missing(new_dir, error_r) < 0)
+		return -1;
+	for (i = 0; i < count; i++) {
+		if (outbox_write_one(dir, lines[i], error_r) < 0)
+			break;
+		written++;
+	}
+	/* one fsync of new/ makes every rename of the batch durable */
+	fd = open(new_dir, O_RDONLY | O_DIRECTORY);
+	if (fd == -1 || fsync(fd) < 0) {
+		*error_r = t_strdup_printf("fsync(%s) failed: %m", new_dir);
+		written = 0;
+	}
+	if (fd != -1)
+		i_close_fd(&fd);
+	return written > 0 || count == 0 ? (int)written : -1;
+}
+
+int pop3_retention_outbox_read(const char *path, const char **line_r,
+			       const char **error_r)
+{
+	const size_t magic_len = strlen(POP3_RETENTION_OUTBOX_MAGIC);
+	char *buf;
+	ssize_t ret;
+	size_t len;
+	int fd;
+
+	fd = open(path, O_RDONLY);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		*error_r = t_strdup_printf("open(%s) failed: %m", path);
+		return -1;
+	}
+	buf = t_malloc_no0(OUTBOX_FILE_MAX + 1);
+	ret = read(fd, buf, OUTBOX_FILE_MAX + 1);
+	i_close_fd(&fd);
+	if (ret < 0) {
+		*error_r = t_strdup_printf("read(%s) failed: %m", path);
+		return -1;
+	}
+	len = (size_t)ret;
+	if (len > OUTBOX_FILE_MAX || len < magic_len + 2 ||
+	    memcmp(buf, POP3_RETENTION_OUTBOX_MAGIC, magic_len) != 0 ||
+	    buf[len - 1] != '\n' ||
+	    memchr(buf + magic_len, '\n', len - magic_len - 1) != NULL ||
+	    memchr(buf, '\0', len) != NULL) {
+		*error_r = t_strdup_printf("%s: not a complete outbox file",
+					   path);
+		return -1;
+	}
+	buf[len - 1] = '\0';
+	*line_r = buf + magic_len;
+	return 1;
+}
