@@ -305,19 +305,29 @@ static void pop3_retention_mailbox_free(struct mailbox *box)
 			e_error(prbox->puser->event,
 				"BUG: removals applied without QUIT");
 		}
-		e_info(event_create_passthrough(prbox->puser->event)->
-		       set_name("pop3_retention_session_finished")->
-		       add_int("retrieved", stats.retrieved)->
-		       add_int("removed", stats.removed)->
-		       add_int("retained", stats.retained)->
-		       add_int("hidden", stats.hidden)->
-		       add_int("failed", stats.failed)->event(),
-		       "session end: policy=%s quit=%s retrieved=%u "
-		       "removed=%u retained=%u hidden=%u failed=%u%s",
-		       retention_policy_kind_name(prbox->puser->set.policy),
-		       quit ? "yes" : "no", stats.retrieved, stats.removed,
-		       stats.retained, stats.hidden, stats.failed,
-		       prbox->puser->set.dry_run ? " dry_run=yes" : "");
+		struct event_passthrough *e =
+			event_create_passthrough(prbox->puser->event)->
+			set_name("pop3_retention_session_finished")->
+			add_int("retrieved", stats.retrieved)->
+			add_int("removed", stats.removed)->
+			add_int("retained", stats.retained)->
+			add_int("hidden", stats.hidden)->
+			add_int("failed", stats.failed);
+		const char *summary = t_strdup_printf(
+			"session end: policy=%s quit=%s retrieved=%u "
+			"removed=%u retained=%u hidden=%u failed=%u%s",
+			retention_policy_kind_name(prbox->puser->set.policy),
+			quit ? "yes" : "no", stats.retrieved, stats.removed,
+			stats.retained, stats.hidden, stats.failed,
+			prbox->puser->set.dry_run ? " dry_run=yes" : "");
+
+		/* a session that changed nothing needs no line of its own
+		   (pop3 logs the logout); the named event is sent anyway */
+		if (stats.removed + stats.retained + stats.hidden +
+		    stats.failed > 0)
+			e_info(e->event(), "%s", summary);
+		else
+			e_debug(e->event(), "%s", summary);
 		pop3_retention_mbox_deinit(&prbox->mbox);
 	}
 	prbox->module_ctx.super.free(box);

@@ -18,6 +18,21 @@ DAY = 86400
 P = "pop3_retention_"
 
 
+# Sessions that change nothing log their summary at debug level only;
+# the tests wait for that line to know a session's changes are on disk.
+DEBUG_LOG = "log_debug = category=pop3-retention\n"
+
+
+@pytest.fixture
+def dovecot(dovecot):
+    """The harness's factory, with the plugin's debug lines logged."""
+    def factory(plugin=False, extra_conf="", **kw):
+        if plugin:
+            extra_conf = DEBUG_LOG + extra_conf
+        return dovecot(plugin=plugin, extra_conf=extra_conf, **kw)
+    return factory
+
+
 def plugin(dovecot, users=None, **settings):
     conf = {P + k: v for k, v in settings.items()}
     return dovecot(plugin=True, settings=conf, users=users)
