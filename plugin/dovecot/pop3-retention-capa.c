@@ -9,9 +9,12 @@
    body write contains "\r\n.\r\n".
 
    Byte accounting: the caller is told that the original length was taken
-   and ostream.offset advances by the original length, so pop3's
-   client_send_line() assertion and its byte counters see what vanilla pop3
-   sees. The inserted bytes appear only on the wire.
+   (pop3's client_send_line() asserts it), while ostream.offset counts the
+   bytes that go to the wire, EXPIRE line included: the filter's offset
+   always equals its parent's (plus pending). pop3's RETR/TOP byte counters
+   subtract an offset taken before the message from one taken after it, and
+   while a message streams client->output is the parent itself (see
+   pop3_retention_capa_bypass_begin()), so the two offsets must agree.
 
    Partial writes: if the parent takes only part of the rewritten reply,
    the filter keeps the rest in "pending" and owns it from then on. Pending
@@ -147,7 +150,7 @@ capa_ostream_send_rewritten(struct capa_ostream *cstream, size_t orig_size)
 	}
 	if ((size_t)ret < total)
 		capa_ostream_keep_rest(cstream, iov, N_ELEMENTS(iov), ret);
-	stream->ostream.offset += orig_size;
+	stream->ostream.offset += total;
 	return orig_size;
 }
 
@@ -241,6 +244,41 @@ void pop3_retention_capa_install(struct client *client,
 	   limit and error handling mode, and takes its own reference. */
 	output = o_stream_create(&cstream->ostream, client->output,
 				 o_stream_get_fd(client->output));
+	output->offset = client->output->offset;
 	o_stream_unref(&client->output);
 	client->output = output;
+}
+
+static struct capa_ostream *capa_ostream_get(struct ostream *output)
+{
+	if (output == NULL || output->real_stream->sendv != capa_ostream_sendv)
+		return NULL;
+	return container_of(output->real_stream, struct capa_ostream, ostream);
+}
+
+struct ostream *pop3_retention_capa_bypass_begin(struct client *client)
+{
+	struct capa_ostream *cstream = capa_ostream_get(client->output);
+	struct ostream *filter;
+
+	/* pending bytes must go out before anything else: keep the
+	   filter in the path then */
+	if (cstream == NULL || cstream->pending->used > 0)
+		return NULL;
+	filter = client->output;
+	/* borrowed: the filter holds the parent's reference */
+	client->output = cstream->ostream.parent;
+	return filter;
+}
+
+void pop3_retention_capa_bypass_end(struct client *client,
+				    struct ostream *filter)
+{
+	struct capa_ostream *cstream = capa_ostream_get(filter);
+
+	if (cstream != NULL && client->output == cstream->ostream.parent) {
+		/* what pop3 wrote meanwhile went to the parent */
+		filter->offset = client->output->offset;
+		client->output = filter;
+	}
 }

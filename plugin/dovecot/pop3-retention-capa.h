@@ -19,4 +19,17 @@ struct client;
 void pop3_retention_capa_install(struct client *client,
 				 const char *expire_value);
 
+/* While a message streams (RETR, TOP), let pop3 write straight to the
+   filter's parent: a message body can never be the CAPA reply, and pop3
+   writes a body in pieces of a line or less, so the extra stream layer
+   would cost on every piece. Returns the filter if client->output was
+   switched (pass it to _bypass_end() before the next command's reply),
+   NULL if the filter is not installed or still holds bytes of its own.
+   The filter keeps its reference to the parent throughout. */
+struct ostream *pop3_retention_capa_bypass_begin(struct client *client);
+/* Put the filter returned by _bypass_begin() back as client->output
+   (unless pop3 replaced client->output meanwhile). */
+void pop3_retention_capa_bypass_end(struct client *client,
+				    struct ostream *filter);
+
 #endif

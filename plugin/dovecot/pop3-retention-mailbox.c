@@ -225,6 +225,23 @@ static int pr_message_retain(void *context, unsigned int idx,
 		array_push_back(&mbox->failed, &idx);
 		return -1;
 	}
+	if (mbox->retained_kw == NULL) {
+		/* created on first use: until a message is retained the
+		   keyword does not exist, and session begin skips the
+		   per-message keyword lookups */
+		const char *retained[] = {
+			POP3_RETENTION_RETAINED_KEYWORD, NULL };
+
+		if (mailbox_keywords_create(mbox->box, retained,
+					    &mbox->retained_kw) < 0) {
+			*error_r = t_strdup_printf(
+				"Can't create keyword: %s",
+				mailbox_get_last_internal_error(mbox->box,
+								NULL));
+			array_push_back(&mbox->failed, &idx);
+			return -1;
+		}
+	}
 	mail_update_keywords(mail, MODIFY_ADD, mbox->retained_kw);
 	return 0;
 }
@@ -352,7 +369,6 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	struct pop3_retention_mbox *mbox;
 	struct retention_session_info info;
 	struct mailbox_status status;
-	const char *retained[] = { POP3_RETENTION_RETAINED_KEYWORD, NULL };
 	const char *deleted[2] = { params->deleted_flag, NULL };
 	pool_t pool;
 
@@ -370,9 +386,8 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	p_array_init(&mbox->failed, pool, 4);
 	i_array_init(&mbox->held, 8);
 
-	if (mailbox_keywords_create(box, retained, &mbox->retained_kw) < 0 ||
-	    (params->deleted_flag != NULL &&
-	     mailbox_keywords_create(box, deleted, &mbox->deleted_kw) < 0)) {
+	if (params->deleted_flag != NULL &&
+	    mailbox_keywords_create(box, deleted, &mbox->deleted_kw) < 0) {
 		*error_r = t_strdup_printf(
 			"Can't create keywords: %s",
 			mailbox_get_last_internal_error(box, NULL));

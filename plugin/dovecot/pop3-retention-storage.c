@@ -14,6 +14,7 @@
 #include "pop3-common.h"
 #include "pop3-client.h"
 #include "pop3-settings.h"
+#include "pop3-retention-capa.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-mailbox.h"
 #include "pop3-retention-plugin.h"
@@ -44,6 +45,10 @@ struct pop3_retention_mailbox {
 struct pop3_retention_mail {
 	union mail_module_context module_ctx;
 	struct istream *retr_input;
+	/* the CAPA filter, out of the output path while this message
+	   streams (see pop3_retention_capa_bypass_begin()) */
+	struct client *bypass_client;
+	struct ostream *bypass_filter;
 	bool is_top;
 };
 
@@ -367,9 +372,17 @@ static int pop3_retention_mail_get_stream(struct mail *_mail, bool get_body,
 		return -1;
 	if (prmail->retr_input == NULL && reason != NULL &&
 	    (strcmp(reason, "RETR") == 0 || strcmp(reason, "TOP") == 0)) {
+		struct client *client = box_client(_mail->box);
+
 		prmail->retr_input = *stream_r;
 		prmail->is_top = strcmp(reason, "TOP") == 0;
 		i_stream_ref(prmail->retr_input);
+		if (client != NULL && prmail->bypass_filter == NULL) {
+			prmail->bypass_filter =
+				pop3_retention_capa_bypass_begin(client);
+			if (prmail->bypass_filter != NULL)
+				prmail->bypass_client = client;
+		}
 	}
 	return 0;
 }
@@ -397,6 +410,14 @@ static void pop3_retention_mail_close(struct mail *_mail)
 		}
 		prmail->retr_input = NULL;
 		i_stream_unref(&input);
+	}
+	if (prmail->bypass_filter != NULL) {
+		/* pop3 frees the message's mail before it replies to the next
+		   command, and before it destroys client->output */
+		pop3_retention_capa_bypass_end(prmail->bypass_client,
+					       prmail->bypass_filter);
+		prmail->bypass_filter = NULL;
+		prmail->bypass_client = NULL;
 	}
 	prmail->module_ctx.super.close(_mail);
 }

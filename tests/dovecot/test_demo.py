@@ -2,10 +2,13 @@
 
 `--check` starts the demo, runs the commands it prints (list, retrieve,
 CAPA with EXPIRE before and after login, doveadm status, the per-user
-override, and with a short window the removal at the next login) and
-stops.  Without --check it stays in the foreground until SIGINT/SIGTERM.
+override, and with a short window the removal at the next login), checks
+that its local webhook sink got the matching events with verified
+signatures (message.retrieved for the download, message.expired for the
+strict user's removal) and stops.  Without --check it stays in the
+foreground, printing the sink's event lines, until SIGINT/SIGTERM.
 Either way nothing it started may be left: no process of its Dovecot
-master's session, no directory.
+master's session, no directory, no listening port (Dovecot's, the sink's).
 
 Other dovecot processes may come and go on the machine meanwhile (other
 test instances), so "nothing left" is checked on the processes that are
@@ -67,7 +70,18 @@ def master_pid_of(demo_dir):
     return None
 
 
-def assert_gone(before, master_pid, demo_dir, port):
+def event_line(type_, user, rest=""):
+    """A line the sink prints for a verified event about user's uid 1."""
+    return re.compile(rf"^\w+ +\d+ [\d:]+ webhook-sink: {re.escape(type_)} "
+                      rf"user={user} uid=1 .*{rest}.*  signature OK$", re.M)
+
+
+def sink_port(text):
+    return int(re.search(r"^  webhooks\s+http://127\.0\.0\.1:(\d+)/hook",
+                         text, re.M).group(1))
+
+
+def assert_gone(before, master_pid, demo_dir, *ports):
     # the master's children exit as it stops; allow a moment for reaping
     try:
         h.wait_until(lambda: not demo_leftovers(before, master_pid, demo_dir),
@@ -79,7 +93,8 @@ def assert_gone(before, master_pid, demo_dir, port):
     assert not Path(demo_dir).exists(), f"{demo_dir} left behind"
     assert not Path(demo_dir).parent.exists(), \
         f"{Path(demo_dir).parent} left behind"
-    assert not h.port_is_listening(port), f"port {port} still listening"
+    for port in ports:
+        assert not h.port_is_listening(port), f"port {port} still listening"
 
 
 @pytest.mark.parametrize("extra", [[], ["--keep", "3s"]],
@@ -91,16 +106,31 @@ def test_demo_check(extra):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
     m = re.search(r"demo --check: (\d+) passed, (\d+) failed", out)
-    assert m and m.group(2) == "0" and int(m.group(1)) >= 7, out
+    assert m and m.group(2) == "0" and int(m.group(1)) >= 10, out
+    # the sink's checks ran and passed, and it printed verified events
+    for check in (r"webhook: message\.retrieved user=demo uid=1 .*"
+                  r"signature verified",
+                  r"webhook: message\.expired user=strict uid=1 "
+                  r"reason=downloaded .*signature verified",
+                  r"the sink got \d+ events, every signature verified"):
+        assert re.search(rf"^  ok    {check}$", out, re.M), out
+    assert event_line("message.retrieved", "demo",
+                      "first_retrieval=true").search(out), out
+    assert event_line("message.expired", "strict",
+                      "reason=downloaded").search(out), out
+    assert "SIGNATURE INVALID" not in out, out
+    assert not re.search(r"whsec_[A-Za-z0-9+/]{16}", out), "secret printed"
     if extra:
         assert "reason=keep-expired" in out, out
+        assert event_line("message.expired", "demo",
+                          "reason=keep-expired").search(out), out
     else:
         assert "skipped waiting 2m" in out, out
     demo_dir = re.search(r"^  files\s+(\S+)", out, re.M).group(1)
     port = int(re.search(r"on 127\.0\.0\.1:(\d+)", out).group(1))
     master = int(re.search(r"dovecot master pid (\d+)", out).group(1))
     assert "nothing left running" in out, out
-    assert_gone(before, master, demo_dir, port)
+    assert_gone(before, master, demo_dir, port, sink_port(out))
 
 
 class Output:
@@ -111,10 +141,15 @@ class Output:
         self.buf = b""
 
     def until(self, needle, timeout):
-        """Read until `needle` is in the output; return the whole text."""
+        """Read until `needle` (a string or a compiled regex) is in the
+        output; return the whole text."""
+        def seen():
+            text = self.buf.decode(errors="replace")
+            return (needle.search(text) if isinstance(needle, re.Pattern)
+                    else needle in text)
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
-        while needle.encode() not in self.buf:
+        while not seen():
             left = deadline - time.monotonic()
             if left <= 0 or self.proc.poll() is not None:
                 raise AssertionError(
@@ -138,6 +173,8 @@ def test_demo_foreground_stops_on_signal(sig):
         port = int(re.search(r"on 127\.0\.0\.1:(\d+)", text).group(1))
         demo_dir = re.search(r"^  files\s+(\S+)", text, re.M).group(1)
         assert re.search(rf"^  port\s+{port}$", text, re.M), text
+        sink = sink_port(text)
+        assert h.port_is_listening(sink), text
         master = master_pid_of(demo_dir)
         assert master, f"no dovecot master for {demo_dir}"
         assert h.port_is_listening(port)
@@ -155,15 +192,25 @@ def test_demo_foreground_stops_on_signal(sig):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         text = output.until("reason=downloaded", timeout=10)
+        # ... and so do its webhooks, verified by the sink
+        output.until(event_line("message.retrieved", "strict",
+                                "first_retrieval=true"), timeout=15)
+        text = output.until(event_line("message.expired", "strict",
+                                       "reason=downloaded"), timeout=15)
+        assert "SIGNATURE INVALID" not in text, text
 
         proc.send_signal(sig)
         rest, _ = proc.communicate(timeout=60)
         rest = rest.decode(errors="replace")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a check failed: let the demo clean up
+            proc.terminate()
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 0, text + rest
     assert f"{signal.Signals(sig).name}: stopping" in rest, rest
     assert "nothing left running" in rest, rest
-    assert_gone(before, master, demo_dir, port)
+    assert_gone(before, master, demo_dir, port, sink)

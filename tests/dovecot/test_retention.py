@@ -681,3 +681,25 @@ def test_imap_unaffected_by_global_listing(dovecot):
     log = inst.log_text()
     assert "works only in the pop3 process, not in imap" in log
     assert "Fatal" not in log and "Panic" not in log
+
+
+def test_session_statistics_match_vanilla(dovecot):
+    """The EXPIRE filter steps aside while a message streams; pop3's own
+    byte counters (its logout line) must still be exact."""
+    vanilla = dovecot(plugin=False)
+    keep = plugin(dovecot, policy="keep", keep="30d")
+    for inst in (vanilla, keep):
+        md = inst.maildir("alice")
+        for i in range(4):
+            md.deliver(make_message(f"m{i}", msgid=f"<s{i}@x>",
+                                    body=f"line\n.dot\n{'x' * 90}\n" * 40,
+                                    date="Mon, 01 Jan 2024 00:00:00 +0000"),
+                       name=f"1700000000.M{i}P1.stat", mtime=1700000000 + i)
+        c = inst.raw("alice")
+        c.send(b"CAPA\r\nRETR 1\r\nCAPA\r\nTOP 2 3\r\nRETR 3\r\nCAPA\r\n"
+               b"RETR 4\r\nQUIT\r\n")
+        c.read_until_close()
+    logout = re.compile(r"Disconnected: Logged out (top=\S+ retr=\S+)")
+    a = wait_until(lambda: logout.search(vanilla.log_text()))
+    b = wait_until(lambda: logout.search(keep.log_text()))
+    assert a.group(1) == b.group(1)
