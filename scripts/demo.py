@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """./quickstart demo: a private Dovecot 2.3 with pop3-retention on 127.0.0.1.
 
-Starts a Dovecot master (as root) on a free port with the pop3 plugin and
-the pop3-login plugin loaded, two users with a few messages, prints how to
-try it, then follows the pop3-retention log lines until Ctrl-C (SIGINT),
-SIGTERM or SIGHUP.  On the way out it stops Dovecot and every process it
-started and removes its directory.
+Starts a Dovecot master (as root) on a free port with the pop3 plugin,
+the pop3-login plugin and the webhook delivery service, two users with a
+few messages, and a local webhook sink (scripts/webhook_sink.py, a thread
+on 127.0.0.1) that verifies each event's signature and prints it.  Prints
+how to try it, then follows the pop3-retention log lines, interleaved with
+the sink's event lines, until Ctrl-C (SIGINT), SIGTERM or SIGHUP.  On the
+way out it stops Dovecot, every process it started and the sink, and
+removes its directory.
 
     demo.py [--keep INTERVAL]            interactive (default window 2m)
     demo.py --check [--keep INTERVAL]    start, run the printed commands,
@@ -16,7 +19,9 @@ Reuses tests/dovecot/dovecot_harness.py (DovecotInstance).  Run it through
 """
 
 import argparse
+import grp
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -24,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -31,8 +37,24 @@ TOP = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TOP / "tests" / "dovecot"))
 
 import dovecot_harness as h  # noqa: E402
+import webhook_sink  # noqa: E402  (scripts/, next to this file)
 
 HOST = h.HOST
+SERVICE_BIN = TOP / "plugin" / "dovecot" / "pop3-retention"
+# docs/dovecot.md "Webhook delivery service"; the socket is for the mail
+# users' group (the demo's users are all 65534:65534)
+SERVICE_BLOCK = """\
+service pop3-retention {{
+  executable = {bin}
+  user = $default_internal_user
+  process_limit = 1
+  process_min_avail = 1
+  unix_listener pop3-retention {{
+    mode = 0660
+    user = $default_internal_user
+    group = {group}
+  }}
+}}"""
 DEMO_MESSAGES = [
     ("Welcome to the pop3-retention demo",
      "This mailbox is under the 'keep' policy: a message stays on the\n"
@@ -55,9 +77,13 @@ LOG_NEEDLES = ("pop3-retention", "pop3_retention", " Error: ", " Fatal: ",
                " Panic: ", " Warning: ")
 
 
+_out_lock = threading.Lock()  # the sink prints from its own threads
+
+
 def out(*args):
     try:
-        print(*args, flush=True)
+        with _out_lock:
+            print(*args, flush=True)
     except OSError:  # stdout gone (closed pipe): keep going, clean up
         pass
 
@@ -113,6 +139,7 @@ class Demo:
         self.keep = human(keep_s)
         self.root = None
         self.inst = None
+        self.sink = None
 
     def start(self):
         # A directory of our own (short: unix sockets live in base_dir),
@@ -134,6 +161,7 @@ class Demo:
             protocol_pop3_extra="  login_plugins = $login_plugins "
                                 "pop3_retention_login",
             start=False)
+        self._webhooks(settings)
         check_stop()
         for user, msgs in (("demo", DEMO_MESSAGES),
                            ("strict", STRICT_MESSAGES)):
@@ -147,6 +175,32 @@ class Demo:
         self.expire = self._site_expire()
         self._write_doveadm_wrapper()
         check_stop()
+
+    def _webhooks(self, settings):
+        """A fresh secret in the instance dir (0600, owned by the service's
+        user, as the service demands), the sink, and the service block."""
+        secret = webhook_sink.make_secret()
+        self.secret_file = self.dir / "webhook.secret"
+        fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600)
+        try:
+            service_user = pwd.getpwnam("dovecot")
+            os.fchown(fd, service_user.pw_uid, service_user.pw_gid)
+            os.write(fd, (secret + "\n").encode())
+        finally:
+            os.close(fd)
+        self.sink = webhook_sink.WebhookSink(
+            secret, on_event=lambda event: out(event.line()))
+        settings.update({
+            "pop3_retention_webhook_url": self.sink.url,
+            "pop3_retention_webhook_secret_file": str(self.secret_file),
+            # the service refuses loopback/private targets by default
+            "pop3_retention_webhook_allow_private": "yes",
+        })
+        block = SERVICE_BLOCK.format(bin=SERVICE_BIN,
+                                     group=grp.getgrgid(h.MAIL_GID).gr_name)
+        self.inst.reconfigure(settings=settings, extra_conf=block,
+                              restart=False)
 
     def _site_expire(self):
         """The EXPIRE value pop3-login announces before login (the login
@@ -223,6 +277,8 @@ pop3-retention demo: Dovecot 2.3 with the plugin on {HOST}:{port}
   files    {d}  (removed on exit)
   config   {self.inst.conf}
   log      tail -f {self.inst.log}
+  webhooks {self.sink.url}  the local sink: prints each event, verified
+  secret   {self.secret_file}  whsec_..., 0600, owner dovecot
   users    demo/demo       {n} messages, policy keep, window {k} after the first download
            strict/strict   {s} messages, userdb override: delete-after-download
 
@@ -237,7 +293,15 @@ log) and the list has {n - 1} messages: curl {demo}
 Messages never downloaded stay.  Without a login, a sweep removes what is due:
   {d}/doveadm pop3-retention sweep -u demo
 
-pop3-retention log lines follow.  Ctrl-C stops Dovecot and removes {d}.
+Webhooks: the pop3-retention service signs every event (Standard Webhooks)
+and POSTs it to the sink at {self.sink.url}, which checks the
+signature with Python's hmac and prints one line per event ("signature OK").
+pop3_retention_webhook_allow_private = yes lets the service post to
+127.0.0.1: that is for this local demo only; a real endpoint is a public
+https:// URL and the setting stays off.
+
+pop3-retention log lines and webhook events follow.  Ctrl-C stops Dovecot
+and the sink and removes {d}.
 """
 
     def stop(self):
@@ -256,6 +320,8 @@ pop3-retention log lines follow.  Ctrl-C stops Dovecot and removes {d}.
             if self.inst.master_pid and h.session_pids(self.inst.master_pid):
                 problems.append("processes left: "
                                 f"{h.session_pids(self.inst.master_pid)}")
+        if self.sink is not None:
+            self.sink.stop()
         if self.root is not None:
             self._kill_strays()
             shutil.rmtree(self.root, ignore_errors=True)
@@ -327,6 +393,19 @@ def run_check(demo):
         out(f"  {'ok  ' if cond else 'FAIL'}  {name}"
             + (f"\n        {detail.strip()}" if detail and not cond else ""))
 
+    def webhook(type_, user, **facts):
+        """Wait for a verified event of that type about user's uid 1 at the
+        sink; report it."""
+        def match(e):
+            return (e.verified and e.type == type_
+                    and e.data.get("user") == user and e.data.get("uid") == 1
+                    and all(e.data.get(k) == v for k, v in facts.items()))
+        what = " ".join(f"{k}={str(v).lower()}" for k, v in facts.items())
+        ok(f"webhook: {type_} user={user} uid=1 {what} at "
+           f"{demo.sink.url}, signature verified",
+           demo.sink.wait_for(match, timeout=15, between=check_stop),
+           "the sink got: " + "; ".join(e.line() for e in demo.sink.events))
+
     n = len(DEMO_MESSAGES)
     out(f"\ndemo --check: dovecot master pid {inst.master_pid}, "
         f"port {inst.port}")
@@ -340,6 +419,7 @@ def run_check(demo):
        r.returncode == 0 and f"Subject: {DEMO_MESSAGES[0][0]}" in r.stdout,
        r.stdout[:500] + r.stderr)
     retrieved_at = time.time()
+    webhook("message.retrieved", "demo", first_retrieval=True)
 
     r = curl("demo", "", "-X", "CAPA")
     ok(f"curl {demo.url('demo')} -X CAPA  shows EXPIRE {demo.expire}",
@@ -379,6 +459,7 @@ def run_check(demo):
        and len(r2.stdout.splitlines()) == left
        and len(inst.maildir("strict").files()) == left,
        r1.stderr + r2.stdout + r2.stderr)
+    webhook("message.expired", "strict", reason="downloaded")
 
     if demo.keep_s <= 30:
         sleep(max(0.0, retrieved_at + demo.keep_s + 1.5 - time.time()))
@@ -393,6 +474,7 @@ def run_check(demo):
            f"(list has {n - 1}, log says reason=keep-expired)",
            r.returncode == 0 and len(r.stdout.splitlines()) == n - 1
            and expired, r.stdout + r.stderr)
+        webhook("message.expired", "demo", reason="keep-expired")
     else:
         out(f"  (skipped waiting {demo.keep} for the window; "
             "--keep 5s checks it)")
@@ -400,6 +482,10 @@ def run_check(demo):
     bad = [l for l in inst.log_text().splitlines()
            if any(s in l for s in (" Error: ", " Fatal: ", " Panic: "))]
     ok("no Error/Fatal/Panic in the log", not bad, "\n".join(bad))
+    events = list(demo.sink.events)
+    ok(f"the sink got {len(events)} events, every signature verified",
+       events and all(e.verified for e in events),
+       "\n".join(e.line() for e in events))
 
     out("log lines:")
     for line in inst.log_text().splitlines():
@@ -424,7 +510,8 @@ def main():
         out("demo: run as root (the private Dovecot master binds, forks and "
             "drops privileges to dovecot, dovenull and nobody)")
         return 1
-    for so in (h.PLUGIN_SO, h.LOGIN_PLUGIN_SO, h.DOVEADM_PLUGIN_SO):
+    for so in (h.PLUGIN_SO, h.LOGIN_PLUGIN_SO, h.DOVEADM_PLUGIN_SO,
+               SERVICE_BIN):
         if not so.is_file():
             out(f"demo: {so} is missing: build first (./quickstart demo "
                 "does)")
