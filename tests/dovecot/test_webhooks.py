@@ -8,6 +8,8 @@ correctly, nothing sent again after a 2xx) and a scan of every log for
 the secret. Retry schedules are seconds long; nothing asserts on speed,
 only on order and lower bounds of delays."""
 
+import base64
+import copy
 import json
 import os
 import pwd
@@ -17,6 +19,7 @@ import socket
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -786,4 +789,45 @@ def test_bad_service_setting_is_fatal_and_named(webhooks):
                      r"\{\}: pop3_retention_webhook_timeout: invalid value "
                      r"'15'", s.log()), s.log()[-2000:]
     assert not s.spool_dir().exists()
+    s.check()
+
+
+# ------------------------------------- the Standard Webhooks reference library
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+
+
+def reference_verify(secret, requests):
+    """Verify recorded requests with the official `standardwebhooks` npm
+    package (tests/dovecot/js): a third-party check of our signatures."""
+    if not (JS_DIR / "node_modules" / "standardwebhooks").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"],
+                       cwd=JS_DIR, check=True, capture_output=True,
+                       timeout=300)
+    lines = "".join(json.dumps({
+        "secret": secret,
+        "headers": {k: r.headers[k] for k in (
+            "webhook-id", "webhook-timestamp", "webhook-signature")},
+        "body_b64": base64.b64encode(r.body).decode(),
+    }) + "\n" for r in requests)
+    out = subprocess.run(["node", str(JS_DIR / "verify.mjs")], input=lines,
+                         capture_output=True, text=True, check=True,
+                         timeout=60)
+    return out.stdout.split("\n")[:-1]
+
+
+def test_reference_library_verifies_our_requests(webhooks):
+    s = webhooks()
+    s.deliver(2)
+    s.session(retr=(1, 2), dele=(2,))
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3)
+    requests = s.rx.delivered()
+    results = reference_verify(s.rx.secrets[0], requests)
+    assert results == [f"ok {r.type}" for r in requests]
+    assert {r.type for r in requests} == {"message.retrieved",
+                                          "message.deleted"}
+    # and it rejects what we did not sign: a body with one byte changed
+    forged = copy.copy(requests[0])
+    forged.body = forged.body.replace(b'"uid":1', b'"uid":7')
+    assert reference_verify(s.rx.secrets[0], [forged])[0].startswith("fail")
     s.check()
