@@ -1478,35 +1478,34 @@ void webhook_spool_release(struct webhook_spool *spool,
 	heap_push(spool, &entry);
 }
 
+static int sync_dir_if_dirty(struct webhook_spool *spool, bool *dirty,
+			     int fd, const char *name)
+{
+	if (!*dirty)
+		return 0;
+	*dirty = false;
+	if (fsync_dir(fd) < 0) {
+		set_error(spool, "fsync(%s/%s) failed: %s", spool->dir, name,
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int webhook_spool_sync(struct webhook_spool *spool)
 {
 	int ret = 0;
 
 	spool->error[0] = '\0';
-	if (spool->new_dirty) {
-		spool->new_dirty = false;
-		if (fsync_dir(spool->new_fd) < 0) {
-			set_error(spool, "fsync(%s/new) failed: %s",
-				  spool->dir, strerror(errno));
-			ret = -1;
-		}
-	}
-	if (spool->dead_dirty) {
-		spool->dead_dirty = false;
-		if (fsync_dir(spool->dead_fd) < 0) {
-			set_error(spool, "fsync(%s/dead) failed: %s",
-				  spool->dir, strerror(errno));
-			ret = -1;
-		}
-	}
-	if (spool->corrupt_dirty) {
-		spool->corrupt_dirty = false;
-		if (fsync_dir(spool->corrupt_fd) < 0) {
-			set_error(spool, "fsync(%s/corrupt) failed: %s",
-				  spool->dir, strerror(errno));
-			ret = -1;
-		}
-	}
+	if (sync_dir_if_dirty(spool, &spool->new_dirty, spool->new_fd,
+			      "new") < 0)
+		ret = -1;
+	if (sync_dir_if_dirty(spool, &spool->dead_dirty, spool->dead_fd,
+			      "dead") < 0)
+		ret = -1;
+	if (sync_dir_if_dirty(spool, &spool->corrupt_dirty,
+			      spool->corrupt_fd, "corrupt") < 0)
+		ret = -1;
 	return ret;
 }
 
