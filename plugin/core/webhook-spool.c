@@ -575,24 +575,35 @@ static int open_dir_at(int dir_fd, const char *name)
 	return openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/* A DIR stream on a fresh descriptor of dir_fd (readdir() must not move
+   dir_fd's own offset, and closedir() closes the copy). NULL with errno
+   set on failure. */
+static DIR *opendir_at(int dir_fd)
+{
+	int fd, saved_errno;
+	DIR *dir;
+
+	fd = open_dir_at(dir_fd, ".");
+	if (fd < 0)
+		return NULL;
+	dir = fdopendir(fd);
+	if (dir == NULL) {
+		saved_errno = errno;
+		(void)close(fd);
+		errno = saved_errno;
+	}
+	return dir;
+}
+
 /* Entries of a directory other than dot files. */
 static unsigned int count_dir(int dir_fd)
 {
 	unsigned int count = 0;
 	struct dirent *de;
 	DIR *dir;
-	int fd;
 
-	if (dir_fd < 0)
+	if (dir_fd < 0 || (dir = opendir_at(dir_fd)) == NULL)
 		return 0;
-	fd = open_dir_at(dir_fd, ".");
-	if (fd < 0)
-		return 0;
-	dir = fdopendir(fd);
-	if (dir == NULL) {
-		(void)close(fd);
-		return 0;
-	}
 	while ((de = readdir(dir)) != NULL) {
 		if (de->d_name[0] != '.')
 			count++;
@@ -611,16 +622,9 @@ static unsigned int clean_tmp(int tmp_fd, time_t max_age_secs)
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
-	int fd;
 
-	fd = open_dir_at(tmp_fd, ".");
-	if (fd < 0)
+	if ((dir = opendir_at(tmp_fd)) == NULL)
 		return 0;
-	dir = fdopendir(fd);
-	if (dir == NULL) {
-		(void)close(fd);
-		return 0;
-	}
 	while ((de = readdir(dir)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
@@ -809,15 +813,11 @@ static int scan_new(struct webhook_spool *spool)
 	enum load_result res;
 	struct dirent *de;
 	DIR *dir;
-	int fd;
 
 	spool->unindexed = 0;
-	fd = open_dir_at(spool->new_fd, ".");
-	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
+	if ((dir = opendir_at(spool->new_fd)) == NULL) {
 		set_error(spool, "opendir(%s/new) failed: %s", spool->dir,
 			  strerror(errno));
-		if (fd >= 0)
-			(void)close(fd);
 		return -1;
 	}
 	while ((de = readdir(dir)) != NULL) {
@@ -1637,7 +1637,7 @@ int webhook_spool_import_dir(struct webhook_spool *spool,
 	struct import_ctx ctx;
 	struct dirent *de;
 	unsigned int committed, removed;
-	int fd, tmp_fd;
+	int tmp_fd;
 	DIR *dir;
 
 	if (imported_r != NULL)
@@ -1673,13 +1673,10 @@ int webhook_spool_import_dir(struct webhook_spool *spool,
 		ctx.failed = true;
 	}
 	if (ctx.new_fd >= 0) {
-		fd = open_dir_at(ctx.new_fd, ".");
-		dir = fd < 0 ? NULL : fdopendir(fd);
+		dir = opendir_at(ctx.new_fd);
 		if (dir == NULL) {
 			set_error(spool, "import: opendir(%s/new) failed: %s",
 				  outbox_dir, strerror(errno));
-			if (fd >= 0)
-				(void)close(fd);
 			ctx.failed = true;
 		} else {
 			while ((de = readdir(dir)) != NULL) {
