@@ -32,6 +32,9 @@ const char *const retention_settings_keys[] = {
 	"pop3_retention_webhook_allow_private",
 	"pop3_retention_webhook_retry_schedule",
 	"pop3_retention_webhook_timeout",
+	"pop3_retention_webhook_max_in_flight",
+	"pop3_retention_webhook_workers",
+	"pop3_retention_webhook_nice",
 	NULL
 };
 
@@ -42,6 +45,9 @@ static const char *const site_only_keys[] = {
 	"pop3_retention_webhook_allow_private",
 	"pop3_retention_webhook_retry_schedule",
 	"pop3_retention_webhook_timeout",
+	"pop3_retention_webhook_max_in_flight",
+	"pop3_retention_webhook_workers",
+	"pop3_retention_webhook_nice",
 	NULL
 };
 
@@ -50,6 +56,9 @@ static const unsigned int default_retry_schedule[] = {
 };
 
 #define DEFAULT_WEBHOOK_TIMEOUT_SECS 15
+#define DEFAULT_WEBHOOK_MAX_IN_FLIGHT 8
+#define DEFAULT_WEBHOOK_WORKERS 2
+#define DEFAULT_WEBHOOK_NICE 19
 
 static void __attribute__((format(printf, 2, 3)))
 set_error(struct retention_settings *set, const char *fmt, ...);
@@ -76,6 +85,9 @@ void retention_settings_init(struct retention_settings *set)
 	set->retry_schedule_count = sizeof(default_retry_schedule) /
 				    sizeof(default_retry_schedule[0]);
 	set->webhook_timeout_secs = DEFAULT_WEBHOOK_TIMEOUT_SECS;
+	set->webhook_max_in_flight = DEFAULT_WEBHOOK_MAX_IN_FLIGHT;
+	set->webhook_workers = DEFAULT_WEBHOOK_WORKERS;
+	set->webhook_nice = DEFAULT_WEBHOOK_NICE;
 }
 
 static bool str_match_any(const char *str, const char *const *words)
@@ -437,6 +449,25 @@ static int set_interval(struct retention_settings *set, const char *key,
 	return 0;
 }
 
+/* A plain decimal number in min..max. */
+static int set_uint_range(struct retention_settings *set, const char *key,
+			  const char *value, unsigned int min,
+			  unsigned int max, unsigned int *result_r)
+{
+	unsigned long n = 0;
+	const char *p;
+
+	for (p = value; *p >= '0' && *p <= '9' && n <= max; p++)
+		n = n * 10 + (unsigned long)(*p - '0');
+	if (p == value || *p != '\0' || n < min || n > max) {
+		set_error(set, "%s: invalid value '%s': expected a number "
+			  "from %u to %u", key, value, min, max);
+		return -1;
+	}
+	*result_r = (unsigned int)n;
+	return 0;
+}
+
 static int set_bool(struct retention_settings *set, const char *key,
 		    const char *value, bool *result_r)
 {
@@ -552,6 +583,17 @@ static int set_one(struct retention_settings *set, const char *name,
 		set->webhook_timeout_secs = secs;
 		return 0;
 	}
+	if (strcmp(name, "webhook_max_in_flight") == 0)
+		return set_uint_range(set, key, value, 1,
+				      RETENTION_WEBHOOK_MAX_IN_FLIGHT_MAX,
+				      &set->webhook_max_in_flight);
+	if (strcmp(name, "webhook_workers") == 0)
+		return set_uint_range(set, key, value, 1,
+				      RETENTION_WEBHOOK_WORKERS_MAX,
+				      &set->webhook_workers);
+	if (strcmp(name, "webhook_nice") == 0)
+		return set_uint_range(set, key, value, 0, 19,
+				      &set->webhook_nice);
 	set_error(set, "%s: unknown setting", key);
 	return -1;
 }
@@ -597,6 +639,12 @@ static void reset_one(struct retention_settings *set, const char *name)
 		set->retry_schedule_count = defaults.retry_schedule_count;
 	} else if (strcmp(name, "webhook_timeout") == 0)
 		set->webhook_timeout_secs = defaults.webhook_timeout_secs;
+	else if (strcmp(name, "webhook_max_in_flight") == 0)
+		set->webhook_max_in_flight = defaults.webhook_max_in_flight;
+	else if (strcmp(name, "webhook_workers") == 0)
+		set->webhook_workers = defaults.webhook_workers;
+	else if (strcmp(name, "webhook_nice") == 0)
+		set->webhook_nice = defaults.webhook_nice;
 }
 
 static bool key_is_known(const char *key)

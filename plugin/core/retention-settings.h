@@ -16,6 +16,9 @@
 #define RETENTION_PATH_MAX 4096
 /* The default schedule has 8 attempts; 16 leaves room for longer ones. */
 #define RETENTION_RETRY_SCHEDULE_MAX 16
+/* Transfers in flight over all delivery workers. */
+#define RETENTION_WEBHOOK_MAX_IN_FLIGHT_MAX 256
+#define RETENTION_WEBHOOK_WORKERS_MAX 16
 
 enum retention_policy_kind {
 	RETENTION_POLICY_OFF = 0,
@@ -61,6 +64,11 @@ struct retention_settings {
 	unsigned int retry_schedule[RETENTION_RETRY_SCHEDULE_MAX];
 	unsigned int retry_schedule_count;
 	unsigned int webhook_timeout_secs;
+	/* Delivery: transfers in flight (all workers together), worker
+	   threads, and the niceness they run at (0..19). */
+	unsigned int webhook_max_in_flight;
+	unsigned int webhook_workers;
+	unsigned int webhook_nice;
 
 	/* Text of the last error from retention_settings_set() or
 	   retention_settings_check(); names the setting and the value. */

@@ -41,6 +41,7 @@
    which may carry a token */
 #define ENDPOINT_MAX 320
 #define HEADER_LINE_MAX (WEBHOOK_SIGNATURE_HEADER_SIZE + 32)
+#define HEADER_COUNT 5
 #define REFUSED_MAX 160
 #define USER_AGENT "pop3-retention/" POP3_RETENTION_VERSION
 /* TCP keep-alive probes on idle pooled connections */
@@ -52,7 +53,14 @@ struct transfer {
 	CURL *easy;
 	/* NULL: idle */
 	struct webhook_spool_event *event;
-	struct curl_slist *headers;
+	/* The request's header list, built in place: the constant lines
+	   point to string literals and only the three per-attempt lines
+	   are formatted, so an attempt allocates nothing here. libcurl
+	   reads the list and never frees it. */
+	struct curl_slist headers[HEADER_COUNT];
+	char header_id[WEBHOOK_SPOOL_ID_MAX + 16];
+	char header_timestamp[40];
+	char header_signature[HEADER_LINE_MAX];
 	int64_t started_ms;
 	size_t received;
 	bool capped;
@@ -80,6 +88,7 @@ struct webhook_delivery {
 	uint32_t (*random)(void *context);
 	unsigned int max_in_flight;
 	char ca_file[RETENTION_PATH_MAX];
+	atomic_bool *shared_disabled;
 
 	bool curl_initialized;
 	CURLM *multi;
@@ -281,6 +290,15 @@ static void maybe_sync(struct webhook_delivery *d)
 
 /* Merge libcurl's deadline, the pending sync and the spool's next due
    retry into the host's timer. */
+/* Disabled by a 410, here or (shared flag) in another engine. */
+static bool is_disabled(struct webhook_delivery *d)
+{
+	if (!d->stats.disabled && d->shared_disabled != NULL &&
+	    atomic_load(d->shared_disabled))
+		d->stats.disabled = true;
+	return d->stats.disabled;
+}
+
 static void rearm(struct webhook_delivery *d)
 {
 	int64_t now = mono_ms(), deadline = d->curl_deadline, due, at;
@@ -291,7 +309,7 @@ static void rearm(struct webhook_delivery *d)
 		if (deadline < 0 || at < deadline)
 			deadline = at;
 	}
-	if (d->started && !d->stats.disabled &&
+	if (d->started && !is_disabled(d) &&
 	    d->in_flight < d->max_in_flight) {
 		due = webhook_spool_next_due(d->spool);
 		if (due >= 0) {
@@ -470,7 +488,9 @@ static void outcome_gone(struct webhook_delivery *d,
 	memcpy(id, event->id, strlen(event->id) + 1);
 	/* kept as it was: sent once the admin re-enables the endpoint */
 	webhook_spool_release(d->spool, &event);
-	if (!d->stats.disabled) {
+	if (!d->stats.disabled &&
+	    (d->shared_disabled == NULL ||
+	     !atomic_exchange(d->shared_disabled, true))) {
 		d->stats.disabled = true;
 		webhook_spool_counts(d->spool, &counts);
 		delivery_log(d, WEBHOOK_LOG_ERROR,
@@ -479,6 +499,7 @@ static void outcome_gone(struct webhook_delivery *d,
 			     " until it is re-enabled", d->endpoint, id,
 			     counts.pending);
 	}
+	d->stats.disabled = true;
 	report(d, WEBHOOK_DELIVERY_DISABLED, id, attempt, 410,
 	       "410 Gone: endpoint disabled", duration, 0);
 }
@@ -535,8 +556,6 @@ static void transfer_reset(struct transfer *t)
 		(void)curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
 		(void)curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL);
 	}
-	curl_slist_free_all(t->headers);
-	t->headers = NULL;
 	t->event = NULL;
 	t->received = 0;
 	t->capped = false;
@@ -624,25 +643,35 @@ static void process_done(struct webhook_delivery *d)
 
 /* ---- requests ---- */
 
-static int header_add(struct curl_slist **list, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int header_add(struct curl_slist **list, const char *fmt, ...)
+/* Fill the transfer's header list for one attempt. Returns 0, or -1
+   if a line does not fit (it always does: the sizes are bounded). */
+static int headers_build(struct transfer *t, const char *id,
+			 int64_t timestamp, const char *signature)
 {
-	char line[HEADER_LINE_MAX];
-	struct curl_slist *next;
-	va_list args;
-	int len;
+	static char content_type[] = "Content-Type: application/json";
+	/* no 100-continue round trip for small bodies */
+	static char expect[] = "Expect:";
+	int len1, len2, len3;
+	unsigned int i;
 
-	va_start(args, fmt);
-	len = vsnprintf(line, sizeof(line), fmt, args);
-	va_end(args);
-	if (len < 0 || (size_t)len >= sizeof(line))
+	len1 = snprintf(t->header_id, sizeof(t->header_id), "webhook-id: %s",
+			id);
+	len2 = snprintf(t->header_timestamp, sizeof(t->header_timestamp),
+			"webhook-timestamp: %" PRId64, timestamp);
+	len3 = snprintf(t->header_signature, sizeof(t->header_signature),
+			"webhook-signature: %s", signature);
+	if (len1 < 0 || (size_t)len1 >= sizeof(t->header_id) ||
+	    len2 < 0 || (size_t)len2 >= sizeof(t->header_timestamp) ||
+	    len3 < 0 || (size_t)len3 >= sizeof(t->header_signature))
 		return -1;
-	next = curl_slist_append(*list, line);
-	if (next == NULL)
-		return -1;
-	*list = next;
+	t->headers[0].data = content_type;
+	t->headers[1].data = t->header_id;
+	t->headers[2].data = t->header_timestamp;
+	t->headers[3].data = t->header_signature;
+	t->headers[4].data = expect;
+	for (i = 0; i + 1 < HEADER_COUNT; i++)
+		t->headers[i].next = &t->headers[i + 1];
+	t->headers[HEADER_COUNT - 1].next = NULL;
 	return 0;
 }
 
@@ -663,18 +692,10 @@ static int transfer_start(struct webhook_delivery *d, struct transfer *t,
 	if (webhook_sign(&d->secrets, event->id, timestamp, event->body,
 			 event->body_len, signature) < 0)
 		error = "signing failed";
-	else if (header_add(&t->headers, "Content-Type: application/json") <
-		 0 ||
-		 header_add(&t->headers, "webhook-id: %s", event->id) < 0 ||
-		 header_add(&t->headers, "webhook-timestamp: %" PRId64,
-			    timestamp) < 0 ||
-		 header_add(&t->headers, "webhook-signature: %s",
-			    signature) < 0 ||
-		 /* no 100-continue round trip for small bodies */
-		 header_add(&t->headers, "Expect:") < 0)
-		error = "out of memory building the headers";
-	else if (curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers) !=
-		 CURLE_OK ||
+	else if (headers_build(t, event->id, timestamp, signature) < 0)
+		error = "a header line is too long";
+	else if (curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER,
+				  &t->headers[0]) != CURLE_OK ||
 		 curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 				  (curl_off_t)event->body_len) != CURLE_OK ||
 		 curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS,
@@ -712,7 +733,7 @@ static void pump(struct webhook_delivery *d)
 	struct transfer *t;
 	int ret;
 
-	if (!d->started || d->stats.disabled)
+	if (!d->started || is_disabled(d))
 		return;
 	while (d->in_flight < d->max_in_flight) {
 		t = transfer_idle(d);
@@ -829,6 +850,7 @@ webhook_delivery_create(const struct webhook_delivery_config *config)
 	d->log = config->log;
 	d->report = config->report;
 	d->random = config->random;
+	d->shared_disabled = config->shared_disabled;
 	d->max_in_flight = config->max_in_flight == 0 ?
 		WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT : config->max_in_flight;
 	if (d->max_in_flight > WEBHOOK_DELIVERY_MAX_IN_FLIGHT)
@@ -1055,14 +1077,17 @@ void webhook_delivery_kick(struct webhook_delivery *d)
 
 bool webhook_delivery_is_disabled(const struct webhook_delivery *d)
 {
-	return d->stats.disabled;
+	return d->stats.disabled ||
+		(d->shared_disabled != NULL && atomic_load(d->shared_disabled));
 }
 
 void webhook_delivery_enable(struct webhook_delivery *d)
 {
-	if (!d->stats.disabled)
+	if (!webhook_delivery_is_disabled(d))
 		return;
 	d->stats.disabled = false;
+	if (d->shared_disabled != NULL)
+		atomic_store(d->shared_disabled, false);
 	delivery_log(d, WEBHOOK_LOG_INFO, "webhook delivery to %s re-enabled",
 		     d->endpoint);
 	if (!d->started)

@@ -39,6 +39,7 @@
 #include "webhook-sign.h"
 #include "webhook-spool.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,7 +52,7 @@
 /* Transfers in flight when webhook_delivery_config.max_in_flight is 0,
    and the most allowed. */
 #define WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT 4
-#define WEBHOOK_DELIVERY_MAX_IN_FLIGHT 64
+#define WEBHOOK_DELIVERY_MAX_IN_FLIGHT 256
 /* Response bytes read before the transfer is cut: only the status
    matters. */
 #define WEBHOOK_DELIVERY_RESPONSE_MAX (64 * 1024)
@@ -131,6 +132,11 @@ struct webhook_delivery_config {
 	unsigned int max_in_flight;
 	/* PEM CA bundle for TLS; NULL: the system's */
 	const char *ca_file;
+	/* Engines that deliver to the same endpoint from other threads
+	   share this flag (NULL: not shared): a 410 seen by one disables
+	   them all, so that none sends an event another one just gave
+	   back, and only the first one logs it. */
+	atomic_bool *shared_disabled;
 };
 
 struct webhook_delivery;

@@ -1,46 +1,87 @@
 #ifndef WEBHOOK_SPOOL_H
 #define WEBHOOK_SPOOL_H
 
-/* Durable maildir-style queue of webhook events, one file per event:
+/* Durable queue of webhook events on append-only segment files:
 
-     <dir>/tmp/      being written (removed when the spool is opened)
-     <dir>/new/      pending: committed, not yet delivered
-     <dir>/dead/     dead-lettered (retry schedule exhausted)
-     <dir>/corrupt/  quarantined: unreadable files, kept for the admin
+     <dir>/seg/      segments and their outcome logs
+     <dir>/dead/     dead-lettered events, one file each
+     <dir>/corrupt/  quarantined bytes, kept for the admin
      <dir>/lock      flock()ed by the process that owns the spool
 
-   A file holds a short text header (format version, webhook-id, creation
-   time, body length, SHA-256 of the body) followed by the exact JSON body
-   bytes that are signed and sent. The file content never changes after
-   it is committed; the delivery state (attempts made, time of the next
-   attempt) is encoded in the file name and changed by rename(), which
-   is atomic:
+   A segment seg/<created_ms>-<pid>-<seq>.seg is written by one writer
+   (the owner, or one APPEND_ONLY producer) and only ever appended to:
 
-     <created_ms>.<pid>.<seq>.<8 hex>,<attempts>,<next_ms>
+     pop3-retention-segment 1\n
+     E <webhook-id> <created_ms> <body_len> <sha256 hex of the body>\n
+     <body_len bytes of the exact JSON body that is signed and sent>\n
+     E ...
 
-   Durability: webhook_spool_commit() makes a whole batch durable with one
-   syncfs() before the renames into new/ and one fsync() of new/ after
-   them (docs/webhook-delivery.md explains the choice). Outcomes (rename,
-   unlink, move to dead/) are made durable together by
-   webhook_spool_sync(), which the engine calls at a bounded rate;
-   losing the last ones in a power failure only means an extra attempt
-   (at-least-once; receivers dedupe on the webhook-id).
+   The outcomes of its events go into seg/<same name>.log, one line each,
+   naming a record by its number in the segment (0 = the first):
+
+     D <n>\n                   delivered
+     R <n> <attempts> <due_ms>\n  attempt failed, next one due then
+     X <n>\n                   dead-lettered (the dead/ file is durable)
+
+   The last line for a record wins. A dead-lettered event is also
+   written to dead/<segment name>.<n>, a text header (the line
+   "pop3-retention-dead 1", then "id", "created", "attempts", "length"
+   and "sha256" lines, a blank line) followed by the body. A segment
+   whose events are all delivered or dead-lettered, and that its writer
+   has left, is unlinked; its log after that unlink is durable.
+
+   Durability: webhook_spool_commit() writes the batch and makes it
+   durable with one fdatasync() of the segment (and one fsync() of seg/
+   after a new segment was started); only then are its events visible.
+   Outcomes are written with write(2) when they happen, so a killed
+   process loses none; webhook_spool_sync() makes them durable with one
+   fdatasync() per log written since the last call, which the engine
+   does at a bounded rate: losing the last ones in a power failure only
+   means an extra attempt (at-least-once; receivers dedupe on the
+   webhook-id). No syncfs() anywhere.
+
+   Integrity: the owner verifies every record (header and SHA-256 of the
+   body) when it indexes a segment at open. An incomplete last record
+   (a write cut short by a crash, never committed) is cut off silently;
+   a bad record before the end is copied to corrupt/ with everything
+   after it and cut off, logged as a warning; the events before it stay.
+   Checkout does not hash again: records read at open were verified
+   then, and those appended by this process since are read back from
+   the page cache as written (it only checks that the record header is
+   where the index says). Damage done on disk meanwhile shows at the
+   next open.
 
    Three ways to open a directory:
-     owner (flags 0)  the delivery process: takes the lock, removes
-                      leftovers in tmp/, indexes new/, quarantines
-                      corrupt files;
-     WEBHOOK_SPOOL_APPEND_ONLY  a producer writing an outbox that the owner
-                      imports later: append and commit only, no lock, so
-                      several producers may share the directory;
+     owner (flags 0)  the delivery process: takes the lock, adopts every
+                      segment in seg/ that no writer holds (repairing it
+                      as above), migrates a spool of the old one-file-
+                      per-event format (tmp/, new/), and indexes the
+                      pending events in memory (about 48 bytes each: the
+                      id and the body are read with the record at
+                      checkout);
+     WEBHOOK_SPOOL_APPEND_ONLY  a producer beside a running owner: append
+                      and commit into a segment of its own, which it
+                      flock()s while it writes it; no lock on the spool.
+                      The owner adopts the segment once it is released
+                      (rotated, or the producer is gone), checking seg/
+                      at most once a second;
      WEBHOOK_SPOOL_READ_ONLY  a status command: counts only, changes
                       nothing.
 
-   Errors are returned as -1 with the text in the spool's error buffer
-   (webhook_spool_error()); problems with single files that do not stop
-   the spool (a quarantined file, leftovers removed) go to the log
-   callback. The spool never blocks on anything but local file I/O and
-   runs no loop. Not thread-safe: one thread uses a spool. */
+   Threads: every function takes the spool's mutex, so that one spool can
+   be shared by one producer thread and any number of delivery threads.
+   webhook_spool_append(), _commit() and _abort() must come from one
+   thread at a time (the producer); the others may be called from any
+   thread, concurrently. webhook_spool_create(), _set_log(), _open() and
+   _destroy() are not concurrent with anything. commit(), sync() and
+   dead_letter() do not hold the mutex while they wait for the disk. A
+   forked child that appends through an inherited spool starts a
+   segment of its own.
+
+   Errors are returned as -1 with the text in webhook_spool_error();
+   problems that do not stop the spool (a quarantined record, a repaired
+   log) go to the log callback. The spool never blocks on anything but
+   local file I/O and runs no loop. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,16 +93,19 @@
 #define WEBHOOK_SPOOL_ID_MAX 128
 /* Bodies are thin (the spec advises under 20 KB); a bigger one is a bug. */
 #define WEBHOOK_SPOOL_BODY_MAX (64 * 1024)
-/* Events indexed in memory (about 64 bytes each). Beyond it appends fail
-   and imports stop, so that producers fall back to their outboxes;
-   files found at open beyond it stay on disk and are indexed once the
-   index is empty again. */
+/* Events indexed in memory (about 48 bytes each: the id and body stay on
+   disk). Beyond it appends fail, so that producers fall back to their
+   outboxes; segments found beyond it stay on disk and are indexed once
+   there is room. */
 #define WEBHOOK_SPOOL_EVENTS_MAX 1000000
 /* Appends of one batch; a full batch is committed automatically. */
 #define WEBHOOK_SPOOL_BATCH_MAX 1024
-/* tmp/ files of an outbox older than this are leftovers of a crashed
-   producer (a live one renames its files within milliseconds). */
-#define WEBHOOK_SPOOL_TMP_STALE_SECS 3600
+/* A writer starts a new segment at the first commit that leaves its
+   segment at least this large, or with this many events: small enough
+   that delivered events free their space soon, large enough that
+   creating files is rare. */
+#define WEBHOOK_SPOOL_SEGMENT_BYTES (4 * 1024 * 1024)
+#define WEBHOOK_SPOOL_SEGMENT_EVENTS 8192
 
 enum webhook_spool_flags {
 	WEBHOOK_SPOOL_APPEND_ONLY = 0x01,
@@ -78,7 +122,7 @@ enum webhook_log_level {
 
 /* One checked-out event. Read-only for the caller; owned by the spool
    until it is handed back with exactly one of webhook_spool_delivered(),
-   _reschedule(), _dead_letter() or _release(). */
+   _reschedule(), _dead_letter() or _release() (from any thread). */
 struct webhook_spool_event {
 	const char *id;			/* the webhook-id */
 	const unsigned char *body;	/* body_len bytes, then a NUL */
@@ -89,12 +133,16 @@ struct webhook_spool_event {
 };
 
 struct webhook_spool_counts {
-	unsigned int pending;		/* in new/ (checked out included) */
+	unsigned int pending;		/* committed, not delivered or dead
+					   (checked out included) */
 	unsigned int retrying;		/* of those, attempted at least once */
 	unsigned int checked_out;
-	unsigned int dead;		/* in dead/ */
-	unsigned int corrupt;		/* in corrupt/ */
-	unsigned int unindexed;		/* in new/ beyond the index limit */
+	unsigned int dead;		/* files in dead/ */
+	unsigned int corrupt;		/* files in corrupt/ (READ_ONLY: also
+					   segments that need a repair) */
+	unsigned int unindexed;		/* of pending, not in the index:
+					   beyond the limit, or old-format
+					   files not migrated yet */
 	int64_t oldest_created_ms;	/* of the pending ones; -1: none */
 	int64_t next_due_ms;		/* earliest due not checked out; -1 */
 };
@@ -109,13 +157,15 @@ struct webhook_spool *webhook_spool_create(const char *dir,
 					   unsigned int flags);
 
 /* Close the spool, releasing the lock, and NULL the pointer. An
-   uncommitted batch is discarded (its tmp/ files unlinked). Events still
+   uncommitted batch is discarded (cut off the segment). Events still
    checked out are freed: pointers to them become invalid, so destroy the
-   delivery engine first. *spool may be NULL. */
+   delivery engine first. No other thread may use the spool any more.
+   *spool may be NULL. */
 void webhook_spool_destroy(struct webhook_spool **spool);
 
-/* Route the per-file messages (quarantine, leftovers) to log, called
-   synchronously with context. Without it they are dropped. */
+/* Route the per-file messages (quarantine, repairs) to log, called
+   synchronously with context, with the spool's mutex held: log must not
+   call back into the spool. Without it they are dropped. */
 void webhook_spool_set_log(struct webhook_spool *spool,
 			   void (*log)(void *context,
 				       enum webhook_log_level level,
@@ -124,35 +174,39 @@ void webhook_spool_set_log(struct webhook_spool *spool,
 
 /* Open the directory as the flags say: create dir (not its parents) and
    its subdirectories unless READ_ONLY; as owner also lock it (fails if
-   another process owns it), unlink everything in tmp/, index new/ and
-   move corrupt files (bad name, bad header, truncated) to corrupt/.
-   Returns 0, or -1 with webhook_spool_error(). Call once. */
+   another process owns it), adopt, repair and index the segments in
+   seg/, delete those fully done, and migrate old-format files of new/
+   into a segment (their attempt counts carry over; corrupt ones go to
+   corrupt/; tmp/ files, never committed, are deleted). Returns 0, or -1
+   with webhook_spool_error(). Call once. */
 int webhook_spool_open(struct webhook_spool *spool);
 
-/* The text of the last error; "" if none. Valid until the next call on
-   the spool. */
+/* The text of the last error of the calling thread's last call on the
+   spool; "" if none. Valid until that thread's next call on it. */
 const char *webhook_spool_error(const struct webhook_spool *spool);
 
-/* Write one event into tmp/ as part of the current batch. id is the
-   webhook-id, body the exact bytes to send (1..WEBHOOK_SPOOL_BODY_MAX),
-   created_ms the Unix time of creation in milliseconds. Both are copied
-   to disk; nothing is durable or visible before webhook_spool_commit().
-   A full batch is committed first. Returns 0, or -1 with the error (the
-   event was not written; the batch so far is unaffected unless the
-   automatic commit failed). Not in READ_ONLY mode. */
+/* Add one event to the current batch. id is the webhook-id, body the
+   exact bytes to send (1..WEBHOOK_SPOOL_BODY_MAX), created_ms the Unix
+   time of creation in milliseconds. Both are copied; nothing is durable
+   or visible before webhook_spool_commit(). A full batch is committed
+   first. Returns 0, or -1 with the error (the event was not added; the
+   batch so far is unaffected unless the automatic commit failed). Not
+   in READ_ONLY mode. Producer thread. */
 int webhook_spool_append(struct webhook_spool *spool, const char *id,
 			 const void *body, size_t body_len,
 			 int64_t created_ms);
 
-/* Make the batch durable and visible: one syncfs() of the spool's
-   filesystem, a rename of every file into new/, one fsync() of new/.
+/* Make the batch durable and visible: write(2) it to the segment, one
+   fdatasync() of the segment (plus one fsync() of seg/ if the segment
+   is new), then index it; start a new segment if this one is full.
    Returns 0 when every event of the batch is durable (also for an empty
-   batch); -1 with the error otherwise, in which case some events may
-   have been committed and the others are discarded, so the caller
-   re-sends the whole batch (duplicates are harmless: same webhook-id). */
+   batch); -1 with the error otherwise, in which case the whole batch is
+   discarded (cut off the segment, which is then retired), so the caller
+   re-sends it (duplicates are harmless: same webhook-id). Producer
+   thread; other threads may use the spool during the fdatasync(). */
 int webhook_spool_commit(struct webhook_spool *spool);
 
-/* Discard the uncommitted batch (unlink its tmp/ files). */
+/* Discard the uncommitted batch. Producer thread. */
 void webhook_spool_abort(struct webhook_spool *spool);
 
 /* Delay before the first attempt (the retry schedule's first entry):
@@ -162,34 +216,39 @@ void webhook_spool_set_first_delay(struct webhook_spool *spool,
 				   int64_t delay_ms);
 
 /* Take the earliest event due at or before now_ms (Unix ms) out of the
-   queue, reading and verifying its file; corrupt files met on the way
-   are quarantined and logged, files that vanished are dropped. Returns 1
-   with *event_r, 0 if nothing is due, -1 with the error on an I/O error
-   (the event stays queued and is tried again 5 s later). Owner mode. */
+   queue, reading its record from the segment. Returns 1 with *event_r,
+   0 if nothing is due, -1 with the error on an I/O error (the event
+   stays queued and is tried again 5 s later). At most once a second it
+   also adopts segments of other writers that appeared or were released
+   since. Owner mode. */
 int webhook_spool_checkout(struct webhook_spool *spool, int64_t now_ms,
 			   struct webhook_spool_event **event_r);
 
 /* When the earliest queued (not checked-out) event is due, in Unix ms,
-   or -1 if there is none. */
+   or -1 if there is none; no later than a second from now while a
+   writer holds a segment that the owner waits to adopt. */
 int64_t webhook_spool_next_due(const struct webhook_spool *spool);
 
-/* The event was delivered: unlink its file, free the event and NULL the
-   pointer. Returns 0, or -1 with the error if the unlink failed (the
-   file would be sent again after a restart). */
+/* The event was delivered: append "D" to the outcome log, free the event
+   and NULL the pointer. Returns 0, or -1 with the error if the write
+   failed (the event would be sent again after a restart). */
 int webhook_spool_delivered(struct webhook_spool *spool,
 			    struct webhook_spool_event **event);
 
-/* An attempt failed and another is due at due_ms: count the attempt and
-   record due_ms in the file name (rename), queue the event again, NULL
-   the pointer. Returns 0, or -1 with the error if the rename failed (the
+/* An attempt failed and another is due at due_ms: count the attempt,
+   append "R" to the outcome log, queue the event again, NULL the
+   pointer. Returns 0, or -1 with the error if the write failed (the
    event is queued for due_ms anyway, with the attempt uncounted). */
 int webhook_spool_reschedule(struct webhook_spool *spool,
 			     struct webhook_spool_event **event,
 			     int64_t due_ms);
 
-/* The last attempt failed: count it and move the file to dead/, free
-   the event, NULL the pointer. Returns 0, or -1 with the error if the
-   move failed (the event then stays queued, due a minute later). */
+/* The last attempt failed: count it, write the event to a file in dead/
+   (made durable before anything else), append "X" to the outcome log,
+   free the event, NULL the pointer. Returns 0, or -1 with the error if
+   the dead/ file could not be written (the event then stays queued, due
+   a minute later) or the "X" could not (the event may come back after
+   a restart). The mutex is not held while the file is written. */
 int webhook_spool_dead_letter(struct webhook_spool *spool,
 			      struct webhook_spool_event **event);
 
@@ -198,42 +257,11 @@ int webhook_spool_dead_letter(struct webhook_spool *spool,
 void webhook_spool_release(struct webhook_spool *spool,
 			   struct webhook_spool_event **event);
 
-/* Make the outcomes recorded since the last call durable: one fsync()
-   of each directory changed (new/, dead/, corrupt/). Returns 0, or -1
-   with the error. */
+/* Make the outcomes recorded since the last call durable: one
+   fdatasync() of each outcome log written, one fsync() of seg/ if
+   files were created or removed there; only then are the logs of
+   deleted segments removed. Returns 0, or -1 with the error. */
 int webhook_spool_sync(struct webhook_spool *spool);
-
-/* Move the complete events of another spool directory (an outbox
-   written by a producer in APPEND_ONLY mode) into this one: each file of
-   <outbox_dir>/new/ is verified, then renamed into new/ under a fresh
-   name, or, across filesystems, copied into tmp/ and committed as one
-   batch before the originals are unlinked. tmp/ of the outbox is never
-   read (files there are incomplete); leftovers older than
-   WEBHOOK_SPOOL_TMP_STALE_SECS are unlinked. Corrupt files are moved to
-   <outbox_dir>/corrupt/ and logged. A missing outbox is empty. Stops at
-   WEBHOOK_SPOOL_EVENTS_MAX. Returns 0 and the number of events imported
-   in *imported_r (may be NULL), or -1 with the error (events imported
-   before the error stay imported; the count says how many). A crash
-   during a copy can leave an event in both places: it is then sent
-   twice with the same webhook-id. Owner mode. */
-int webhook_spool_import_dir(struct webhook_spool *spool,
-			     const char *outbox_dir, unsigned int *imported_r);
-
-/* Read and verify one committed event file outside any spool object:
-   path names a file in the new/ directory of a spool or outbox (e.g. a
-   producer's outbox that a command hands to the delivery service). The
-   checks are the owner's: a spool file name, no symbolic link, a
-   regular file, a valid header, the exact length and the body's
-   SHA-256. Returns 1 with the webhook-id copied into id_r, the body in
-   *body_r (malloc()ed, NUL-terminated, body_len_r bytes before the
-   NUL; the caller frees it) and the creation time in *created_ms_r;
-   0 if the file vanished; -1 with the reason in error (error_size
-   bytes) if it is corrupt or cannot be read. */
-int webhook_spool_read_file(const char *path,
-			    char id_r[WEBHOOK_SPOOL_ID_MAX],
-			    unsigned char **body_r, size_t *body_len_r,
-			    int64_t *created_ms_r, char *error,
-			    size_t error_size);
 
 /* Fill counts for a `queue` command. Cannot fail. */
 void webhook_spool_counts(const struct webhook_spool *spool,

@@ -721,8 +721,13 @@ static int service_client_connect(const char *path,
 
 /* flush */
 
-struct flush_event {
+struct flush_file {
 	const char *name;
+	unsigned int events, acked;
+};
+
+struct flush_event {
+	unsigned int file_idx;
 	const char *id;
 	bool answered;
 };
@@ -756,25 +761,32 @@ static int flush_list(const char *new_dir, ARRAY_TYPE(const_string) *names,
 	return 0;
 }
 
-/* Send one batch of outbox files and unlink each one the service
-   acknowledged. Returns 0, or -1 with error_r when the connection
-   failed (files not acknowledged stay). */
+/* Send the events of one batch of outbox files and unlink each file
+   whose every event the service acknowledged (a file with a refused
+   event stays whole: the acknowledged ones in it are sent again with
+   it, under the same webhook-ids). Counts events in *flushed and
+   *kept. Returns 0, or -1 with error_r when the connection failed
+   (then *unsent_r counts the events of the batch not acknowledged). */
 static int flush_batch(struct service_client *service, const char *new_dir,
 		       const char *const *names, unsigned int count,
 		       unsigned int *flushed, unsigned int *kept,
-		       const char **error_r)
+		       unsigned int *unsent_r, const char **error_r)
 {
+	ARRAY(struct flush_file) files;
 	ARRAY(struct flush_event) batch;
+	struct flush_file *ff;
 	struct flush_event *fe, *found;
 	string_t *str = t_str_new(4096);
-	const char *path, *line, *const *args, *event_line, *error;
-	unsigned int i, waiting = 0;
+	const char *path, *line, *const *args, *const *lines, *error;
+	unsigned int i, seq = 0, waiting = 0;
 	int ret;
 
+	*unsent_r = 0;
+	t_array_init(&files, count);
 	t_array_init(&batch, count);
 	for (i = 0; i < count; i++) {
 		path = t_strconcat(new_dir, "/", names[i], NULL);
-		ret = pop3_retention_outbox_read(path, &event_line, &error);
+		ret = pop3_retention_outbox_read(path, &lines, &error);
 		if (ret == 0)
 			continue; /* flushed by someone else meanwhile */
 		if (ret < 0) {
@@ -783,21 +795,30 @@ static int flush_batch(struct service_client *service, const char *new_dir,
 			(*kept)++;
 			continue;
 		}
-		fe = array_append_space(&batch);
-		fe->name = names[i];
-		fe->id = dec2str(i + 1);
-		str_printfa(str, "E\t%s\t%s\n", fe->id, event_line);
-		waiting++;
+		ff = array_append_space(&files);
+		ff->name = names[i];
+		for (; *lines != NULL; lines++) {
+			fe = array_append_space(&batch);
+			fe->file_idx = array_count(&files) - 1;
+			fe->id = dec2str(++seq);
+			str_printfa(str, "E\t%s\t%s\n", fe->id, *lines);
+			ff->events++;
+			waiting++;
+		}
 	}
 	if (waiting == 0)
 		return 0;
 	if (service_client_send(service, str_data(str), str_len(str),
-				error_r) < 0)
+				error_r) < 0) {
+		*unsent_r = waiting;
 		return -1;
+	}
 
 	while (waiting > 0) {
-		if (service_client_read_line(service, &line, error_r) < 0)
+		if (service_client_read_line(service, &line, error_r) < 0) {
+			*unsent_r = waiting;
 			return -1;
+		}
 		args = t_strsplit_tabescaped(line);
 		if (args[0] == NULL || args[1] == NULL ||
 		    (strcmp(args[0], "A") != 0 && strcmp(args[0], "R") != 0))
@@ -821,16 +842,44 @@ static int flush_batch(struct service_client *service, const char *new_dir,
 			(*kept)++;
 			continue;
 		}
+		ff = array_idx_modifiable(&files, fe->file_idx);
+		ff->acked++;
+		(*flushed)++;
+	}
+	array_foreach_modifiable(&files, ff) {
+		if (ff->acked != ff->events)
+			continue;
 		/* durable in the service's spool: the copy here goes */
-		path = t_strconcat(new_dir, "/", fe->name, NULL);
+		path = t_strconcat(new_dir, "/", ff->name, NULL);
 		if (unlink(path) < 0 && errno != ENOENT) {
 			/* it will be sent again; receivers dedupe on the
 			   webhook-id */
 			i_error("pop3-retention: unlink(%s) failed: %m", path);
 		}
-		(*flushed)++;
 	}
 	return 0;
+}
+
+/* Events in the outbox files names[0..count) (unreadable files count
+   one), for the "kept" column when they are not sent. */
+static unsigned int flush_count_events(const char *new_dir,
+				       const char *const *names,
+				       unsigned int count)
+{
+	const char *const *lines, *error;
+	unsigned int i, events = 0;
+	int ret;
+
+	for (i = 0; i < count; i++) T_BEGIN {
+		ret = pop3_retention_outbox_read(t_strconcat(new_dir, "/",
+							     names[i], NULL),
+						 &lines, &error);
+		if (ret < 0)
+			events++;
+		else if (ret > 0)
+			events += str_array_length(lines);
+	} T_END;
+	return events;
 }
 
 static void flush_print_row(unsigned int flushed, unsigned int kept)
@@ -848,7 +897,7 @@ static int cmd_flush_run(struct doveadm_mail_cmd_context *ctx,
 	ARRAY_TYPE(const_string) names;
 	const char *outbox_dir, *new_dir, *socket_path, *error;
 	const char *const *all;
-	unsigned int i, count, n, flushed = 0, kept = 0;
+	unsigned int i, count, n, flushed = 0, kept = 0, unsent;
 	int ret = 0, fd;
 
 	outbox_dir = t_strconcat(mailbox_list_get_root_forced(
@@ -873,26 +922,27 @@ static int cmd_flush_run(struct doveadm_mail_cmd_context *ctx,
 	if (pctx->service == NULL &&
 	    service_client_connect(socket_path, &pctx->service, &error) < 0) {
 		i_error("pop3-retention: The pop3-retention service is "
-			"unreachable (%s): nothing flushed, the %u event(s) "
-			"stay in the outbox %s", error, count, outbox_dir);
+			"unreachable (%s): nothing flushed, the %u outbox "
+			"file(s) stay in %s", error, count, outbox_dir);
 		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
-		flush_print_row(0, count);
+		flush_print_row(0, flush_count_events(new_dir, all, count));
 		return -1;
 	}
 	for (i = 0; i < count; i += n) {
 		n = I_MIN(count - i, FLUSH_BATCH_MAX);
 		T_BEGIN {
 			ret = flush_batch(pctx->service, new_dir, all + i, n,
-					  &flushed, &kept, &error);
+					  &flushed, &kept, &unsent, &error);
 			if (ret < 0)
 				error = p_strdup(ctx->pool, error);
 		} T_END;
 		if (ret < 0) {
+			/* what was not sent yet stays too */
+			kept += unsent + flush_count_events(new_dir, all + i + n,
+							    count - i - n);
 			i_error("pop3-retention: Flushing the outbox %s "
 				"failed: %s; %u event(s) not flushed stay "
-				"there", outbox_dir, error,
-				count - flushed - kept);
-			kept = count - flushed;
+				"there", outbox_dir, error, kept);
 			service_client_close(&pctx->service);
 			doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
 			break;

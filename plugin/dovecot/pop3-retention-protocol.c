@@ -14,7 +14,10 @@
 #include <unistd.h>
 
 /* Outbox files are tiny; anything bigger is not one of ours. */
-#define OUTBOX_FILE_MAX (POP3_RETENTION_PROTOCOL_LINE_MAX + 64)
+/* An outbox file holds up to this many events and bytes; more events
+   make more files. */
+#define OUTBOX_FILE_EVENTS_MAX 256
+#define OUTBOX_FILE_MAX (4 * 1024 * 1024)
 
 static void encode_str(string_t *dest, const char *value)
 {
@@ -175,11 +178,14 @@ static int mkdir_if_missing(const char *path, const char **error_r)
 	return 0;
 }
 
-static int outbox_write_one(const char *dir, const char *line,
-			    const char **error_r)
+/* Write lines[0..count) as one outbox file; durable once the caller
+   fsyncs new/. */
+static int outbox_write_file(const char *dir, const char *const *lines,
+			     unsigned int count, const char **error_r)
 {
 	string_t *path = t_str_new(256), *content;
 	const char *final;
+	unsigned int i;
 	int fd;
 
 	str_printfa(path, "%s/tmp/%ld.", dir, (long)time(NULL));
@@ -189,10 +195,12 @@ static int outbox_write_one(const char *dir, const char *line,
 					   str_c(path));
 		return -1;
 	}
-	content = t_str_new(strlen(line) + 32);
+	content = t_str_new(256 * count + 32);
 	str_append(content, POP3_RETENTION_OUTBOX_MAGIC);
-	str_append(content, line);
-	str_append_c(content, '\n');
+	for (i = 0; i < count; i++) {
+		str_append(content, lines[i]);
+		str_append_c(content, '\n');
+	}
 	if (write_full(fd, str_data(content), str_len(content)) < 0 ||
 	    fdatasync(fd) < 0) {
 		*error_r = t_strdup_printf("write(%s) failed: %m",
@@ -217,17 +225,25 @@ int pop3_retention_outbox_write(const char *dir, const char *const *lines,
 				unsigned int count, const char **error_r)
 {
 	const char *new_dir = t_strconcat(dir, "/new", NULL);
-	unsigned int i, written = 0;
+	unsigned int i, n, written = 0;
+	size_t bytes;
 	int fd;
 
 	if (mkdir_if_missing(dir, error_r) < 0 ||
 	    mkdir_if_missing(t_strconcat(dir, "/tmp", NULL), error_r) < 0 ||
 	    mkdir_if_missing(new_dir, error_r) < 0)
 		return -1;
-	for (i = 0; i < count; i++) {
-		if (outbox_write_one(dir, lines[i], error_r) < 0)
+	for (i = 0; i < count; i += n) {
+		/* as many events per file as fit: one fdatasync each */
+		bytes = strlen(POP3_RETENTION_OUTBOX_MAGIC);
+		for (n = 0; i + n < count && n < OUTBOX_FILE_EVENTS_MAX; n++) {
+			bytes += strlen(lines[i + n]) + 1;
+			if (bytes > OUTBOX_FILE_MAX && n > 0)
+				break;
+		}
+		if (outbox_write_file(dir, lines + i, n, error_r) < 0)
 			break;
-		written++;
+		written += n;
 	}
 	/* one fsync of new/ makes every rename of the batch durable */
 	fd = open(new_dir, O_RDONLY | O_DIRECTORY);
@@ -240,13 +256,14 @@ int pop3_retention_outbox_write(const char *dir, const char *const *lines,
 	return written > 0 || count == 0 ? (int)written : -1;
 }
 
-int pop3_retention_outbox_read(const char *path, const char **line_r,
+int pop3_retention_outbox_read(const char *path,
+			       const char *const **lines_r,
 			       const char **error_r)
 {
 	const size_t magic_len = strlen(POP3_RETENTION_OUTBOX_MAGIC);
 	char *buf;
 	ssize_t ret;
-	size_t len;
+	size_t len = 0;
 	int fd;
 
 	fd = open(path, O_RDONLY);
@@ -257,23 +274,26 @@ int pop3_retention_outbox_read(const char *path, const char **line_r,
 		return -1;
 	}
 	buf = t_malloc_no0(OUTBOX_FILE_MAX + 1);
-	ret = read(fd, buf, OUTBOX_FILE_MAX + 1);
+	do {
+		ret = read(fd, buf + len, OUTBOX_FILE_MAX + 1 - len);
+		if (ret > 0)
+			len += (size_t)ret;
+	} while (ret > 0 && len <= OUTBOX_FILE_MAX);
 	i_close_fd(&fd);
 	if (ret < 0) {
 		*error_r = t_strdup_printf("read(%s) failed: %m", path);
 		return -1;
 	}
-	len = (size_t)ret;
 	if (len > OUTBOX_FILE_MAX || len < magic_len + 2 ||
 	    memcmp(buf, POP3_RETENTION_OUTBOX_MAGIC, magic_len) != 0 ||
-	    buf[len - 1] != '\n' ||
-	    memchr(buf + magic_len, '\n', len - magic_len - 1) != NULL ||
-	    memchr(buf, '\0', len) != NULL) {
+	    buf[len - 1] != '\n' || buf[magic_len] == '\n' ||
+	    memchr(buf, '\0', len) != NULL ||
+	    strstr(buf + magic_len, "\n\n") != NULL) {
 		*error_r = t_strdup_printf("%s: not a complete outbox file",
 					   path);
 		return -1;
 	}
 	buf[len - 1] = '\0';
-	*line_r = buf + magic_len;
+	*lines_r = (const char *const *)t_strsplit(buf + magic_len, "\n");
 	return 1;
 }

@@ -60,9 +60,11 @@
 #define POP3_RETENTION_PROTOCOL_LINE_MAX (64 * 1024 + 256)
 
 /* Per-user outbox, relative to the INBOX namespace's index root: events
-   the pop3 process could not hand to the service, one file per event in
-   new/ (written in tmp/, fsynced, renamed), holding
-   POP3_RETENTION_OUTBOX_MAGIC then "<created_ms> TAB <event fields> LF".
+   the pop3 process could not hand to the service, in files in new/
+   (written in tmp/, fsynced, renamed), each holding
+   POP3_RETENTION_OUTBOX_MAGIC then one or more
+   "<created_ms> TAB <event fields> LF" lines: the events one write
+   gave up on together (up to 256 per file).
    Sent to the service by doveadm pop3-retention flush. */
 #define POP3_RETENTION_OUTBOX_DIR "pop3-retention-outbox"
 #define POP3_RETENTION_OUTBOX_MAGIC "pop3-retention-outbox 1\n"
@@ -84,18 +86,21 @@ int pop3_retention_event_decode(const char *const *args,
 				struct retention_event *event_r,
 				const char **error_r);
 
-/* Write each "<created_ms> TAB <event fields>" line of lines[] as one
-   outbox file in dir (creating dir, dir/tmp and dir/new, mode 0700),
-   durable on return: each file fsynced and renamed into new/, then one
-   fsync of new/. Returns the number of files written (those written
-   before an error stay), or -1 with error_r if none could be. */
+/* Write the "<created_ms> TAB <event fields>" lines of lines[] into
+   outbox files in dir (creating dir, dir/tmp and dir/new, mode 0700),
+   as few as possible, durable on return: each file fdatasynced and
+   renamed into new/, then one fsync of new/. Returns the number of
+   events written (files written before an error stay), or -1 with
+   error_r if none could be. */
 int pop3_retention_outbox_write(const char *dir, const char *const *lines,
 				unsigned int count, const char **error_r);
 
 /* Read one outbox file: returns 1 and its "<created_ms> TAB <event
-   fields>" line in line_r (data stack), 0 if the file is gone, -1 with
-   error_r if it is not a complete outbox file. */
-int pop3_retention_outbox_read(const char *path, const char **line_r,
+   fields>" lines as a NULL-terminated array in lines_r (data stack),
+   0 if the file is gone, -1 with error_r if it is not a complete
+   outbox file. */
+int pop3_retention_outbox_read(const char *path,
+			       const char *const **lines_r,
 			       const char **error_r);
 
 #endif

@@ -1,7 +1,7 @@
 /* pop3-retention: the Dovecot service that receives webhook events from
    pop3 processes (and doveadm), spools them durably under Dovecot's
    state_dir and delivers them with the core's delivery engine on
-   Dovecot's ioloop.
+   worker threads (webhook-runner.h).
 
    Why a service: the signing secret must never be readable by mail-user
    processes, delivery must survive the end of a POP3 session (a pop3
@@ -31,10 +31,18 @@
    by an older process after a reload) never prevents spooling: events
    are acknowledged only once they are durable, and delivered later.
 
-   Line protocol: pop3-retention-protocol.h. Every complete line
-   buffered on a connection is handled in one go: the events are
-   appended, the batch is committed with one sync, and only then are the
-   A lines written. */
+   Threads: the main thread runs Dovecot's ioloop, accepts events and
+   owns everything Dovecot; webhook_runner's worker threads deliver, at
+   pop3_retention_webhook_nice, each with its own libevent loop, sharing
+   the thread-safe spool. They never call Dovecot: their log lines and
+   reports come back through a queue that the main thread drains.
+
+   Line protocol: pop3-retention-protocol.h. Group commit: the events of
+   every line that one ioloop iteration reads, from all connections, are
+   appended to the spool and committed together with one fdatasync() by
+   a zero-delay timeout (which Dovecot runs after the iteration's ios);
+   only then are the A lines written. Under load many pop3 processes
+   share one sync instead of paying one each. */
 
 #include "lib.h"
 #include "array.h"
@@ -50,12 +58,12 @@
 #include "settings-parser.h"
 #include "master-service.h"
 #include "master-service-settings.h"
-#include "dovecot-ioloop-curl.h"
 #include "pop3-retention-protocol.h"
 
 #include "retention-event.h"
 #include "retention-settings.h"
 #include "webhook-delivery.h"
+#include "webhook-runner.h"
 #include "webhook-sign.h"
 #include "webhook-spool.h"
 
@@ -106,6 +114,8 @@ struct service_client {
 	pool_t batch_pool;
 	unsigned int batch_appended;
 	bool input_halted;
+	/* in waiting_clients: answers wait for the group commit */
+	bool waiting;
 };
 
 struct batch_reply {
@@ -150,6 +160,9 @@ static const char *const service_setting_keys[] = {
 	"pop3_retention_webhook_allow_private",
 	"pop3_retention_webhook_retry_schedule",
 	"pop3_retention_webhook_timeout",
+	"pop3_retention_webhook_max_in_flight",
+	"pop3_retention_webhook_workers",
+	"pop3_retention_webhook_nice",
 	NULL
 };
 
@@ -165,14 +178,19 @@ static gid_t service_gid;
 
 static struct webhook_spool *spool;
 static bool spool_owned;
-static struct dovecot_ioloop_curl *bridge;
-static struct webhook_delivery *delivery;
+static struct webhook_runner *runner;
+static struct io *io_runner;
 static enum delivery_state delivery_state;
 static struct timeout *to_standby;
 static struct timeout *to_log_nudge;
 static unsigned int log_nudges;
 
 static struct connection_list *clients;
+/* clients with answers waiting for the group commit */
+static ARRAY(struct service_client *) waiting_clients;
+/* events appended since the last commit, all clients together */
+static unsigned int batch_appended_total;
+static struct timeout *to_commit;
 
 /* ---- settings ---- */
 
@@ -399,7 +417,7 @@ static void spool_log(void *context ATTR_UNUSED, enum webhook_log_level level,
 
 static void service_delivery_start(void)
 {
-	struct webhook_delivery_config config;
+	struct webhook_runner_config config;
 	struct webhook_secrets secrets;
 
 	if (service_set.webhook_url[0] == '\0') {
@@ -426,28 +444,30 @@ static void service_delivery_start(void)
 	}
 
 	i_zero(&config);
-	config.set = &service_set;
-	config.secrets = &secrets;
-	config.spool = spool;
-	dovecot_ioloop_curl_get_loop(bridge, &config.loop);
-	config.log = service_log;
-	config.report = service_report;
-	delivery = webhook_delivery_create(&config);
-	/* the engine has its copy */
+	config.delivery.set = &service_set;
+	config.delivery.secrets = &secrets;
+	config.delivery.spool = spool;
+	config.delivery.log = service_log;
+	config.delivery.report = service_report;
+	config.delivery.max_in_flight = service_set.webhook_max_in_flight;
+	config.workers = service_set.webhook_workers;
+	config.nice = service_set.webhook_nice;
+	runner = webhook_runner_create(&config);
+	/* the engines have their copies */
 	webhook_secrets_clear(&secrets);
-	if (delivery == NULL)
-		i_fatal_status(FATAL_OUTOFMEM, "webhook_delivery_create(): "
+	if (runner == NULL)
+		i_fatal_status(FATAL_OUTOFMEM, "webhook_runner_create(): "
 			       "out of memory");
-	dovecot_ioloop_curl_set_delivery(bridge, delivery);
-	if (webhook_delivery_start(delivery) < 0) {
+	if (webhook_runner_start(runner) < 0) {
 		e_error(service_event, "Webhook delivery not started: %s; "
 			"events are kept in the spool %s",
-			webhook_delivery_error(delivery), spool_dir);
-		dovecot_ioloop_curl_set_delivery(bridge, NULL);
-		webhook_delivery_destroy(&delivery);
+			webhook_runner_error(runner), spool_dir);
+		webhook_runner_destroy(&runner);
 		delivery_state = DELIVERY_FAILED;
 		return;
 	}
+	io_runner = io_add(webhook_runner_notify_fd(runner), IO_READ,
+			   webhook_runner_drain, runner);
 	delivery_state = DELIVERY_RUNNING;
 }
 
@@ -577,21 +597,14 @@ static void client_batch_add(struct service_client *client, const char *id,
 	reply->refused = p_strdup(client->batch_pool, refused);
 }
 
-/* Commit what was appended, then answer every event of the batch. */
-static void client_batch_finish(struct service_client *client)
+/* Answer every event of the client's batch: A if the commit that
+   covered it succeeded, R with the reason otherwise. */
+static void client_batch_answer(struct service_client *client,
+				const char *commit_error)
 {
 	struct batch_reply *reply;
-	const char *commit_error = NULL;
 	string_t *str;
 
-	if (array_count(&client->batch) == 0)
-		return;
-	if (client->batch_appended > 0 && webhook_spool_commit(spool) < 0) {
-		commit_error = t_strdup_printf("spool commit failed: %s",
-					       webhook_spool_error(spool));
-		e_error(service_event, "%s: %u events refused", commit_error,
-			client->batch_appended);
-	}
 	str = t_str_new(128);
 	array_foreach_modifiable(&client->batch, reply) {
 		if (reply->refused == NULL && commit_error == NULL)
@@ -604,12 +617,57 @@ static void client_batch_finish(struct service_client *client)
 		}
 	}
 	o_stream_nsend(client->conn.output, str_data(str), str_len(str));
-	if (client->batch_appended > 0 && commit_error == NULL &&
-	    delivery != NULL)
-		webhook_delivery_kick(delivery);
 	array_clear(&client->batch);
 	p_clear(client->batch_pool);
 	client->batch_appended = 0;
+}
+
+/* The group commit: one spool commit for everything every client
+   appended since the last one, then the answers. */
+static void batch_commit_all(void)
+{
+	struct service_client *const *clientp;
+	const char *commit_error = NULL;
+
+	timeout_remove(&to_commit);
+	if (batch_appended_total > 0 && webhook_spool_commit(spool) < 0) {
+		commit_error = t_strdup_printf("spool commit failed: %s",
+					       webhook_spool_error(spool));
+		e_error(service_event, "%s: %u events refused", commit_error,
+			batch_appended_total);
+	}
+	array_foreach(&waiting_clients, clientp) {
+		struct service_client *client = *clientp;
+
+		o_stream_cork(client->conn.output);
+		client_batch_answer(client, commit_error);
+		o_stream_uncork(client->conn.output);
+		client->waiting = FALSE;
+	}
+	array_clear(&waiting_clients);
+	if (batch_appended_total > 0 && commit_error == NULL &&
+	    runner != NULL)
+		webhook_runner_kick(runner);
+	batch_appended_total = 0;
+}
+
+static void batch_commit_timeout(void *context ATTR_UNUSED)
+{
+	T_BEGIN {
+		batch_commit_all();
+	} T_END;
+}
+
+/* The client has answers to give: they go out with the next group
+   commit, at the end of this ioloop iteration. */
+static void client_batch_wait(struct service_client *client)
+{
+	if (array_count(&client->batch) == 0 || client->waiting)
+		return;
+	client->waiting = TRUE;
+	array_push_back(&waiting_clients, &client);
+	if (to_commit == NULL)
+		to_commit = timeout_add_short(0, batch_commit_timeout, NULL);
 }
 
 /* "E <seq> <created_ms> <event fields>": the body and the webhook-id are
@@ -667,8 +725,10 @@ static int client_cmd_event(struct service_client *client, const char *args)
 
 	/* commit before the spool's own batch limit, so that an
 	   automatic commit can never take events we have not answered */
-	if (client->batch_appended >= WEBHOOK_SPOOL_BATCH_MAX)
-		client_batch_finish(client);
+	if (batch_appended_total >= WEBHOOK_SPOOL_BATCH_MAX) {
+		client_batch_wait(client);
+		batch_commit_all();
+	}
 	if (webhook_spool_append(spool, id, json, json_len, created_ms) < 0) {
 		const char *spool_error = webhook_spool_error(spool);
 
@@ -677,6 +737,7 @@ static int client_cmd_event(struct service_client *client, const char *args)
 		client_batch_add(client, seq, spool_error);
 	} else {
 		client->batch_appended++;
+		batch_appended_total++;
 		client_batch_add(client, seq, NULL);
 	}
 	free(json);
@@ -703,8 +764,8 @@ static void client_cmd_queue(struct service_client *client)
 			webhook_spool_counts(ro, &counts);
 		webhook_spool_destroy(&ro);
 	}
-	if (delivery != NULL)
-		webhook_delivery_get_stats(delivery, &stats);
+	if (runner != NULL)
+		webhook_runner_get_stats(runner, &stats);
 	if (counts.pending > 0 && counts.oldest_created_ms >= 0) {
 		now_ms = (int64_t)ioloop_timeval.tv_sec * 1000 +
 			ioloop_timeval.tv_usec / 1000;
@@ -746,7 +807,8 @@ static int client_line(struct service_client *client, const char *line)
 		return client_cmd_event(client, line + 2);
 	if (strcmp(line, "Q") == 0) {
 		/* answers stay in order: acknowledge what came before */
-		client_batch_finish(client);
+		client_batch_wait(client);
+		batch_commit_all();
 		client_cmd_queue(client);
 		return 0;
 	}
@@ -805,9 +867,15 @@ static void client_input(struct connection *conn)
 			}
 			pos += len + 1;
 		}
-		/* what was appended before garbage is still answered */
-		client_batch_finish(client);
 	} T_END;
+	if (failed) {
+		/* what was appended before garbage is still answered */
+		T_BEGIN {
+			client_batch_wait(client);
+			batch_commit_all();
+		} T_END;
+	} else
+		client_batch_wait(client);
 	i_stream_skip(conn->input, pos);
 	o_stream_uncork(conn->output);
 	if (failed) {
@@ -827,7 +895,20 @@ static void client_destroy(struct connection *conn)
 {
 	struct service_client *client =
 		container_of(conn, struct service_client, conn);
+	struct service_client *const *clientp;
 
+	if (client->waiting) {
+		/* its events stay appended and are committed with the
+		   others; it just gets no answer */
+		array_foreach(&waiting_clients, clientp) {
+			if (*clientp == client) {
+				array_delete(&waiting_clients,
+					     array_foreach_idx(&waiting_clients,
+							       clientp), 1);
+				break;
+			}
+		}
+	}
 	connection_deinit(conn);
 	array_free(&client->batch);
 	pool_unref(&client->batch_pool);
@@ -893,14 +974,14 @@ static bool service_idle_die(void)
 	if (spool == NULL || !spool_owned)
 		return to_standby == NULL;
 	webhook_spool_counts(spool, &counts);
-	return counts.pending == 0 || delivery == NULL;
+	return counts.pending == 0 || runner == NULL;
 }
 
 static void main_init(void)
 {
 	service_event = event_create(NULL);
 	event_add_category(service_event, &event_category_pop3_retention);
-	bridge = dovecot_ioloop_curl_init();
+	i_array_init(&waiting_clients, 64);
 	clients = connection_list_init(&client_set, &client_vfuncs);
 	service_spool_open();
 	if (spool_owned)
@@ -915,9 +996,10 @@ static void main_deinit(void)
 	timeout_remove(&to_standby);
 	timeout_remove(&to_log_nudge);
 	/* in-flight events go back to the spool unchanged */
-	dovecot_ioloop_curl_set_delivery(bridge, NULL);
-	webhook_delivery_destroy(&delivery);
-	dovecot_ioloop_curl_deinit(&bridge);
+	io_remove(&io_runner);
+	webhook_runner_destroy(&runner);
+	timeout_remove(&to_commit);
+	array_free(&waiting_clients);
 	webhook_spool_destroy(&spool);
 	event_unref(&service_event);
 	i_free(spool_dir);

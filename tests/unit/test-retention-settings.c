@@ -20,7 +20,8 @@ struct row {
 	const char *error;
 	/* for successes: which field to check and its expected value */
 	enum { NONE, POLICY, KEEP, MIN, MAX, HOLD, REMOVE, VISIBLE, EVENTS,
-	       SCHEDULE, TIMEOUT, URL, TOPC, DRY, CAPA } field;
+	       SCHEDULE, TIMEOUT, URL, TOPC, DRY, CAPA, INFLIGHT, WORKERS,
+	       NICE } field;
 	long long want;
 	const char *want_str;
 };
@@ -108,6 +109,25 @@ static const struct row rows[] = {
 	{ P "webhook_timeout", "30s", NULL, TIMEOUT, 30, NULL },
 	{ P "webhook_timeout", "0", "at least 1s", NONE, 0, NULL },
 	{ P "webhook_allow_private", "yes", NULL, NONE, 0, NULL },
+	{ P "webhook_max_in_flight", "32", NULL, INFLIGHT, 32, NULL },
+	{ P "webhook_max_in_flight", "256", NULL, INFLIGHT, 256, NULL },
+	{ P "webhook_max_in_flight", "0", P "webhook_max_in_flight: invalid "
+	  "value '0': expected a number from 1 to 256", NONE, 0, NULL },
+	{ P "webhook_max_in_flight", "257", "from 1 to 256", NONE, 0, NULL },
+	{ P "webhook_max_in_flight", "8 ", "invalid value '8 '", NONE, 0,
+	  NULL },
+	{ P "webhook_max_in_flight", "99999999999999999999", "from 1 to 256",
+	  NONE, 0, NULL },
+	{ P "webhook_workers", "1", NULL, WORKERS, 1, NULL },
+	{ P "webhook_workers", "16", NULL, WORKERS, 16, NULL },
+	{ P "webhook_workers", "17", P "webhook_workers: invalid value '17'",
+	  NONE, 0, NULL },
+	{ P "webhook_workers", "-1", "from 1 to 16", NONE, 0, NULL },
+	{ P "webhook_nice", "0", NULL, NICE, 0, NULL },
+	{ P "webhook_nice", "10", NULL, NICE, 10, NULL },
+	{ P "webhook_nice", "20", P "webhook_nice: invalid value '20': "
+	  "expected a number from 0 to 19", NONE, 0, NULL },
+	{ P "webhook_nice", "high", "from 0 to 19", NONE, 0, NULL },
 	{ P "unknown", "x", P "unknown: unknown setting", NONE, 0, NULL },
 	{ "mail_plugins", "x", "mail_plugins: unknown setting", NONE, 0,
 	  NULL },
@@ -132,6 +152,9 @@ static long long field_value(const struct retention_settings *set, int field,
 	case TOPC: return set->top_counts;
 	case DRY: return set->dry_run;
 	case CAPA: return set->capa_expire;
+	case INFLIGHT: return set->webhook_max_in_flight;
+	case WORKERS: return set->webhook_workers;
+	case NICE: return set->webhook_nice;
 	}
 	return 0;
 }
@@ -188,6 +211,9 @@ static void test_defaults(void **state)
 	assert_false(set.dry_run);
 	assert_int_equal(set.webhook_events, RETENTION_EVENT_ALL);
 	assert_int_equal(set.webhook_timeout_secs, 15);
+	assert_int_equal(set.webhook_max_in_flight, 8);
+	assert_int_equal(set.webhook_workers, 2);
+	assert_int_equal(set.webhook_nice, 19);
 	assert_int_equal(set.retry_schedule_count, 8);
 	assert_memory_equal(set.retry_schedule, schedule, sizeof(schedule));
 	assert_int_equal(retention_settings_check(&set), 0);
@@ -253,6 +279,10 @@ static void test_per_user(void **state)
 	assert_false(retention_settings_key_is_per_user(P "webhook_url"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_secret_file"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_timeout"));
+	assert_false(retention_settings_key_is_per_user(P "webhook_workers"));
+	assert_false(retention_settings_key_is_per_user(P "webhook_nice"));
+	assert_false(retention_settings_key_is_per_user(
+		P "webhook_max_in_flight"));
 	assert_false(retention_settings_key_is_per_user("mail_plugins"));
 }
 

@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test-receiver.h"
 #include "test-table.h"
 
 #include <jansson.h>
@@ -42,7 +43,6 @@
 #ifndef WEBHOOK_RECEIVER
 #  define WEBHOOK_RECEIVER "webhook-receiver.py"
 #endif
-#define PYTHON "/usr/bin/python3"
 
 
 /* The Standard Webhooks spec's secret, and a second one for rotation */
@@ -164,9 +164,7 @@ struct run {
 	char spool_dir[PATH_SIZE + 16];
 	char receiver_log[PATH_SIZE + 16];
 
-	pid_t receiver_pid;
-	int receiver_in;
-	int port;
+	struct test_receiver receiver;
 
 	struct retention_settings set;
 	struct webhook_secrets secrets;
@@ -377,59 +375,13 @@ static uint32_t host_random(void *context)
 
 static void receiver_start(struct run *r)
 {
-	const char *script = getenv("WEBHOOK_RECEIVER");
-	int in[2], out[2];
-	char line[32];
-	struct pollfd pfd;
-	size_t len = 0;
-	ssize_t ret;
+	char error[256];
 
-	if (script == NULL)
-		script = WEBHOOK_RECEIVER;
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
-		RUN_FAIL(r, "pipe: %s", strerror(errno));
-	r->receiver_pid = fork();
-	if (r->receiver_pid < 0)
-		RUN_FAIL(r, "fork: %s", strerror(errno));
-	if (r->receiver_pid == 0) {
-		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0)
-			_exit(127);
-		execl(PYTHON, PYTHON, script, r->receiver_log, SECRET1,
-		      r->c->two_secrets ? SECRET2 : (char *)NULL,
-		      (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	r->receiver_in = in[1];
-	/* the port, on one line */
-	while (len < sizeof(line) - 1 && memchr(line, '\n', len) == NULL) {
-		pfd.fd = out[0];
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 10000) <= 0)
-			break;
-		ret = read(out[0], line + len, sizeof(line) - 1 - len);
-		if (ret <= 0)
-			break;
-		len += (size_t)ret;
-	}
-	close(out[0]);
-	line[len] = '\0';
-	if (sscanf(line, "%d", &r->port) != 1 || r->port <= 0)
-		RUN_FAIL(r, "the receiver did not start (%s %s)", PYTHON,
-			 script);
-}
-
-static void receiver_stop(struct run *r)
-{
-	int status;
-
-	if (r->receiver_pid <= 0)
-		return;
-	close(r->receiver_in);
-	kill(r->receiver_pid, SIGTERM);
-	(void)waitpid(r->receiver_pid, &status, 0);
-	r->receiver_pid = 0;
+	if (test_receiver_start(&r->receiver, WEBHOOK_RECEIVER,
+				r->receiver_log, SECRET1,
+				r->c->two_secrets ? SECRET2 : NULL, error,
+				sizeof(error)) < 0)
+		RUN_FAIL(r, "%s", error);
 }
 
 /* ---- setup ---- */
@@ -457,7 +409,7 @@ static void settings_init(struct run *r)
 		host = host_buf;
 	}
 	retention_settings_init(&r->set);
-	snprintf(url, sizeof(url), "http://%s:%d/%zu/%s", host, r->port,
+	snprintf(url, sizeof(url), "http://%s:%d/%zu/%s", host, r->receiver.port,
 		 r->idx, script_answers(c));
 	if (retention_settings_set(&r->set, "pop3_retention_webhook_url",
 				   url) < 0 ||
@@ -541,7 +493,7 @@ static void run_free(struct run *r)
 	current_run = NULL;
 	webhook_delivery_destroy(&r->delivery);
 	webhook_spool_destroy(&r->spool);
-	receiver_stop(r);
+	test_receiver_stop(&r->receiver);
 	webhook_secrets_clear(&r->secrets);
 	for (i = 0; i < r->log_count; i++)
 		free(r->log[i]);
@@ -582,19 +534,7 @@ static bool first_failure(struct run *r)
 
 static unsigned int receiver_requests(const struct run *r)
 {
-	unsigned int count = 0;
-	FILE *f;
-	int ch;
-
-	f = fopen(r->receiver_log, "r");
-	if (f == NULL)
-		return 0;
-	while ((ch = getc(f)) != EOF) {
-		if (ch == '\n')
-			count++;
-	}
-	fclose(f);
-	return count;
+	return test_receiver_requests(r->receiver_log);
 }
 
 static bool first_request_in_flight(struct run *r)
@@ -867,8 +807,9 @@ int main(void)
 {
 	/* a receiver that dies must not kill the test with SIGPIPE */
 	signal(SIGPIPE, SIG_IGN);
-	if (access(PYTHON, X_OK) < 0) {
-		fprintf(stderr, "%s not found: skipping\n", PYTHON);
+	if (access(TEST_RECEIVER_PYTHON, X_OK) < 0) {
+		fprintf(stderr, "%s not found: skipping\n",
+			TEST_RECEIVER_PYTHON);
 		return 77;
 	}
 	return RUN_TABLE_TEARDOWN("webhook delivery", test_delivery, teardown,

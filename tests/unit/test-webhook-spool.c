@@ -1,10 +1,14 @@
 /* The durable spool, driven by scripts of operations (one cmocka test
-   per script): append/commit/checkout/outcome, reopen (resume after a
-   restart), a real crash between write and rename (a forked child that
-   exits without committing), attempt bookkeeping across reopens,
-   import from an outbox, counts; and a table of corrupt files, each of
-   which must be quarantined without blocking a good neighbour. Each
-   test owns a fresh temporary directory. */
+   per script): append/commit/checkout/outcomes, reopen (resume after a
+   restart), real crashes (forked children that exit before or after
+   commit, one killed with SIGKILL after recording outcomes), repairs
+   of segment tails and outcome logs, rotation, dead letters, an
+   APPEND_ONLY producer beside the owner, counts; a table of corrupt
+   segments, each of which must be quarantined without losing the good
+   events before it or in another segment; a table of old-format spool
+   files, migrated or quarantined at open; and one producer thread
+   against two delivery threads. Each test owns a fresh temporary
+   directory. */
 
 #include "pop3-retention-config.h"
 #include "webhook-spool.h"
@@ -21,12 +25,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 
@@ -35,17 +43,24 @@
 /* "now" when a checkout does not say */
 #define FAR_MS (BASE_MS + INT64_C(1000000000000))
 #define SLOTS 8
-#define OPS_MAX 24
+#define OPS_MAX 28
 #define LOG_MAX 64
 #define PATH_SIZE 512
+/* events of the concurrency test */
+#define THREAD_EVENTS 20000
+#define THREAD_BATCH 500
 
 enum op_kind {
 	OP_END = 0,
 	OP_APPEND,	/* n events (ids evt_<k>, k counting from 1) */
-	OP_APPEND_BAD,	/* s: "id", "empty", "large": must fail */
+	OP_APPEND_BAD,	/* s: "id", "empty", "large", "time": must fail */
+	OP_APPEND_BIG,	/* n events big_<i> of about 60 KB each */
+	OP_DRAIN_BIG,	/* check out and deliver n big events */
 	OP_COMMIT,
 	OP_ABORT,
 	OP_CRASH_APPEND, /* a child appends n events and dies uncommitted */
+	OP_CRASH_COMMIT, /* a child appends n, commits, dies unclosed */
+	OP_KILL_DELIVERED, /* a child owner delivers n and is SIGKILLed */
 	OP_REOPEN,
 	OP_FIRST_DELAY,	/* t */
 	OP_CHECKOUT,	/* into slot n; s: expected id or NULL (none);
@@ -55,19 +70,25 @@ enum op_kind {
 	OP_RESCHEDULE,	/* slot n, due BASE_MS + t */
 	OP_DEAD,	/* slot n */
 	OP_RELEASE,	/* slot n */
+	OP_DRAIN,	/* check out and deliver n events, in order */
 	OP_SYNC,
 	OP_EXPECT,	/* counts e */
 	OP_EXPECT_DUE,	/* next due BASE_MS + t, or -1 for t < 0 */
+	OP_EXPECT_DUE_SOON, /* next due within 2 s of the wall clock */
 	OP_EXPECT_OLDEST, /* oldest created BASE_MS + t, or -1 */
 	OP_EXPECT_FILES, /* s: subdirectory of the spool, n files */
 	OP_EXPECT_LOG,	/* s appears in a log line */
-	OP_WRITE_FILE,	/* s: path under the test dir; data/len */
-	OP_OUTBOX_APPEND, /* n events into the outbox (APPEND_ONLY) */
-	OP_OUTBOX_COMMIT,
-	OP_IMPORT,	/* n events imported; t: 1 if the call must fail */
+	OP_EXPECT_DEAD_FILE, /* a dead/ file holds event s, t attempts */
+	OP_WRITE_FILE,	/* s: path under the spool; data/len */
+	OP_SEG_TAIL,	/* append data/len to the newest segment */
+	OP_LOG_TAIL,	/* append data/len to the newest segment's log */
+	OP_TAIL_GONE,	/* the last OP_SEG_TAIL's bytes were cut off */
+	OP_PRODUCER_APPEND, /* n events through an APPEND_ONLY handle */
+	OP_PRODUCER_COMMIT,
+	OP_PRODUCER_CLOSE,
+	OP_SLEEP,	/* t milliseconds */
 	OP_SECOND_OWNER, /* a second owner open fails with s */
 	OP_READ_ONLY,	/* a READ_ONLY open sees counts e */
-	OP_SHM_OUTBOX,	/* put the outbox on /dev/shm (skip if same fs) */
 };
 
 struct expect {
@@ -90,294 +111,415 @@ struct spool_case {
 };
 
 #define E(p, r, c, d, x) { p, r, c, d, x }
+#define E0 E(0, 0, 0, 0, 0)
 #define STR_LEN(s) s, sizeof(s) - 1
 
 static const struct spool_case spool_cases[] = {
 	{ "append, commit, checkout in order, deliver, reopen", {
-		{ OP_APPEND, 3, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_APPEND, 3, 0, NULL, NULL, 0, E0 },
 		/* not committed: invisible */
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 3, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 0, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 3, 0, "new", NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		/* one segment, no outcome log yet */
+		{ OP_EXPECT_FILES, 1, 0, "seg", NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(3, 0, 0, 0, 0) },
-		{ OP_EXPECT_OLDEST, 0, 1, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_EXPECT_OLDEST, 0, 1, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(3, 0, 2, 0, 0) },
-		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_DELIVERED, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_SYNC, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_DELIVERED, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 2, 0, "seg", NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 0, 0, 0) },
-		{ OP_EXPECT_OLDEST, 0, 3, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_EXPECT_OLDEST, 0, 3, NULL, NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_3", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_OLDEST, 0, -1, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_3", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E0 },
+		/* all done and no writer: segment and log go */
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 0, 0, "seg", NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_OLDEST, 0, -1, NULL, NULL, 0, E0 },
 	} },
 	{ "abort and destroy discard an uncommitted batch", {
-		{ OP_APPEND, 2, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_ABORT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 0, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_APPEND, 2, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 0, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-	} },
-	{ "crash between write and rename: tmp/ cleaned, nothing sent", {
-		{ OP_APPEND, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CRASH_APPEND, 2, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 2, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
-		/* a half-written file too */
-		{ OP_WRITE_FILE, 0, 0, "spool/tmp/1.1.1.0000000a,0,0",
-		  STR_LEN("pop3-retention-spool 1\nid evt_x\ncr"),
-		  E(0, 0, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_LOG, 0, 0, "removed 3 uncommitted", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 0, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_APPEND, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_ABORT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_APPEND, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 0, 0, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_3", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, NULL, NULL, 0, E0 },
+	} },
+	{ "batches larger than the write buffer", {
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		/* written out before the commit, then cut off again */
+		{ OP_APPEND_BIG, 10, 0, NULL, NULL, 0, E0 },
+		{ OP_ABORT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_APPEND_BIG, 12, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(14, 0, 0, 0, 0) },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(14, 0, 0, 0, 0) },
+		{ OP_DRAIN_BIG, 12, 0, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E0 },
+		{ OP_CHECKOUT, 2, 0, NULL, NULL, 0, E0 },
+	} },
+	{ "crash before commit: the cut-off tail is repaired", {
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		/* a record cut short, as a crash mid-write leaves it */
+		{ OP_SEG_TAIL, 0, 0, NULL,
+		  STR_LEN("E evt_99 1700000000099 45 015abd7f5c"), E0 },
+		/* uncommitted: may or may not reach the disk */
+		{ OP_CRASH_APPEND, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_LOG, 0, 0, "incomplete record", NULL, 0, E0 },
+		{ OP_TAIL_GONE, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 0, 0, 0) },
+		{ OP_EXPECT_FILES, 0, 0, "corrupt", NULL, 0, E0 },
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(2, 0, 0, 0, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_4", NULL, 0, E0 },
+		{ OP_CHECKOUT, 2, 0, NULL, NULL, 0, E0 },
+	} },
+	{ "a child commits and exits unclosed: the events survive", {
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_CRASH_COMMIT, 2, 0, NULL, NULL, 0, E0 },
+		/* the parent's own segment goes on working */
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 2, 0, "seg", NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(4, 0, 0, 0, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E0 },
+		{ OP_CHECKOUT, 2, 0, "evt_3", NULL, 0, E0 },
+		{ OP_CHECKOUT, 3, 0, "evt_4", NULL, 0, E0 },
+	} },
+	{ "killed after delivering: nothing is sent twice", {
+		{ OP_APPEND, 5, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		/* no sync() in the child: write(2) alone must do */
+		{ OP_KILL_DELIVERED, 3, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(2, 0, 0, 0, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_4", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_5", NULL, 0, E0 },
+		{ OP_CHECKOUT, 2, 0, NULL, NULL, 0, E0 },
 	} },
 	{ "attempt bookkeeping survives reopen, then dead-letter", {
-		{ OP_APPEND, 2, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_ATTEMPTS, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_RESCHEDULE, 0, 5000, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_SYNC, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_APPEND, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_ATTEMPTS, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_RESCHEDULE, 0, 5000, NULL, NULL, 0, E0 },
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(2, 1, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(2, 1, 0, 0, 0) },
 		/* evt_2 (never tried) is due first */
-		{ OP_EXPECT_DUE, 0, 2, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_DUE, 0, 5000, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, BASE_MS + 4999, NULL, NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, BASE_MS + 5000, "evt_1", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_ATTEMPTS, 0, 1, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_RESCHEDULE, 0, 9000, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_RELEASE, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_ATTEMPTS, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_ATTEMPTS, 0, 2, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_DEAD, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_EXPECT_DUE, 0, 2, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E0 },
+		{ OP_EXPECT_DUE, 0, 5000, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, BASE_MS + 4999, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, BASE_MS + 5000, "evt_1", NULL, 0, E0 },
+		{ OP_ATTEMPTS, 0, 1, NULL, NULL, 0, E0 },
+		{ OP_RESCHEDULE, 0, 9000, NULL, NULL, 0, E0 },
+		{ OP_RELEASE, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_DUE, 0, 2, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E0 },
+		{ OP_ATTEMPTS, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_DUE, 0, 9000, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_ATTEMPTS, 0, 2, NULL, NULL, 0, E0 },
+		{ OP_DEAD, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 1, 1, 0) },
+		{ OP_EXPECT_DEAD_FILE, 0, 3, "evt_1", NULL, 0, E0 },
 	} },
 	{ "dead-lettered events stay dead after reopen", {
-		{ OP_APPEND, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_DEAD, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_SYNC, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 1, 0) },
-		{ OP_EXPECT_FILES, 1, 0, "dead", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_APPEND, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_DEAD, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 1, 0, "dead", NULL, 0, E0 },
+		{ OP_EXPECT_DEAD_FILE, 0, 1, "evt_1", NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 0, 1, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_2", NULL, 0, E0 },
+		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_READ_ONLY, 0, 0, NULL, NULL, 0, E(0, 0, 0, 1, 0) },
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 0, 0, "seg", NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 1, 0) },
 	} },
 	{ "first delay of the schedule", {
-		{ OP_FIRST_DELAY, 0, 5000, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_APPEND, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_DUE, 0, 5001, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, BASE_MS + 5000, NULL, NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, BASE_MS + 5001, "evt_1", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_RELEASE, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_FIRST_DELAY, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_DUE, 0, 1, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_FIRST_DELAY, 0, 5000, NULL, NULL, 0, E0 },
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_DUE, 0, 5001, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, BASE_MS + 5000, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, BASE_MS + 5001, "evt_1", NULL, 0, E0 },
+		{ OP_RELEASE, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_FIRST_DELAY, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_DUE, 0, 1, NULL, NULL, 0, E0 },
 	} },
-	{ "import from an outbox, skipping its tmp/", {
-		{ OP_OUTBOX_APPEND, 2, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		/* uncommitted outbox files are not imported */
-		{ OP_IMPORT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 2, 0, "outbox/tmp", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_OUTBOX_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_OUTBOX_APPEND, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_IMPORT, 2, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 0, 0, "outbox/new", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 1, 0, "outbox/tmp", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
+	{ "outcome log: a cut-off last line and garbage", {
+		{ OP_APPEND, 3, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_2", NULL, 0, E0 },
+		{ OP_RESCHEDULE, 0, 7000, NULL, NULL, 0, E0 },
+		{ OP_LOG_TAIL, 0, 0, NULL, STR_LEN("Z 1\nD 99999999999\nD 2"),
+		  E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_LOG, 0, 0, "2 unreadable lines", NULL, 0, E0 },
+		{ OP_EXPECT_LOG, 0, 0, "truncated last line", NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(2, 1, 0, 0, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_3", NULL, 0, E0 },
+		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E0 },
+		/* the cut line was removed: this "D 2" is read */
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 1, 0, 0, 0) },
+		{ OP_EXPECT_DUE, 0, 7000, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_2", NULL, 0, E0 },
+		{ OP_ATTEMPTS, 0, 1, NULL, NULL, 0, E0 },
+	} },
+	{ "rotation: a full segment is closed, and deleted when done", {
+		{ OP_APPEND, WEBHOOK_SPOOL_SEGMENT_EVENTS, 0, NULL, NULL, 0,
+		  E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 1, 0, "seg", NULL, 0, E0 },
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 2, 0, "seg", NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0,
+		  E(WEBHOOK_SPOOL_SEGMENT_EVENTS + 1, 0, 0, 0, 0) },
+		{ OP_DRAIN, WEBHOOK_SPOOL_SEGMENT_EVENTS + 1, 0, NULL, NULL, 0,
+		  E0 },
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
+		/* the first went with its log; the current one stays */
+		{ OP_EXPECT_FILES, 2, 0, "seg", NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 0, 0, "seg", NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E0 },
+	} },
+	{ "an APPEND_ONLY producer beside the owner", {
+		{ OP_PRODUCER_APPEND, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_PRODUCER_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_READ_ONLY, 0, 0, NULL, NULL, 0, E(2, 0, 0, 0, 0) },
+		{ OP_SLEEP, 0, 1100, NULL, NULL, 0, E0 },
+		/* still held by its writer: left alone */
+		{ OP_CHECKOUT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_PRODUCER_CLOSE, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(2, 0, 0, 0, 0) },
-		{ OP_OUTBOX_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_IMPORT, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(3, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 2, 0, "evt_3", NULL, 0, E(0, 0, 0, 0, 0) },
-		/* importing again is a no-op */
-		{ OP_IMPORT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		/* a producer starting beside a running owner */
+		{ OP_PRODUCER_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_PRODUCER_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_SLEEP, 0, 1100, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E0 },
+		{ OP_CHECKOUT, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_DUE_SOON, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_PRODUCER_CLOSE, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_SLEEP, 0, 1100, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 2, 0, "evt_3", NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(3, 0, 3, 0, 0) },
 	} },
-	{ "import quarantines a corrupt outbox file, imports the rest", {
-		{ OP_OUTBOX_APPEND, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_OUTBOX_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_WRITE_FILE, 0, 0, "outbox/new/5.5.5.00000005,0,0",
-		  STR_LEN("pop3-retention-spool 1\nid evt_bad\n"),
-		  E(0, 0, 0, 0, 0) },
-		{ OP_WRITE_FILE, 0, 0, "outbox/new/not-a-spool-name", "x", 1,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_IMPORT, 1, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 2, 0, "outbox/corrupt", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_LOG, 0, 0, "bad created line", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_LOG, 0, 0, "bad file name", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-	} },
-	{ "import across filesystems (outbox on /dev/shm)", {
-		{ OP_SHM_OUTBOX, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_OUTBOX_APPEND, 3, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_OUTBOX_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_IMPORT, 3, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 0, 0, "outbox/new", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 0, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 3, 0, "new", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 2, 0, "evt_3", NULL, 0, E(0, 0, 0, 0, 0) },
-	} },
-	{ "missing outbox is empty", {
-		{ OP_IMPORT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-	} },
 	{ "one owner at a time; read-only opens beside it", {
-		{ OP_APPEND, 2, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_APPEND, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_SECOND_OWNER, 0, 0, "in use by another process", NULL, 0,
-		  E(0, 0, 0, 0, 0) },
-		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_RESCHEDULE, 0, 10, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		  E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
+		{ OP_RESCHEDULE, 0, 10, NULL, NULL, 0, E0 },
 		{ OP_READ_ONLY, 0, 0, NULL, NULL, 0, E(2, 1, 0, 0, 0) },
 	} },
 	{ "invalid appends are refused", {
-		{ OP_APPEND_BAD, 0, 0, "id", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_APPEND_BAD, 0, 0, "empty", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_APPEND_BAD, 0, 0, "large", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_APPEND_BAD, 0, 0, "time", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 0, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_APPEND_BAD, 0, 0, "id", NULL, 0, E0 },
+		{ OP_APPEND_BAD, 0, 0, "empty", NULL, 0, E0 },
+		{ OP_APPEND_BAD, 0, 0, "large", NULL, 0, E0 },
+		{ OP_APPEND_BAD, 0, 0, "time", NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 0, 0, "seg", NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E0 },
 	} },
 	{ "a full batch is committed automatically", {
 		{ OP_APPEND, WEBHOOK_SPOOL_BATCH_MAX + 1, 0, NULL, NULL, 0,
-		  E(0, 0, 0, 0, 0) },
+		  E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0,
 		  E(WEBHOOK_SPOOL_BATCH_MAX, 0, 0, 0, 0) },
-		{ OP_EXPECT_FILES, 1, 0, "tmp", NULL, 0, E(0, 0, 0, 0, 0) },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 0, 0) },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0,
 		  E(WEBHOOK_SPOOL_BATCH_MAX + 1, 0, 0, 0, 0) },
 	} },
 };
 
-/* Corrupt files: each is written into new/ beside one good event; the
-   spool must quarantine it (at open, or at checkout for what only the
-   body reveals), log the reason, and still deliver the good one. */
-struct corrupt_case {
+/* Corrupt segments: a hand-written segment seg/1-1-1.seg holds a good
+   record (evt_c), then the case's record, then a good one (evt_d),
+   beside a good segment written by the spool (evt_1). The owner must
+   keep evt_c and evt_1, and move the bad record and what follows to
+   corrupt/ (or cut an incomplete last record off silently). */
+struct seg_case {
+	const char *name;
+	const char *data;	/* after the magic line and evt_c */
+	size_t len;
+	bool no_magic;		/* data is the whole file */
+	const char *reason;	/* logged; NULL: nothing quarantined */
+	unsigned int pending;	/* after open, evt_1 included */
+	unsigned int corrupt;
+};
+
+#define SEG_MAGIC "pop3-retention-segment 1\n"
+/* SHA-256 of {"a":1} and {"b":2} (Python hashlib) */
+#define SHA_A1 "015abd7f5cc57a2dd94b7590f04ad808" \
+	"4273905ee33ec5cebeae62276a97f862"
+#define SHA_B2 "0ab1a6d394cd30195f0642b67ae1180c" \
+	"375ffadf5dd7f39c390668b5fdb6da93"
+#define REC_C "E evt_c 5 7 " SHA_A1 "\n{\"a\":1}\n"
+#define REC_D "E evt_d 6 7 " SHA_B2 "\n{\"b\":2}\n"
+#define Z64 "00000000000000000000000000000000" \
+	"00000000000000000000000000000000"
+
+static const struct seg_case seg_cases[] = {
+	{ "well-formed control", STR_LEN(REC_D), false, NULL, 3, 0 },
+	{ "unknown record type", STR_LEN("F evt_x 6 7 " SHA_B2
+	  "\n{\"b\":2}\n" REC_D), false, "bad record header", 2, 1 },
+	{ "id with a dot", STR_LEN("E evt.x 6 7 " SHA_B2 "\n{\"b\":2}\n"
+	  REC_D), false, "bad record id", 2, 1 },
+	{ "two spaces", STR_LEN("E evt_x  6 7 " SHA_B2 "\n{\"b\":2}\n"
+	  REC_D), false, "bad record header", 2, 1 },
+	{ "negative creation time", STR_LEN("E evt_x -6 7 " SHA_B2
+	  "\n{\"b\":2}\n" REC_D), false, "bad record creation time", 2, 1 },
+	{ "zero length", STR_LEN("E evt_x 6 0 " SHA_B2 "\n\n" REC_D), false,
+	  "bad record length", 2, 1 },
+	{ "length over the limit", STR_LEN("E evt_x 6 65537 " SHA_B2
+	  "\n{\"b\":2}\n" REC_D), false, "bad record length", 2, 1 },
+	{ "length too short", STR_LEN("E evt_x 6 5 " SHA_B2 "\n{\"b\":2}\n"
+	  REC_D), false, "bad record length", 2, 1 },
+	{ "length past the end, records after it", STR_LEN("E evt_x 6 900 "
+	  SHA_B2 "\n{\"b\":2}\n" REC_D), false, "bad record length", 2, 1 },
+	{ "short sha256", STR_LEN("E evt_x 6 7 0ab1a6\n{\"b\":2}\n" REC_D),
+	  false, "bad record sha256", 2, 1 },
+	{ "body does not match its sha256", STR_LEN("E evt_x 6 7 " SHA_A1
+	  "\n{\"b\":2}\n" REC_D), false, "body does not match its sha256",
+	  2, 1 },
+	{ "binary garbage", STR_LEN("\x00\xff\x01\x02\n" REC_D), false,
+	  "bad record header", 2, 1 },
+	{ "header line without an end", STR_LEN("E evt_x 6 7 " Z64 Z64 Z64 Z64
+	  "\n{\"b\":2}\n" REC_D), false, "record header line too long", 2,
+	  1 },
+	/* a crash: silently cut off, nothing quarantined */
+	{ "incomplete last body", STR_LEN("E evt_x 6 7 " SHA_B2 "\n{\"b\""),
+	  false, NULL, 2, 0 },
+	{ "incomplete last header line", STR_LEN("E evt_x 6 7 0ab1"), false,
+	  NULL, 2, 0 },
+	{ "newline missing at the very end", STR_LEN(REC_D "E evt_y 7 7 "
+	  SHA_B2 "\n{\"b\":2}"), false, NULL, 3, 0 },
+	/* whole files */
+	{ "unknown format version", STR_LEN("pop3-retention-segment 2\n"
+	  REC_C), true, "not a segment", 1, 1 },
+	{ "empty file", "", 0, true, NULL, 1, 0 },
+	{ "magic line cut short", STR_LEN("pop3-retention-seg"), true, NULL,
+	  1, 0 },
+};
+
+/* Old-format spool files (one per event in new/): each is migrated at
+   open beside a good old file (evt_g, 2 attempts made, next due at
+   BASE_MS + 5000), or quarantined with the reason logged. */
+struct old_case {
 	const char *name;
 	const char *file;	/* name in new/ */
 	const char *data;	/* NULL: a symbolic link; "" + len 0: empty */
 	size_t len;
 	bool directory;
 	const char *reason;
-	bool at_checkout;
 };
 
 #define HDR(len, sha) \
 	"pop3-retention-spool 1\nid evt_c\ncreated 5\nlength " len \
 	"\nsha256 " sha "\n\n"
-/* SHA-256 of {"a":1} (Python hashlib) */
-#define SHA_A1 "015abd7f5cc57a2dd94b7590f04ad808" \
-	"4273905ee33ec5cebeae62276a97f862"
 #define GOOD_NAME "5.9.9.0000abcd,0,0"
+#define OLD_G_NAME "7.9.9.0000abce,2,1700000005000"
+#define OLD_G "pop3-retention-spool 1\nid evt_g\ncreated 7\nlength 7\n" \
+	"sha256 " SHA_A1 "\n\n{\"a\":1}"
 
-static const struct corrupt_case corrupt_cases[] = {
+static const struct old_case old_cases[] = {
 	{ "well-formed control", GOOD_NAME, STR_LEN(HDR("7", SHA_A1)
-	  "{\"a\":1}"), false, NULL, false },
-	{ "bad file name", "garbage", STR_LEN("x"), false, "bad file name",
-	  false },
+	  "{\"a\":1}"), false, NULL },
+	{ "bad file name", "garbage", STR_LEN("x"), false, "bad file name" },
 	{ "name with a bad hex part", "5.9.9.0000abcz,0,0",
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name",
-	  false },
+	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name" },
 	{ "name without the state", "5.9.9.0000abcd",
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name",
-	  false },
+	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name" },
 	{ "name with a leading zero", "05.9.9.0000abcd,0,0",
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name",
-	  false },
+	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name" },
 	{ "name with an overflowing number",
 	  "99999999999999999999.9.9.0000abcd,0,0",
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name",
-	  false },
-	{ "empty file", GOOD_NAME, "", 0, false, "bad format line", false },
+	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name" },
+	{ "empty file", GOOD_NAME, "", 0, false, "bad format line" },
 	{ "unknown format version", GOOD_NAME,
 	  STR_LEN("pop3-retention-spool 2\nid evt_c\n"), false,
-	  "bad format line", false },
+	  "bad format line" },
 	{ "id with a dot", GOOD_NAME,
 	  STR_LEN("pop3-retention-spool 1\nid evt.c\ncreated 5\n"), false,
-	  "bad id line", false },
+	  "bad id line" },
 	{ "negative creation time", GOOD_NAME,
 	  STR_LEN("pop3-retention-spool 1\nid evt_c\ncreated -5\n"), false,
-	  "bad created line", false },
+	  "bad created line" },
 	{ "zero length", GOOD_NAME, STR_LEN(HDR("0", SHA_A1)), false,
-	  "bad length line", false },
+	  "bad length line" },
 	{ "length over the limit", GOOD_NAME,
 	  STR_LEN(HDR("65537", SHA_A1) "{\"a\":1}"), false,
-	  "bad length line", false },
+	  "bad length line" },
 	{ "short sha256", GOOD_NAME, STR_LEN(HDR("7", "015abd") "{\"a\":1}"),
-	  false, "bad sha256 line", false },
+	  false, "bad sha256 line" },
 	{ "no blank line", GOOD_NAME,
 	  STR_LEN("pop3-retention-spool 1\nid evt_c\ncreated 5\nlength 7\n"
-		  "sha256 " SHA_A1 "\n{\"a\":1}"), false,
-	  "no blank line", false },
+		  "sha256 " SHA_A1 "\n{\"a\":1}"), false, "no blank line" },
 	{ "truncated body", GOOD_NAME, STR_LEN(HDR("7", SHA_A1) "{\"a\""),
-	  false, "truncated", false },
-	{ "truncated header", GOOD_NAME,
-	  STR_LEN("pop3-retention-spool 1\nid evt_c\ncreated 5\nleng"),
-	  false, "bad length line", false },
+	  false, "truncated" },
 	{ "trailing bytes", GOOD_NAME,
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}xx"), false, "trailing bytes",
-	  false },
+	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}xx"), false, "trailing bytes" },
 	{ "body does not match its checksum", GOOD_NAME,
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":2}"), false, "sha256", true },
-	{ "symbolic link", GOOD_NAME, NULL, 0, false, "symbolic link",
-	  false },
-	{ "directory", GOOD_NAME, "", 0, true, "not a regular file", false },
+	  STR_LEN(HDR("7", SHA_A1) "{\"a\":2}"), false, "sha256" },
+	{ "symbolic link", GOOD_NAME, NULL, 0, false, "symbolic link" },
+	{ "directory", GOOD_NAME, "", 0, true, "not a regular file" },
 	{ "binary garbage", GOOD_NAME, "\x00\xff\x01\x02", 4, false,
-	  "bad format line", false },
+	  "bad format line" },
 };
 
 struct test_ctx {
 	char dir[PATH_SIZE];
 	char spool_dir[PATH_SIZE + 16];
-	char outbox_dir[PATH_SIZE + 16];
-	char shm_dir[PATH_SIZE];
 	struct webhook_spool *spool;
-	struct webhook_spool *outbox;
+	struct webhook_spool *producer;
 	struct webhook_spool_event *slots[SLOTS];
-	unsigned int next_k, next_outbox_k;
+	unsigned int next_k;
+	char tail_path[PATH_SIZE * 2];	/* of the last OP_SEG_TAIL */
+	off_t tail_size;		/* its size before */
 	char *log[LOG_MAX];
 	unsigned int log_count;
 };
@@ -485,8 +627,6 @@ static struct test_ctx *ctx_init(size_t idx, const char *name)
 	}
 	snprintf(ctx->spool_dir, sizeof(ctx->spool_dir), "%s/spool",
 		 ctx->dir);
-	snprintf(ctx->outbox_dir, sizeof(ctx->outbox_dir), "%s/outbox",
-		 ctx->dir);
 	return ctx;
 }
 
@@ -501,21 +641,26 @@ static void ctx_open(size_t idx, const char *name, struct test_ctx *ctx)
 			  webhook_spool_error(ctx->spool));
 }
 
+static void ctx_reopen(size_t idx, const char *name, struct test_ctx *ctx)
+{
+	webhook_spool_destroy(&ctx->spool);
+	memset(ctx->slots, 0, sizeof(ctx->slots));
+	ctx_open(idx, name, ctx);
+}
+
 /* Release everything and free ctx. */
 static void ctx_free(struct test_ctx *ctx)
 {
 	unsigned int i;
 
 	current_ctx = NULL;
-	webhook_spool_destroy(&ctx->outbox);
+	webhook_spool_destroy(&ctx->producer);
 	webhook_spool_destroy(&ctx->spool);
 	for (i = 0; i < ctx->log_count; i++)
 		free(ctx->log[i]);
 	ctx->log_count = 0;
 	if (ctx->dir[0] != '\0')
 		(void)remove_tree(ctx->dir);
-	if (ctx->shm_dir[0] != '\0')
-		(void)remove_tree(ctx->shm_dir);
 	free(ctx);
 }
 
@@ -585,8 +730,9 @@ static void check_event(size_t idx, const char *name, unsigned int step,
 			  BASE_MS + k);
 }
 
-static void crash_append(size_t idx, const char *name, unsigned int step,
-			 struct test_ctx *ctx, unsigned int count)
+/* The child appends, maybe commits, and dies without closing. */
+static void crash_child(size_t idx, const char *name, unsigned int step,
+			struct test_ctx *ctx, unsigned int count, bool commit)
 {
 	int status;
 	pid_t pid;
@@ -608,7 +754,9 @@ static void crash_append(size_t idx, const char *name, unsigned int step,
 						 BASE_MS + k) < 0)
 				_exit(1);
 		}
-		/* dies before commit: no destroy, no cleanup */
+		if (commit && webhook_spool_commit(ctx->spool) < 0)
+			_exit(2);
+		/* no destroy, no cleanup */
 		_exit(0);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
@@ -618,73 +766,197 @@ static void crash_append(size_t idx, const char *name, unsigned int step,
 	ctx->next_k += count;
 }
 
-static void write_file(size_t idx, const char *name, struct test_ctx *ctx,
-		       const struct op *op)
+/* A child owner checks out and delivers count events, then is killed
+   with SIGKILL: no destroy, no sync. */
+static void kill_delivered(size_t idx, const char *name, unsigned int step,
+			   struct test_ctx *ctx, unsigned int count)
 {
-	char path[PATH_SIZE * 2], parent[PATH_SIZE * 2], *slash;
+	int fds[2], status;
+	char c = 0;
+	pid_t pid;
+
+	webhook_spool_destroy(&ctx->spool);
+	memset(ctx->slots, 0, sizeof(ctx->slots));
+	if (pipe(fds) < 0)
+		case_fail(idx, name, "pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		case_fail(idx, name, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct webhook_spool_event *event;
+		struct webhook_spool *spool;
+		unsigned int i;
+
+		(void)close(fds[0]);
+		spool = webhook_spool_create(ctx->spool_dir, 0);
+		if (spool == NULL || webhook_spool_open(spool) < 0)
+			_exit(1);
+		for (i = 0; i < count; i++) {
+			if (webhook_spool_checkout(spool, FAR_MS,
+						   &event) != 1 ||
+			    webhook_spool_delivered(spool, &event) < 0)
+				_exit(2);
+		}
+		c = 'k';
+		if (write(fds[1], &c, 1) != 1)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	(void)close(fds[1]);
+	if (read(fds[0], &c, 1) != 1 || c != 'k') {
+		(void)waitpid(pid, &status, 0);
+		case_fail(idx, name, "step %u: the child failed (%d)", step,
+			  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	(void)close(fds[0]);
+	(void)kill(pid, SIGKILL);
+	if (waitpid(pid, &status, 0) != pid || !WIFSIGNALED(status))
+		case_fail(idx, name, "step %u: the child was not killed",
+			  step);
+	ctx_open(idx, name, ctx);
+}
+
+/* The newest segment of the spool (by its name's numbers), with
+   suffix: "<ms>-<pid>-<seq>.seg". */
+static void newest_segment(size_t idx, const char *name,
+			   struct test_ctx *ctx, const char *suffix,
+			   char *path, size_t size)
+{
+	char seg_dir[PATH_SIZE + 32], best[256] = "";
+	int64_t ms, best_ms = -1;
+	unsigned long pid, best_pid = 0;
+	unsigned int seq, best_seq = 0;
+	struct dirent *de;
+	int n;
+	DIR *dir;
+
+	snprintf(seg_dir, sizeof(seg_dir), "%s/seg", ctx->spool_dir);
+	dir = opendir(seg_dir);
+	if (dir == NULL)
+		case_fail(idx, name, "opendir %s: %s", seg_dir,
+			  strerror(errno));
+	while ((de = readdir(dir)) != NULL) {
+		n = 0;
+		if (sscanf(de->d_name, "%" SCNd64 "-%lu-%u.seg%n", &ms, &pid,
+			   &seq, &n) != 3 || de->d_name[n] != '\0')
+			continue;
+		if (ms > best_ms || (ms == best_ms && (pid > best_pid ||
+		    (pid == best_pid && seq > best_seq)))) {
+			best_ms = ms;
+			best_pid = pid;
+			best_seq = seq;
+			snprintf(best, sizeof(best), "%s", de->d_name);
+		}
+	}
+	closedir(dir);
+	if (best[0] == '\0')
+		case_fail(idx, name, "no segment in %s", seg_dir);
+	best[strlen(best) - 4] = '\0';
+	snprintf(path, size, "%s/%s%s", seg_dir, best, suffix);
+}
+
+static void write_path(size_t idx, const char *name, const char *path,
+		       int flags, const char *data, size_t len)
+{
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/%s", ctx->dir, op->s);
-	snprintf(parent, sizeof(parent), "%s", path);
-	slash = strrchr(parent, '/');
-	*slash = '\0';
-	/* e.g. outbox/new before the outbox exists */
-	slash = strrchr(parent, '/');
-	*slash = '\0';
-	(void)mkdir(parent, 0700);
-	*slash = '/';
-	(void)mkdir(parent, 0700);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || write(fd, op->data, op->len) != (ssize_t)op->len ||
-	    close(fd) < 0)
+	fd = open(path, O_WRONLY | O_CREAT | flags, 0600);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len || close(fd) < 0)
 		case_fail(idx, name, "writing %s: %s", path, strerror(errno));
 }
 
-static void open_outbox(size_t idx, const char *name, struct test_ctx *ctx)
+/* Does a dead/ file hold the event, in the documented format? */
+static void check_dead_file(size_t idx, const char *name, unsigned int step,
+			    struct test_ctx *ctx, const char *id,
+			    unsigned int attempts)
 {
-	if (ctx->outbox != NULL)
-		return;
-	ctx->outbox = webhook_spool_create(ctx->outbox_dir,
-					   WEBHOOK_SPOOL_APPEND_ONLY);
-	if (ctx->outbox == NULL || webhook_spool_open(ctx->outbox) < 0)
-		case_fail(idx, name, "outbox open: %s",
-			  ctx->outbox == NULL ? "alloc" :
-			  webhook_spool_error(ctx->outbox));
+	char dead_dir[PATH_SIZE * 2], path[PATH_SIZE * 3], buf[2048];
+	char expected[1024], body[256];
+	struct dirent *de;
+	unsigned int k;
+	ssize_t len;
+	bool found = false;
+	int fd;
+	DIR *dir;
+
+	if (sscanf(id, "evt_%u", &k) != 1)
+		case_fail(idx, name, "odd id %s", id);
+	body_of(k, body, sizeof(body));
+	snprintf(expected, sizeof(expected), "id %s\ncreated %" PRId64
+		 "\nattempts %u\nlength %zu\n", id, BASE_MS + k, attempts,
+		 strlen(body));
+	snprintf(dead_dir, sizeof(dead_dir), "%s/dead", ctx->spool_dir);
+	dir = opendir(dead_dir);
+	while (dir != NULL && !found && (de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dead_dir, de->d_name);
+		fd = open(path, O_RDONLY);
+		len = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (fd >= 0)
+			(void)close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		if (strncmp(buf, "pop3-retention-dead 1\n", 22) == 0 &&
+		    strstr(buf, expected) != NULL &&
+		    (size_t)len > strlen(body) &&
+		    strcmp(buf + len - strlen(body), body) == 0 &&
+		    strstr(buf, "\n\n") == buf + len - strlen(body) - 2)
+			found = true;
+	}
+	if (dir != NULL)
+		closedir(dir);
+	if (!found)
+		case_fail(idx, name, "step %u: no dead/ file for %s with %u "
+			  "attempts", step, id, attempts);
 }
 
-static void shm_outbox(size_t idx, const char *name, struct test_ctx *ctx)
+static void producer_open(size_t idx, const char *name, struct test_ctx *ctx)
 {
-	struct stat st_shm, st_dir;
+	if (ctx->producer != NULL)
+		return;
+	ctx->producer = webhook_spool_create(ctx->spool_dir,
+					     WEBHOOK_SPOOL_APPEND_ONLY);
+	if (ctx->producer == NULL || webhook_spool_open(ctx->producer) < 0)
+		case_fail(idx, name, "producer open: %s",
+			  ctx->producer == NULL ? "alloc" :
+			  webhook_spool_error(ctx->producer));
+}
 
-	snprintf(ctx->shm_dir, sizeof(ctx->shm_dir),
-		 "/dev/shm/test-webhook-spool.XXXXXX");
-	if (stat("/dev/shm", &st_shm) < 0 || stat(ctx->dir, &st_dir) < 0 ||
-	    st_shm.st_dev == st_dir.st_dev ||
-	    mkdtemp(ctx->shm_dir) == NULL) {
-		/* the teardown cleans up */
-		ctx->shm_dir[0] = '\0';
-		skip();
-	}
-	snprintf(ctx->outbox_dir, sizeof(ctx->outbox_dir), "%s/outbox",
-		 ctx->shm_dir);
-	/* "outbox/..." paths of the script now point there */
-	{
-		char link_path[PATH_SIZE * 2];
+static void read_only_counts(size_t idx, const char *name, unsigned int step,
+			     struct test_ctx *ctx, const struct expect *e)
+{
+	struct webhook_spool_event *event = NULL;
+	struct webhook_spool_counts counts;
+	struct webhook_spool *other;
 
-		snprintf(link_path, sizeof(link_path), "%s/outbox", ctx->dir);
-		if (symlink(ctx->outbox_dir, link_path) < 0)
-			case_fail(idx, name, "symlink: %s", strerror(errno));
-	}
+	other = webhook_spool_create(ctx->spool_dir, WEBHOOK_SPOOL_READ_ONLY);
+	if (other == NULL || webhook_spool_open(other) < 0)
+		case_fail(idx, name, "step %u: read-only open: %s", step,
+			  other == NULL ? "alloc" :
+			  webhook_spool_error(other));
+	webhook_spool_counts(other, &counts);
+	check_counts(idx, name, step, &counts, e);
+	if (webhook_spool_append(other, "evt_1", "{}", 2, 1) != -1 ||
+	    webhook_spool_checkout(other, FAR_MS, &event) != -1)
+		case_fail(idx, name, "step %u: read-only spool accepted a "
+			  "change", step);
+	webhook_spool_destroy(&other);
 }
 
 static void run_op(size_t idx, const char *name, unsigned int step,
 		   struct test_ctx *ctx, const struct op *op)
 {
+	struct webhook_spool_event *event;
 	struct webhook_spool_counts counts;
 	struct webhook_spool *other;
-	char path[PATH_SIZE * 2], big[WEBHOOK_SPOOL_BODY_MAX + 2];
-	unsigned int imported = 0;
+	char path[PATH_SIZE * 2], big[WEBHOOK_SPOOL_BODY_MAX + 2], id[32];
 	int64_t now, expected;
+	struct timespec ts;
+	unsigned int i, k;
+	struct stat st;
 	int ret;
 
 	switch (op->kind) {
@@ -714,6 +986,36 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 			case_fail(idx, name, "step %u: bad append (%s) "
 				  "returned %d", step, op->s, ret);
 		break;
+	case OP_APPEND_BIG:
+		for (i = 0; i < op->n; i++) {
+			snprintf(id, sizeof(id), "big_%u", i);
+			memset(big, 'a' + (int)(i % 26), sizeof(big));
+			/* created long ago: checked out first */
+			if (webhook_spool_append(ctx->spool, id, big,
+						 60000 + i, 1 + i) < 0)
+				case_fail(idx, name, "step %u: append %s: %s",
+					  step, id,
+					  webhook_spool_error(ctx->spool));
+		}
+		break;
+	case OP_DRAIN_BIG:
+		for (i = 0; i < op->n; i++) {
+			snprintf(id, sizeof(id), "big_%u", i);
+			memset(big, 'a' + (int)(i % 26), sizeof(big));
+			if (webhook_spool_checkout(ctx->spool, FAR_MS,
+						   &event) != 1 ||
+			    strcmp(event->id, id) != 0 ||
+			    event->body_len != 60000 + i ||
+			    memcmp(event->body, big, event->body_len) != 0 ||
+			    event->body[event->body_len] != '\0')
+				case_fail(idx, name, "step %u: %s not checked "
+					  "out intact", step, id);
+			if (webhook_spool_delivered(ctx->spool, &event) < 0)
+				case_fail(idx, name, "step %u: delivered: %s",
+					  step,
+					  webhook_spool_error(ctx->spool));
+		}
+		break;
 	case OP_COMMIT:
 		if (webhook_spool_commit(ctx->spool) < 0)
 			case_fail(idx, name, "step %u: commit: %s", step,
@@ -723,12 +1025,15 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 		webhook_spool_abort(ctx->spool);
 		break;
 	case OP_CRASH_APPEND:
-		crash_append(idx, name, step, ctx, op->n);
+	case OP_CRASH_COMMIT:
+		crash_child(idx, name, step, ctx, op->n,
+			    op->kind == OP_CRASH_COMMIT);
+		break;
+	case OP_KILL_DELIVERED:
+		kill_delivered(idx, name, step, ctx, op->n);
 		break;
 	case OP_REOPEN:
-		webhook_spool_destroy(&ctx->spool);
-		memset(ctx->slots, 0, sizeof(ctx->slots));
-		ctx_open(idx, name, ctx);
+		ctx_reopen(idx, name, ctx);
 		break;
 	case OP_FIRST_DELAY:
 		webhook_spool_set_first_delay(ctx->spool, op->t);
@@ -781,6 +1086,22 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 			case_fail(idx, name, "step %u: release kept the "
 				  "pointer", step);
 		break;
+	case OP_DRAIN:
+		for (i = 0; i < op->n; i++) {
+			if (webhook_spool_checkout(ctx->spool, FAR_MS,
+						   &event) != 1)
+				case_fail(idx, name, "step %u: drain stopped "
+					  "after %u: %s", step, i,
+					  webhook_spool_error(ctx->spool));
+			k = i + 1;
+			snprintf(id, sizeof(id), "evt_%u", k);
+			check_event(idx, name, step, event, id);
+			if (webhook_spool_delivered(ctx->spool, &event) < 0)
+				case_fail(idx, name, "step %u: delivered: %s",
+					  step,
+					  webhook_spool_error(ctx->spool));
+		}
+		break;
 	case OP_SYNC:
 		if (webhook_spool_sync(ctx->spool) < 0)
 			case_fail(idx, name, "step %u: sync: %s", step,
@@ -798,6 +1119,15 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 				  webhook_spool_next_due(ctx->spool),
 				  expected);
 		break;
+	case OP_EXPECT_DUE_SOON:
+		(void)clock_gettime(CLOCK_REALTIME, &ts);
+		now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+		expected = webhook_spool_next_due(ctx->spool);
+		if (expected < 0 || expected > now + 2000)
+			case_fail(idx, name, "step %u: next due %" PRId64
+				  ", expected within 2 s of %" PRId64, step,
+				  expected, now);
+		break;
 	case OP_EXPECT_OLDEST:
 		expected = op->t < 0 ? -1 : BASE_MS + op->t;
 		webhook_spool_counts(ctx->spool, &counts);
@@ -807,12 +1137,7 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 				  counts.oldest_created_ms, expected);
 		break;
 	case OP_EXPECT_FILES:
-		if (strncmp(op->s, "outbox", 6) == 0)
-			snprintf(path, sizeof(path), "%s%s", ctx->outbox_dir,
-				 op->s + 6);
-		else
-			snprintf(path, sizeof(path), "%s/%s", ctx->spool_dir,
-				 op->s);
+		snprintf(path, sizeof(path), "%s/%s", ctx->spool_dir, op->s);
 		if (count_files(path) != op->n)
 			case_fail(idx, name, "step %u: %u files in %s, "
 				  "expected %u", step, count_files(path),
@@ -823,28 +1148,51 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 			case_fail(idx, name, "step %u: no log line contains "
 				  "\"%s\"", step, op->s);
 		break;
-	case OP_WRITE_FILE:
-		write_file(idx, name, ctx, op);
+	case OP_EXPECT_DEAD_FILE:
+		check_dead_file(idx, name, step, ctx, op->s,
+				(unsigned int)op->t);
 		break;
-	case OP_OUTBOX_APPEND:
-		open_outbox(idx, name, ctx);
-		append_events(idx, name, step, ctx->outbox, &ctx->next_k,
+	case OP_WRITE_FILE:
+		snprintf(path, sizeof(path), "%s/%s", ctx->spool_dir, op->s);
+		write_path(idx, name, path, O_TRUNC, op->data, op->len);
+		break;
+	case OP_SEG_TAIL:
+	case OP_LOG_TAIL:
+		newest_segment(idx, name, ctx, op->kind == OP_SEG_TAIL ?
+			       ".seg" : ".log", path, sizeof(path));
+		if (stat(path, &st) < 0)
+			case_fail(idx, name, "stat %s: %s", path,
+				  strerror(errno));
+		snprintf(ctx->tail_path, sizeof(ctx->tail_path), "%s", path);
+		ctx->tail_size = st.st_size;
+		write_path(idx, name, path, O_APPEND, op->data, op->len);
+		break;
+	case OP_TAIL_GONE:
+		if (stat(ctx->tail_path, &st) < 0 ||
+		    st.st_size != ctx->tail_size)
+			case_fail(idx, name, "step %u: %s not cut back to %lld "
+				  "bytes", step, ctx->tail_path,
+				  (long long)ctx->tail_size);
+		break;
+	case OP_PRODUCER_APPEND:
+		producer_open(idx, name, ctx);
+		append_events(idx, name, step, ctx->producer, &ctx->next_k,
 			      op->n);
 		break;
-	case OP_OUTBOX_COMMIT:
-		open_outbox(idx, name, ctx);
-		if (webhook_spool_commit(ctx->outbox) < 0)
-			case_fail(idx, name, "step %u: outbox commit: %s",
-				  step, webhook_spool_error(ctx->outbox));
+	case OP_PRODUCER_COMMIT:
+		producer_open(idx, name, ctx);
+		if (webhook_spool_commit(ctx->producer) < 0)
+			case_fail(idx, name, "step %u: producer commit: %s",
+				  step, webhook_spool_error(ctx->producer));
 		break;
-	case OP_IMPORT:
-		ret = webhook_spool_import_dir(ctx->spool, ctx->outbox_dir,
-					       &imported);
-		if (ret != (op->t != 0 ? -1 : 0) || imported != op->n)
-			case_fail(idx, name, "step %u: import returned %d "
-				  "with %u events (%s), expected %u", step,
-				  ret, imported,
-				  webhook_spool_error(ctx->spool), op->n);
+	case OP_PRODUCER_CLOSE:
+		webhook_spool_destroy(&ctx->producer);
+		break;
+	case OP_SLEEP:
+		ts.tv_sec = op->t / 1000;
+		ts.tv_nsec = (long)(op->t % 1000) * 1000000;
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
 		break;
 	case OP_SECOND_OWNER:
 		other = webhook_spool_create(ctx->spool_dir, 0);
@@ -859,23 +1207,7 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 		webhook_spool_destroy(&other);
 		break;
 	case OP_READ_ONLY:
-		other = webhook_spool_create(ctx->spool_dir,
-					     WEBHOOK_SPOOL_READ_ONLY);
-		if (other == NULL || webhook_spool_open(other) < 0)
-			case_fail(idx, name, "step %u: read-only open: %s",
-				  step, other == NULL ? "alloc" :
-				  webhook_spool_error(other));
-		webhook_spool_counts(other, &counts);
-		check_counts(idx, name, step, &counts, &op->e);
-		if (webhook_spool_append(other, "evt_1", "{}", 2, 1) != -1 ||
-		    webhook_spool_checkout(other, FAR_MS,
-					   &ctx->slots[SLOTS - 1]) != -1)
-			case_fail(idx, name, "step %u: read-only spool "
-				  "accepted a change", step);
-		webhook_spool_destroy(&other);
-		break;
-	case OP_SHM_OUTBOX:
-		shm_outbox(idx, name, ctx);
+		read_only_counts(idx, name, step, ctx, &op->e);
 		break;
 	}
 }
@@ -894,56 +1226,53 @@ static void test_spool(void **state)
 	ctx_free(ctx);
 }
 
-/* webhook_spool_read_file() applies the same checks to a single file,
-   body included. */
-static void check_read_file(size_t idx, const struct corrupt_case *c,
-			    const char *path)
+/* Check out every event and deliver it; each must be one of the known
+   ones, with its exact body. */
+static void drain_known(size_t idx, const char *name, struct test_ctx *ctx,
+			unsigned int expected)
 {
-	char id[WEBHOOK_SPOOL_ID_MAX], error[256] = "";
-	unsigned char *body = NULL;
-	size_t body_len = 0;
-	int64_t created = 0;
+	struct webhook_spool_event *event;
+	unsigned int got = 0;
+	char body[256];
 	int ret;
 
-	ret = webhook_spool_read_file(path, id, &body, &body_len, &created,
-				      error, sizeof(error));
-	if (c->reason == NULL) {
-		if (ret != 1 || strcmp(id, "evt_c") != 0 || created != 5 ||
-		    body_len != 7 || memcmp(body, "{\"a\":1}", 8) != 0)
-			case_fail(idx, c->name, "read_file: %d (%s)", ret,
-				  error);
-		free(body);
-		body = NULL;
-		/* a file that vanished (delivered meanwhile) */
-		ret = webhook_spool_read_file("/nonexistent/new/1.1.1."
-					      "00000001,0,0", id, &body,
-					      &body_len, &created, error,
-					      sizeof(error));
-		if (ret != 0)
-			case_fail(idx, c->name, "read_file of a missing "
-				  "file returned %d", ret);
-	} else if (ret != -1 || error[0] == '\0') {
-		case_fail(idx, c->name, "read_file returned %d, expected -1",
-			  ret);
-	} else if (strstr(c->file, ".") != NULL && c->data != NULL &&
-		   strstr(c->reason, "name") == NULL &&
-		   strstr(error, c->reason) == NULL) {
-		case_fail(idx, c->name, "read_file error \"%s\" does not "
-			  "mention \"%s\"", error, c->reason);
+	while ((ret = webhook_spool_checkout(ctx->spool, FAR_MS,
+					     &event)) == 1) {
+		if (strcmp(event->id, "evt_1") == 0)
+			check_event(idx, name, 0, event, "evt_1");
+		else {
+			snprintf(body, sizeof(body), "%s",
+				 strcmp(event->id, "evt_c") == 0 ?
+				 "{\"a\":1}" : "{\"b\":2}");
+			if ((strcmp(event->id, "evt_c") != 0 &&
+			     strcmp(event->id, "evt_d") != 0 &&
+			     strcmp(event->id, "evt_y") != 0) ||
+			    event->body_len != strlen(body) ||
+			    memcmp(event->body, body, event->body_len) != 0)
+				case_fail(idx, name, "unexpected event %s",
+					  event->id);
+		}
+		if (webhook_spool_delivered(ctx->spool, &event) < 0)
+			case_fail(idx, name, "delivered: %s",
+				  webhook_spool_error(ctx->spool));
+		got++;
 	}
-	free(body);
+	if (ret != 0 || got != expected)
+		case_fail(idx, name, "checked out %u events (%d), expected %u",
+			  got, ret, expected);
 }
 
-static void test_corrupt(void **state)
+static void test_segment(void **state)
 {
-	const struct corrupt_case *c = *state;
-	size_t idx = (size_t)(c - corrupt_cases);
-	struct webhook_spool_event *event = NULL, *second = NULL;
+	const struct seg_case *c = *state;
+	size_t idx = (size_t)(c - seg_cases);
 	struct webhook_spool_counts counts;
+	struct expect e;
 	struct test_ctx *ctx;
 	char path[PATH_SIZE * 2];
 	unsigned int k = 0;
-	int fd, ret;
+	struct stat st;
+	off_t size;
 
 	ctx = ctx_init(idx, c->name);
 	ctx_open(idx, c->name, ctx);
@@ -951,6 +1280,124 @@ static void test_corrupt(void **state)
 	if (webhook_spool_commit(ctx->spool) < 0)
 		case_fail(idx, c->name, "commit: %s",
 			  webhook_spool_error(ctx->spool));
+	webhook_spool_destroy(&ctx->spool);
+	snprintf(path, sizeof(path), "%s/seg/1-1-1.seg", ctx->spool_dir);
+	if (c->no_magic) {
+		write_path(idx, c->name, path, O_EXCL, c->data, c->len);
+	} else {
+		write_path(idx, c->name, path, O_EXCL, STR_LEN(SEG_MAGIC
+			   REC_C));
+		write_path(idx, c->name, path, O_APPEND, c->data, c->len);
+	}
+	size = c->no_magic ? (off_t)c->len :
+		(off_t)(sizeof(SEG_MAGIC REC_C) - 1 + c->len);
+	/* a status command sees the damage and changes nothing */
+	memset(&e, 0, sizeof(e));
+	e.pending = c->pending;
+	e.corrupt = c->corrupt;
+	read_only_counts(idx, c->name, 0, ctx, &e);
+	if (stat(path, &st) < 0 || st.st_size != size)
+		case_fail(idx, c->name, "read-only open changed the segment");
+
+	ctx_open(idx, c->name, ctx);
+	webhook_spool_counts(ctx->spool, &counts);
+	if (counts.pending != c->pending || counts.corrupt != c->corrupt)
+		case_fail(idx, c->name, "after open: %u pending, %u corrupt, "
+			  "expected %u and %u", counts.pending, counts.corrupt,
+			  c->pending, c->corrupt);
+	if (c->reason != NULL &&
+	    (!log_contains(ctx, c->reason) || !log_contains(ctx, "corrupt/")))
+		case_fail(idx, c->name, "no log line with \"%s\"", c->reason);
+	snprintf(path, sizeof(path), "%s/corrupt", ctx->spool_dir);
+	if (count_files(path) != c->corrupt)
+		case_fail(idx, c->name, "%u files in corrupt/",
+			  count_files(path));
+	if (c->reason != NULL && !c->no_magic) {
+		/* cut right after evt_c */
+		snprintf(path, sizeof(path), "%s/seg/1-1-1.seg",
+			 ctx->spool_dir);
+		if (stat(path, &st) < 0 ||
+		    st.st_size != (off_t)sizeof(SEG_MAGIC REC_C) - 1)
+			case_fail(idx, c->name, "segment not cut at the bad "
+				  "record");
+	}
+	/* the good events always come out, whatever the rest is */
+	drain_known(idx, c->name, ctx, c->pending);
+	/* and nothing comes back after another restart */
+	ctx_reopen(idx, c->name, ctx);
+	webhook_spool_counts(ctx->spool, &counts);
+	if (counts.pending != 0 || counts.corrupt != c->corrupt)
+		case_fail(idx, c->name, "reopened: %u pending, %u corrupt",
+			  counts.pending, counts.corrupt);
+	if (webhook_spool_sync(ctx->spool) < 0)
+		case_fail(idx, c->name, "sync: %s",
+			  webhook_spool_error(ctx->spool));
+	snprintf(path, sizeof(path), "%s/seg", ctx->spool_dir);
+	if (count_files(path) != 0)
+		case_fail(idx, c->name, "%u files left in seg/",
+			  count_files(path));
+	ctx_free(ctx);
+}
+
+static void check_migrated(size_t idx, const struct old_case *c,
+			   struct test_ctx *ctx)
+{
+	struct webhook_spool_counts counts;
+	struct webhook_spool_event *event = NULL, *g = NULL;
+	char path[PATH_SIZE * 2];
+	unsigned int expected = c->reason == NULL ? 2 : 1;
+	struct stat st;
+
+	webhook_spool_counts(ctx->spool, &counts);
+	if (counts.pending != expected || counts.retrying != 1 ||
+	    counts.corrupt != (c->reason == NULL ? 0 : 1) ||
+	    counts.unindexed != 0)
+		case_fail(idx, c->name, "%u pending, %u retrying, %u corrupt, "
+			  "%u unindexed", counts.pending, counts.retrying,
+			  counts.corrupt, counts.unindexed);
+	snprintf(path, sizeof(path), "%s/new", ctx->spool_dir);
+	if (lstat(path, &st) == 0)
+		case_fail(idx, c->name, "new/ is still there");
+	snprintf(path, sizeof(path), "%s/tmp", ctx->spool_dir);
+	if (lstat(path, &st) == 0)
+		case_fail(idx, c->name, "tmp/ is still there");
+	if (c->reason == NULL) {
+		if (webhook_spool_checkout(ctx->spool, BASE_MS, &event) != 1 ||
+		    strcmp(event->id, "evt_c") != 0 ||
+		    event->created_ms != 5 || event->attempts != 0 ||
+		    event->body_len != 7 ||
+		    memcmp(event->body, "{\"a\":1}", 8) != 0)
+			case_fail(idx, c->name, "evt_c not migrated");
+	}
+	/* evt_g kept its attempts and due time */
+	if (webhook_spool_checkout(ctx->spool, BASE_MS + 4999, &g) != 0 ||
+	    webhook_spool_next_due(ctx->spool) != BASE_MS + 5000 ||
+	    webhook_spool_checkout(ctx->spool, BASE_MS + 5000, &g) != 1 ||
+	    strcmp(g->id, "evt_g") != 0 || g->attempts != 2 ||
+	    g->created_ms != 7 || memcmp(g->body, "{\"a\":1}", 8) != 0)
+		case_fail(idx, c->name, "evt_g not migrated with its state");
+	webhook_spool_release(ctx->spool, &g);
+	if (event != NULL)
+		webhook_spool_release(ctx->spool, &event);
+}
+
+static void test_old_format(void **state)
+{
+	const struct old_case *c = *state;
+	size_t idx = (size_t)(c - old_cases);
+	struct test_ctx *ctx;
+	char path[PATH_SIZE * 2];
+
+	ctx = ctx_init(idx, c->name);
+	(void)mkdir(ctx->spool_dir, 0700);
+	snprintf(path, sizeof(path), "%s/new", ctx->spool_dir);
+	(void)mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/tmp", ctx->spool_dir);
+	(void)mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/tmp/" GOOD_NAME, ctx->spool_dir);
+	write_path(idx, c->name, path, O_EXCL, STR_LEN("pop3-retention"));
+	snprintf(path, sizeof(path), "%s/new/" OLD_G_NAME, ctx->spool_dir);
+	write_path(idx, c->name, path, O_EXCL, STR_LEN(OLD_G));
 	snprintf(path, sizeof(path), "%s/new/%s", ctx->spool_dir, c->file);
 	if (c->directory) {
 		if (mkdir(path, 0700) < 0)
@@ -960,87 +1407,182 @@ static void test_corrupt(void **state)
 			case_fail(idx, c->name, "symlink: %s",
 				  strerror(errno));
 	} else {
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-		if (fd < 0 || write(fd, c->data, c->len) != (ssize_t)c->len ||
-		    close(fd) < 0)
-			case_fail(idx, c->name, "write: %s", strerror(errno));
+		write_path(idx, c->name, path, O_EXCL, c->data, c->len);
 	}
-	check_read_file(idx, c, path);
-	/* a restart finds it */
-	webhook_spool_destroy(&ctx->spool);
 	ctx_open(idx, c->name, ctx);
-	webhook_spool_counts(ctx->spool, &counts);
-	if (c->reason == NULL || c->at_checkout) {
-		if (counts.pending != 2 || counts.corrupt != 0)
-			case_fail(idx, c->name, "after open: %u pending, %u "
-				  "corrupt, expected 2 and 0", counts.pending,
-				  counts.corrupt);
-	} else if (counts.pending != 1 || counts.corrupt != 1) {
-		case_fail(idx, c->name, "after open: %u pending, %u corrupt, "
-			  "expected 1 and 1", counts.pending, counts.corrupt);
+	if (!log_contains(ctx, "migrated 1") &&
+	    !log_contains(ctx, "migrated 2"))
+		case_fail(idx, c->name, "no migration logged");
+	if (c->reason != NULL &&
+	    (!log_contains(ctx, c->reason) ||
+	     !log_contains(ctx, "moved to corrupt/")))
+		case_fail(idx, c->name, "no log line with \"%s\"", c->reason);
+	check_migrated(idx, c, ctx);
+	/* the migration is durable, and done once */
+	ctx_reopen(idx, c->name, ctx);
+	check_migrated(idx, c, ctx);
+	ctx_free(ctx);
+}
+
+/* One producer thread, two delivery threads, one spool. */
+struct thread_ctx {
+	struct webhook_spool *spool;
+	unsigned char *seen;		/* per event: times delivered */
+	unsigned int delivered;		/* atomic */
+	unsigned int producer_done;	/* atomic */
+	time_t deadline;		/* give up (lost events) */
+	char error[256];
+};
+
+static void thread_error(struct thread_ctx *t, const char *what,
+			 struct webhook_spool *spool)
+{
+	if (t->error[0] == '\0')
+		snprintf(t->error, sizeof(t->error), "%s: %s", what,
+			 webhook_spool_error(spool));
+}
+
+static void *producer_thread(void *context)
+{
+	struct thread_ctx *t = context;
+	char id[32], body[256];
+	unsigned int k;
+
+	for (k = 1; k <= THREAD_EVENTS; k++) {
+		snprintf(id, sizeof(id), "evt_%u", k);
+		body_of(k, body, sizeof(body));
+		if (webhook_spool_append(t->spool, id, body, strlen(body),
+					 BASE_MS + k) < 0) {
+			thread_error(t, "append", t->spool);
+			break;
+		}
+		if ((k % THREAD_BATCH == 0 || k == THREAD_EVENTS) &&
+		    webhook_spool_commit(t->spool) < 0) {
+			thread_error(t, "commit", t->spool);
+			break;
+		}
 	}
-	/* the good event always comes out, whatever the other file is */
-	ret = webhook_spool_checkout(ctx->spool, FAR_MS, &event);
-	if (ret != 1)
-		case_fail(idx, c->name, "checkout returned %d (%s)", ret,
+	__atomic_store_n(&t->producer_done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *delivery_thread(void *context)
+{
+	struct thread_ctx *t = context;
+	struct webhook_spool_event *event;
+	char body[256];
+	unsigned int k, n = 0;
+	int ret;
+
+	while (__atomic_load_n(&t->delivered, __ATOMIC_SEQ_CST) <
+	       THREAD_EVENTS && t->error[0] == '\0') {
+		ret = webhook_spool_checkout(t->spool, FAR_MS, &event);
+		if (ret < 0) {
+			thread_error(t, "checkout", t->spool);
+			break;
+		}
+		if (ret == 0) {
+			if (time(NULL) > t->deadline) {
+				snprintf(t->error, sizeof(t->error), "timed "
+					 "out with %u of %u delivered",
+					 __atomic_load_n(&t->delivered,
+							 __ATOMIC_SEQ_CST),
+					 THREAD_EVENTS);
+				break;
+			}
+			sched_yield();
+			continue;
+		}
+		if (sscanf(event->id, "evt_%u", &k) != 1 || k == 0 ||
+		    k > THREAD_EVENTS) {
+			thread_error(t, "odd id", t->spool);
+			break;
+		}
+		body_of(k, body, sizeof(body));
+		if (event->body_len != strlen(body) ||
+		    memcmp(event->body, body, event->body_len) != 0) {
+			snprintf(t->error, sizeof(t->error), "body of %s "
+				 "differs", event->id);
+			break;
+		}
+		__atomic_add_fetch(&t->seen[k], 1, __ATOMIC_SEQ_CST);
+		if (webhook_spool_delivered(t->spool, &event) < 0) {
+			thread_error(t, "delivered", t->spool);
+			break;
+		}
+		__atomic_add_fetch(&t->delivered, 1, __ATOMIC_SEQ_CST);
+		if (++n % 1000 == 0 && webhook_spool_sync(t->spool) < 0) {
+			thread_error(t, "sync", t->spool);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	static const char *name = "producer thread, two delivery threads";
+	struct webhook_spool_counts counts;
+	pthread_t producer, delivery[2];
+	struct thread_ctx t;
+	struct test_ctx *ctx;
+	unsigned int k, i;
+
+	(void)state;
+	ctx = ctx_init(0, name);
+	ctx_open(0, name, ctx);
+	memset(&t, 0, sizeof(t));
+	t.spool = ctx->spool;
+	t.deadline = time(NULL) + 120;
+	t.seen = calloc(THREAD_EVENTS + 1, 1);
+	if (t.seen == NULL)
+		case_fail(0, name, "out of memory");
+	if (pthread_create(&producer, NULL, producer_thread, &t) != 0)
+		case_fail(0, name, "pthread_create failed");
+	for (i = 0; i < 2; i++) {
+		if (pthread_create(&delivery[i], NULL, delivery_thread,
+				   &t) != 0)
+			case_fail(0, name, "pthread_create failed");
+	}
+	(void)pthread_join(producer, NULL);
+	for (i = 0; i < 2; i++)
+		(void)pthread_join(delivery[i], NULL);
+	if (t.error[0] != '\0') {
+		free(t.seen);
+		case_fail(0, name, "%s", t.error);
+	}
+	for (k = 1; k <= THREAD_EVENTS; k++) {
+		if (t.seen[k] != 1) {
+			i = t.seen[k];
+			free(t.seen);
+			case_fail(0, name, "evt_%u delivered %u times", k, i);
+		}
+	}
+	free(t.seen);
+	if (webhook_spool_sync(ctx->spool) < 0)
+		case_fail(0, name, "sync: %s",
 			  webhook_spool_error(ctx->spool));
-	if (c->reason == NULL && strcmp(event->id, "evt_c") == 0) {
-		/* the control file sorts first (created 5): swap */
-		second = event;
-		event = NULL;
-		if (webhook_spool_checkout(ctx->spool, FAR_MS, &event) != 1)
-			case_fail(idx, c->name, "second checkout failed");
-	}
-	check_event(idx, c->name, 0, event, "evt_1");
-	if (webhook_spool_delivered(ctx->spool, &event) < 0)
-		case_fail(idx, c->name, "delivered: %s",
-			  webhook_spool_error(ctx->spool));
-	if (second == NULL) {
-		ret = webhook_spool_checkout(ctx->spool, FAR_MS, &second);
-		if (c->reason == NULL && ret != 1)
-			case_fail(idx, c->name, "control file not delivered");
-		if (c->reason != NULL && ret != 0)
-			case_fail(idx, c->name, "corrupt file checked out "
-				  "(%d)", ret);
-	}
-	if (second != NULL)
-		webhook_spool_release(ctx->spool, &second);
+	ctx_reopen(0, name, ctx);
 	webhook_spool_counts(ctx->spool, &counts);
-	if (c->reason == NULL) {
-		if (counts.pending != 1 || counts.corrupt != 0)
-			case_fail(idx, c->name, "control: %u pending, %u "
-				  "corrupt", counts.pending, counts.corrupt);
-	} else {
-		if (counts.pending != 0 || counts.corrupt != 1)
-			case_fail(idx, c->name, "end: %u pending, %u corrupt, "
-				  "expected 0 and 1", counts.pending,
-				  counts.corrupt);
-		if (!log_contains(ctx, c->reason) ||
-		    !log_contains(ctx, "moved to corrupt/"))
-			case_fail(idx, c->name, "no log line with \"%s\"",
-				  c->reason);
-		snprintf(path, sizeof(path), "%s/corrupt", ctx->spool_dir);
-		if (count_files(path) != 1)
-			case_fail(idx, c->name, "%u files in corrupt/",
-				  count_files(path));
-		/* and it stays out after another restart */
-		webhook_spool_destroy(&ctx->spool);
-		ctx_open(idx, c->name, ctx);
-		webhook_spool_counts(ctx->spool, &counts);
-		if (counts.pending != 0 || counts.corrupt != 1)
-			case_fail(idx, c->name, "reopened: %u pending, %u "
-				  "corrupt", counts.pending, counts.corrupt);
-	}
+	if (counts.pending != 0)
+		case_fail(0, name, "%u pending after reopen", counts.pending);
 	ctx_free(ctx);
 }
 
 int main(void)
 {
+	const struct CMUnitTest threads[] = {
+		cmocka_unit_test_teardown(test_threads, teardown),
+	};
 	int failed = 0;
 
 	failed += RUN_TABLE_TEARDOWN("webhook_spool scripts", test_spool,
 				     teardown, spool_cases);
-	failed += RUN_TABLE_TEARDOWN("webhook_spool corrupt files",
-				     test_corrupt, teardown, corrupt_cases);
+	failed += RUN_TABLE_TEARDOWN("webhook_spool corrupt segments",
+				     test_segment, teardown, seg_cases);
+	failed += RUN_TABLE_TEARDOWN("webhook_spool old format",
+				     test_old_format, teardown, old_cases);
+	failed += cmocka_run_group_tests_name("webhook_spool threads",
+					      threads, NULL, NULL);
 	return failed == 0 ? 0 : 1;
 }
