@@ -48,6 +48,9 @@ struct worker {
 	bool thread_started;
 	struct runner_fd *fds;
 	struct runner_fd *graveyard;
+	/* batches the host's wake-ups for reports, see queue_push() */
+	struct event *notify_timer;
+	bool notify_timer_armed;
 	/* the engine's counters after its last callback; runner->lock */
 	struct webhook_delivery_stats stats;
 };
@@ -97,6 +100,9 @@ struct webhook_runner {
 
 /* ---- the queue to the host (any thread) ---- */
 
+/* The worker whose thread this is; NULL in the host's thread. */
+static __thread struct worker *current_worker;
+
 /* eventfd reads and writes: a write only fails when the counter would
    overflow, which pending wake-ups cannot do, and a read only when the
    counter is already zero (EAGAIN): both are harmless. */
@@ -118,9 +124,15 @@ static void eventfd_clear(int fd)
 	}
 }
 
-static void queue_push(struct webhook_runner *r, struct queued *q)
+/* Queue q for the host. Log lines of level info and above wake the host
+   at once. Reports and debug lines from a worker's own thread wake it
+   at most every WEBHOOK_RUNNER_NOTIFY_MSECS: there is one per delivery,
+   and waking the host's thread for each would cost it a context switch
+   per event. */
+static void queue_push(struct webhook_runner *r, struct worker *w,
+		       struct queued *q)
 {
-	bool wake = false;
+	bool wake = false, urgent;
 
 	pthread_mutex_lock(&r->lock);
 	if (q->kind == QUEUED_REPORT &&
@@ -139,7 +151,38 @@ static void queue_push(struct webhook_runner *r, struct queued *q)
 	else
 		r->tail->next = q;
 	r->tail = q;
-	if (!r->notify_pending) {
+	urgent = (q->kind == QUEUED_LOG && q->level >= WEBHOOK_LOG_INFO) ||
+		w == NULL || current_worker != w;
+	if (!r->notify_pending && urgent) {
+		r->notify_pending = true;
+		wake = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (wake)
+		eventfd_signal(r->notify_fd);
+	else if (!urgent && !w->notify_timer_armed) {
+		/* this worker's thread: its own base */
+		struct timeval tv = {
+			.tv_sec = 0,
+			.tv_usec = WEBHOOK_RUNNER_NOTIFY_MSECS * 1000
+		};
+
+		w->notify_timer_armed = true;
+		(void)evtimer_add(w->notify_timer, &tv);
+	}
+}
+
+static void notify_timer_cb(evutil_socket_t fd, short what, void *context)
+{
+	struct worker *w = context;
+	struct webhook_runner *r = w->runner;
+	bool wake = false;
+
+	(void)fd;
+	(void)what;
+	w->notify_timer_armed = false;
+	pthread_mutex_lock(&r->lock);
+	if (r->head != NULL && !r->notify_pending) {
 		r->notify_pending = true;
 		wake = true;
 	}
@@ -172,7 +215,7 @@ static void runner_log(struct webhook_runner *r, enum webhook_log_level level,
 		free(q);
 		return;
 	}
-	queue_push(r, q);
+	queue_push(r, NULL, q);
 }
 
 /* engine callbacks: in a worker thread */
@@ -191,7 +234,7 @@ static void worker_log(void *context, enum webhook_log_level level,
 		free(q);
 		return;
 	}
-	queue_push(w->runner, q);
+	queue_push(w->runner, w, q);
 }
 
 static void worker_report(void *context,
@@ -215,7 +258,7 @@ static void worker_report(void *context,
 		free(q);
 		return;
 	}
-	queue_push(w->runner, q);
+	queue_push(w->runner, w, q);
 }
 
 int webhook_runner_notify_fd(const struct webhook_runner *runner)
@@ -398,6 +441,7 @@ static void *worker_main(void *context)
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 	int prio;
 
+	current_worker = w;
 	if (r->nice > 0) {
 		/* Linux: the niceness of this thread only */
 		errno = 0;
@@ -425,6 +469,23 @@ static void worker_wake(struct worker *w)
 {
 	if (!atomic_exchange(&w->wake_pending, true))
 		eventfd_signal(w->wake_fd);
+}
+
+/* libcurl moves a socket between read and write interest around every
+   request; with the changelist, the del/add pairs of one loop iteration
+   become one epoll_ctl() (libcurl never dup()s its sockets, the case the
+   changelist gets wrong). */
+static struct event_base *base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	(void)event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
 }
 
 /* ---- the host's API ---- */
@@ -483,14 +544,16 @@ webhook_runner_create(const struct webhook_runner_config *config)
 
 		w->runner = r;
 		w->index = i;
-		w->base = event_base_new();
+		w->base = base_new();
 		w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (w->base == NULL || w->wake_fd == -1)
 			goto fail;
 		w->timer = evtimer_new(w->base, timer_cb, w);
+		w->notify_timer = evtimer_new(w->base, notify_timer_cb, w);
 		w->wake = event_new(w->base, w->wake_fd, EV_READ | EV_PERSIST,
 				    wake_cb, w);
 		if (w->timer == NULL || w->wake == NULL ||
+		    w->notify_timer == NULL ||
 		    event_add(w->wake, NULL) < 0)
 			goto fail;
 
@@ -599,6 +662,8 @@ void webhook_runner_destroy(struct webhook_runner **_runner)
 		}
 		if (w->timer != NULL)
 			event_free(w->timer);
+		if (w->notify_timer != NULL)
+			event_free(w->notify_timer);
 		if (w->wake != NULL)
 			event_free(w->wake);
 		if (w->base != NULL)

@@ -19,7 +19,10 @@
    The host's thread (e.g. Dovecot's ioloop, which is not thread-safe)
    owns everything else. The workers never call the host: their log lines
    and per-attempt reports are queued, and the host drains the queue
-   from its own loop when webhook_runner_notify_fd() becomes readable.
+   from its own loop when webhook_runner_notify_fd() becomes readable:
+   at once for a log line of level info and above, within
+   WEBHOOK_RUNNER_NOTIFY_MSECS for reports (one per attempt: waking the
+   host for each would cost it a context switch per event).
 
    Every function below is called from the host's thread. */
 
@@ -32,6 +35,9 @@
 /* Reports queued for the host beyond this are dropped (and counted);
    log lines are never dropped. */
 #define WEBHOOK_RUNNER_REPORTS_MAX 65536
+/* Reports and debug lines reach the host this late at most; log lines of
+   level info and above at once. */
+#define WEBHOOK_RUNNER_NOTIFY_MSECS 100
 
 struct webhook_runner_config {
 	/* As for webhook_delivery_create(), except: loop is ignored (each

@@ -50,6 +50,7 @@
 #include "strescape.h"
 #include "strnum.h"
 #include "str-sanitize.h"
+#include "time-util.h"
 #include "ioloop.h"
 #include "istream.h"
 #include "ostream.h"
@@ -82,6 +83,13 @@
 /* Acknowledgements buffered for a client that does not read them;
    beyond it its input is paused until they drain. */
 #define CLIENT_OUTPUT_MAX (1024 * 1024)
+/* At most one spool commit (one fdatasync()) per this many
+   milliseconds: an event arriving after a quiet spell is committed at
+   once, under load the events of the interval share one sync. On a VM
+   every sync is a device round trip; unbounded, they were a quarter of
+   the service's CPU under POP3 load (docs/benchmarks.md). Producers wait
+   for their acknowledgements only at the end of a session. */
+#define GROUP_COMMIT_INTERVAL_MSECS 10
 /* How often a standby service tries to take the spool over. */
 #define STANDBY_RETRY_MSECS 1000
 /* See log_nudge(). */
@@ -191,6 +199,7 @@ static ARRAY(struct service_client *) waiting_clients;
 /* events appended since the last commit, all clients together */
 static unsigned int batch_appended_total;
 static struct timeout *to_commit;
+static struct timeval last_commit;
 
 /* ---- settings ---- */
 
@@ -630,6 +639,8 @@ static void batch_commit_all(void)
 	const char *commit_error = NULL;
 
 	timeout_remove(&to_commit);
+	if (batch_appended_total > 0)
+		i_gettimeofday(&last_commit);
 	if (batch_appended_total > 0 && webhook_spool_commit(spool) < 0) {
 		commit_error = t_strdup_printf("spool commit failed: %s",
 					       webhook_spool_error(spool));
@@ -659,15 +670,23 @@ static void batch_commit_timeout(void *context ATTR_UNUSED)
 }
 
 /* The client has answers to give: they go out with the next group
-   commit, at the end of this ioloop iteration. */
+   commit, at the end of this ioloop iteration, or once
+   GROUP_COMMIT_INTERVAL_MSECS have passed since the last one. */
 static void client_batch_wait(struct service_client *client)
 {
+	long long since;
+	unsigned int delay = 0;
+
 	if (array_count(&client->batch) == 0 || client->waiting)
 		return;
 	client->waiting = TRUE;
 	array_push_back(&waiting_clients, &client);
-	if (to_commit == NULL)
-		to_commit = timeout_add_short(0, batch_commit_timeout, NULL);
+	if (to_commit != NULL)
+		return;
+	since = timeval_diff_msecs(&ioloop_timeval, &last_commit);
+	if (since >= 0 && since < GROUP_COMMIT_INTERVAL_MSECS)
+		delay = GROUP_COMMIT_INTERVAL_MSECS - (unsigned int)since;
+	to_commit = timeout_add_short(delay, batch_commit_timeout, NULL);
 }
 
 /* "E <seq> <created_ms> <event fields>": the body and the webhook-id are
