@@ -636,6 +636,11 @@ def test_secret_never_logged_even_with_debug(webhooks):
 
 # ------------------------------------------------------------- outbox
 
+def owner_of(path):
+    st = os.stat(path)
+    return st.st_uid, st.st_gid
+
+
 def test_unreachable_service_outbox_then_flush(webhooks):
     s = webhooks(service=False)
     s.deliver(3)
@@ -663,6 +668,46 @@ def test_unreachable_service_outbox_then_flush(webhooks):
     time.sleep(1)
     assert len(s.rx.delivered()) == 3
     s.check()
+
+
+def test_flush_of_a_multi_event_file_keeps_it_whole_on_a_refusal(webhooks):
+    """An outbox file holds the events one write gave up on together; it
+    goes only once the service acknowledged every event in it."""
+    s = webhooks(service=False)
+    s.deliver(3)
+    s.session(retr=(1, 2, 3))
+    s.wait_log("3 event(s) written to the outbox")
+    new = s.outbox() / "new"
+    magic = "pop3-retention-outbox 1\n"
+    lines = []
+    for name in s.outbox_files():
+        text = (new / name).read_text()
+        assert text.startswith(magic)
+        lines += text[len(magic):].splitlines()
+        (new / name).unlink()
+    assert len(lines) == 3
+    bad = "x\t" + lines[0].split("\t", 1)[1]     # an invalid creation time
+    multi = new / "1700000000.multi"
+    multi.write_text(magic + "\n".join(lines + [bad]) + "\n")
+    os.chown(multi, *owner_of(new))
+
+    s.enable_service()
+    r = s.inst.doveadm_plugin("pop3-retention", "flush", "-u", "alice")
+    assert r.returncode != 0
+    assert re.search(r"alice\s+3\s+1", r.stdout), r.stdout
+    assert "invalid creation time" in r.stderr
+    assert s.outbox_files() == ["1700000000.multi"]
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3)
+
+    multi.write_text(magic + "\n".join(lines) + "\n")
+    r = s.inst.doveadm_plugin("pop3-retention", "flush", "-u", "alice")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"alice\s+3\s+0", r.stdout), r.stdout
+    assert s.outbox_files() == []
+    # sent again with the same webhook-ids: receivers dedupe on them
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 6)
+    assert len(set(s.rx.delivered_ids())) == 3
+    s.check(duplicates_ok=True)
 
 
 def test_queue_counts_and_unreachable_fallback(webhooks):
