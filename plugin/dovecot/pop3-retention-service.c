@@ -531,6 +531,8 @@ static int spool_open_owner(struct webhook_spool **spool_r)
 	return -1;
 }
 
+static void batch_commit_all(void);
+
 static void standby_retry(void *context ATTR_UNUSED)
 {
 	struct webhook_spool *owner;
@@ -542,8 +544,14 @@ static void standby_retry(void *context ATTR_UNUSED)
 	if (ret < 0)
 		i_fatal("Cannot take over the spool %s", spool_dir);
 	timeout_remove(&to_standby);
-	/* every batch is committed before a callback returns: nothing is
-	   pending in the append-only handle */
+	/* Events may wait in the append-only handle for the group commit:
+	   commit (and answer) them through it now, or destroying it would
+	   discard them and the commit would then acknowledge them from the
+	   new spool, where they are not. The owner adopts the segment once
+	   this handle lets go of it. */
+	T_BEGIN {
+		batch_commit_all();
+	} T_END;
 	webhook_spool_destroy(&spool);
 	spool = owner;
 	spool_owned = TRUE;
