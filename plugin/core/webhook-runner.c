@@ -195,34 +195,9 @@ static void __attribute__((format(printf, 3, 4)))
 runner_log(struct webhook_runner *r, enum webhook_log_level level,
 	   const char *fmt, ...);
 
-static void runner_log(struct webhook_runner *r, enum webhook_log_level level,
-		       const char *fmt, ...)
+static void queue_log(struct webhook_runner *r, struct worker *w,
+		      enum webhook_log_level level, const char *line)
 {
-	struct queued *q;
-	va_list args;
-	char line[512];
-
-	va_start(args, fmt);
-	vsnprintf(line, sizeof(line), fmt, args);
-	va_end(args);
-	q = calloc(1, sizeof(*q));
-	if (q == NULL)
-		return;
-	q->kind = QUEUED_LOG;
-	q->level = level;
-	q->text = strdup(line);
-	if (q->text == NULL) {
-		free(q);
-		return;
-	}
-	queue_push(r, NULL, q);
-}
-
-/* engine callbacks: in a worker thread */
-static void worker_log(void *context, enum webhook_log_level level,
-		       const char *line)
-{
-	struct worker *w = context;
 	struct queued *q = calloc(1, sizeof(*q));
 
 	if (q == NULL)
@@ -234,7 +209,28 @@ static void worker_log(void *context, enum webhook_log_level level,
 		free(q);
 		return;
 	}
-	queue_push(w->runner, w, q);
+	queue_push(r, w, q);
+}
+
+static void runner_log(struct webhook_runner *r, enum webhook_log_level level,
+		       const char *fmt, ...)
+{
+	va_list args;
+	char line[512];
+
+	va_start(args, fmt);
+	vsnprintf(line, sizeof(line), fmt, args);
+	va_end(args);
+	queue_log(r, NULL, level, line);
+}
+
+/* engine callbacks: in a worker thread */
+static void worker_log(void *context, enum webhook_log_level level,
+		       const char *line)
+{
+	struct worker *w = context;
+
+	queue_log(w->runner, w, level, line);
 }
 
 static void worker_report(void *context,
