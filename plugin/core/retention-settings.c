@@ -724,6 +724,11 @@ bool retention_settings_key_is_per_user(const char *key)
 	return key_is_known(key) && !str_match_any(key, site_only_keys);
 }
 
+bool retention_settings_key_is_site_wide(const char *key)
+{
+	return key_is_known(key) && str_match_any(key, site_only_keys);
+}
+
 const char *retention_policy_kind_name(enum retention_policy_kind kind)
 {
 	switch (kind) {

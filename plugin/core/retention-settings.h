@@ -100,6 +100,10 @@ int retention_settings_check(struct retention_settings *set);
    setting except the site-wide webhook endpoint ones). */
 bool retention_settings_key_is_per_user(const char *key);
 
+/* True for the site-wide settings: the webhook endpoint and delivery
+   ones, which only the delivery service reads. */
+bool retention_settings_key_is_site_wide(const char *key);
+
 /* Parse a Dovecot-style interval ("30d", "2 weeks", "12h", "3s", "0").
    A unit is required unless the number is 0. Returns 0 and the seconds in
    secs_r, or -1 and a static error text in error_r. */

@@ -160,19 +160,6 @@ static const struct setting_parser_info service_setting_parser_info = {
 	.parent_offset = SIZE_MAX,
 };
 
-/* The settings the service reads: the site-wide endpoint ones. The
-   others (_events included) are per user and belong to pop3. */
-static const char *const service_setting_keys[] = {
-	"pop3_retention_webhook_url",
-	"pop3_retention_webhook_secret_file",
-	"pop3_retention_webhook_allow_private",
-	"pop3_retention_webhook_retry_schedule",
-	"pop3_retention_webhook_timeout",
-	"pop3_retention_webhook_max_in_flight",
-	"pop3_retention_webhook_workers",
-	"pop3_retention_webhook_nice",
-	NULL
-};
 
 static struct event_category event_category_pop3_retention = {
 	.name = "pop3-retention",
@@ -212,7 +199,7 @@ static void service_settings_read(void)
 	struct master_service_settings_input input;
 	struct master_service_settings_output output;
 	const struct pop3_retention_service_settings *set;
-	const char *const *envs, *const *key, *error;
+	const char *const *envs, *error;
 	unsigned int i, count;
 
 	i_zero(&input);
@@ -231,11 +218,10 @@ static void service_settings_read(void)
 	if (array_is_created(&set->plugin_envs)) {
 		envs = array_get(&set->plugin_envs, &count);
 		for (i = 0; i + 1 < count; i += 2) {
-			for (key = service_setting_keys; *key != NULL; key++) {
-				if (strcmp(envs[i], *key) == 0)
-					break;
-			}
-			if (*key == NULL)
+			/* the site-wide endpoint and delivery settings; the
+			   others (_events included) are per user and belong
+			   to pop3 */
+			if (!retention_settings_key_is_site_wide(envs[i]))
 				continue;
 			if (retention_settings_set(&service_set, envs[i],
 						   envs[i + 1]) < 0) {

@@ -866,6 +866,47 @@ def test_bad_service_setting_is_fatal_and_named(webhooks):
     s.check()
 
 
+def test_delivery_threads_follow_the_settings(webhooks):
+    """The service delivers from pop3_retention_webhook_workers threads
+    at pop3_retention_webhook_nice, sharing
+    pop3_retention_webhook_max_in_flight; its main thread keeps the
+    process's priority."""
+    s = webhooks(webhook_workers="3", webhook_nice="7",
+                 webhook_max_in_flight="6")
+    s.wait_log("started (2 in flight at most)")
+    wait_until(lambda: s.log().count("started (2 in flight at most)") == 3,
+               timeout=10, message=s.log()[-2000:])
+    pid = s.service_pids()[0]
+    nice = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        nice[int(tid)] = int(fields[16])       # field 19 of stat
+    assert nice[pid] == 0, nice
+    assert sorted(nice.values()).count(7) == 3, nice
+    s.deliver(4)
+    s.session(retr=(1, 2, 3, 4))
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 4)
+    s.check()
+
+
+@pytest.mark.parametrize("key,value,reason", [
+    ("webhook_workers", "0", "expected a number from 1 to 16"),
+    ("webhook_nice", "20", "expected a number from 0 to 19"),
+    ("webhook_max_in_flight", "lots", "expected a number from 1 to 256"),
+])
+def test_bad_delivery_setting_is_fatal_and_named(webhooks, key, value,
+                                                 reason):
+    s = webhooks(**{key: value})
+    s.wait_log("pop3_retention_" + key)
+    assert re.search(r"pop3-retention: Fatal: Invalid setting in plugin "
+                     r"\{\}: pop3_retention_" + key + r": invalid value '"
+                     + re.escape(value) + "': " + reason, s.log()), \
+        s.log()[-2000:]
+    assert not s.spool_dir().exists()
+    s.check()
+
+
 # ------------------------------------- the Standard Webhooks reference library
 
 JS_DIR = Path(__file__).resolve().parent / "js"

@@ -280,6 +280,11 @@ static void test_per_user(void **state)
 	assert_false(retention_settings_key_is_per_user(P "webhook_secret_file"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_timeout"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_workers"));
+	assert_true(retention_settings_key_is_site_wide(P "webhook_workers"));
+	assert_true(retention_settings_key_is_site_wide(P "webhook_url"));
+	assert_false(retention_settings_key_is_site_wide(P "webhook_events"));
+	assert_false(retention_settings_key_is_site_wide(P "policy"));
+	assert_false(retention_settings_key_is_site_wide(P "unknown"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_nice"));
 	assert_false(retention_settings_key_is_per_user(
 		P "webhook_max_in_flight"));

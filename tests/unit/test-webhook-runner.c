@@ -195,6 +195,8 @@ static unsigned int threads_count(unsigned int *at_nice_r, int nice)
 {
 	struct dirent *de;
 	unsigned int count = 0;
+	char *end;
+	long tid;
 	DIR *dir;
 	int prio;
 
@@ -207,7 +209,10 @@ static unsigned int threads_count(unsigned int *at_nice_r, int nice)
 			continue;
 		count++;
 		errno = 0;
-		prio = getpriority(PRIO_PROCESS, (id_t)atoi(de->d_name));
+		tid = strtol(de->d_name, &end, 10);
+		if (errno != 0 || *end != '\0' || tid <= 0)
+			continue;
+		prio = getpriority(PRIO_PROCESS, (id_t)tid);
 		if (errno == 0 && prio == nice)
 			(*at_nice_r)++;
 	}
