@@ -677,8 +677,11 @@ static void client_batch_wait(struct service_client *client)
 	array_push_back(&waiting_clients, &client);
 	if (to_commit != NULL)
 		return;
+	/* negative: a commit ran after this iteration's time was taken */
 	since = timeval_diff_msecs(&ioloop_timeval, &last_commit);
-	if (since >= 0 && since < GROUP_COMMIT_INTERVAL_MSECS)
+	if (since < 0)
+		since = 0;
+	if (since < GROUP_COMMIT_INTERVAL_MSECS)
 		delay = GROUP_COMMIT_INTERVAL_MSECS - (unsigned int)since;
 	to_commit = timeout_add_short(delay, batch_commit_timeout, NULL);
 }
