@@ -11,8 +11,10 @@
    at tens of thousands of requests per second. Why niceness: on a busy
    mail server webhook delivery must not take CPU that POP3 sessions
    need. The workers run at a configurable niceness (Linux applies it
-   per thread): when the CPUs are saturated they get little, events wait
-   in the durable spool, and they go out as soon as the load drops. The
+   per thread, and ranks it against the tasks of the same scheduling
+   group: with autogroup, the process's session): when those need the
+   CPUs the workers get little, events wait in the durable spool, and
+   they go out as soon as the load drops. The
    thread that accepts events keeps the process's priority, so producers
    are acknowledged at once.
 
