@@ -439,15 +439,19 @@ static void *worker_main(void *context)
 
 	current_worker = w;
 	if (r->nice > 0) {
-		/* Linux: the niceness of this thread only */
+		/* Linux: the niceness of this thread only; added to the
+		   process's, at most 19 */
 		errno = 0;
 		prio = getpriority(PRIO_PROCESS, (id_t)tid);
-		if (errno == 0 && prio + (int)r->nice <= 19 &&
-		    setpriority(PRIO_PROCESS, (id_t)tid,
-				prio + (int)r->nice) < 0) {
-			runner_log(r, WEBHOOK_LOG_WARNING, "delivery worker "
-				   "%u: setpriority(%d) failed: %s", w->index,
-				   prio + (int)r->nice, strerror(errno));
+		if (errno == 0 && prio < 19) {
+			prio = prio + (int)r->nice > 19 ? 19 :
+				prio + (int)r->nice;
+			if (setpriority(PRIO_PROCESS, (id_t)tid, prio) < 0) {
+				runner_log(r, WEBHOOK_LOG_WARNING, "delivery "
+					   "worker %u: setpriority(%d) failed: "
+					   "%s", w->index, prio,
+					   strerror(errno));
+			}
 		}
 	}
 	pthread_mutex_lock(&r->lock);

@@ -882,8 +882,10 @@ def test_delivery_threads_follow_the_settings(webhooks):
         with open(f"/proc/{pid}/task/{tid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         nice[int(tid)] = int(fields[16])       # field 19 of stat
-    assert nice[pid] == 0, nice
-    assert sorted(nice.values()).count(7) == 3, nice
+    # relative to the process's own niceness (the main thread keeps it)
+    want = min(19, nice[pid] + 7)
+    assert sorted(nice.values()).count(want) == 3, nice
+    assert sorted(nice.values()).count(nice[pid]) == len(nice) - 3, nice
     s.deliver(4)
     s.session(retr=(1, 2, 3, 4))
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 4)
