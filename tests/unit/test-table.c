@@ -1,5 +1,7 @@
 /* See test-table.h. */
 
+#define _GNU_SOURCE /* nftw() */
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -9,6 +11,36 @@
 #include <cmocka.h>
 
 #include "test-table.h"
+
+#include <ftw.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int64_t test_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+int test_remove_tree(const char *dir)
+{
+	if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0) {
+		fprintf(stderr, "cannot remove %s\n", dir);
+		return -1;
+	}
+	return 0;
+}
 
 int test_table_run(const char *group, CMUnitTestFunction func,
 		   CMFixtureFunction teardown, const void *rows,

@@ -6,6 +6,7 @@
    Include after <cmocka.h>. */
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifndef N_ELEMENTS
 #  define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
@@ -17,6 +18,13 @@
 int test_table_run(const char *group, CMUnitTestFunction func,
 		   CMFixtureFunction teardown, const void *rows,
 		   size_t row_size, size_t count);
+
+/* CLOCK_MONOTONIC in milliseconds, for the tests' own deadlines. */
+int64_t test_mono_ms(void);
+
+/* Remove dir and everything below it (not following symbolic links).
+   Returns 0, or -1 (reported on stderr). */
+int test_remove_tree(const char *dir);
 
 #define RUN_TABLE(group, func, rows) \
 	test_table_run(group, func, NULL, rows, sizeof((rows)[0]), \

@@ -6,7 +6,7 @@
    libevent use: the core owns no loop. One cmocka test per table row;
    each row has its own receiver, port, spool and temporary directory. */
 
-#define _GNU_SOURCE /* pipe2() */
+#define _GNU_SOURCE /* getline(), strdup() */
 #include "pop3-retention-config.h"
 #include "retention-settings.h"
 #include "webhook-delivery.h"
@@ -27,7 +27,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -200,14 +199,6 @@ case_fail(size_t idx, const char *name, const char *fmt, ...)
 
 #define RUN_FAIL(r, ...) case_fail((r)->idx, (r)->c->name, __VA_ARGS__)
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void body_of(size_t idx, unsigned int k, char *buf, size_t size)
 {
 	/* non-ASCII, so that the bytes are compared, not a re-encoding */
@@ -251,7 +242,7 @@ static int loop_timer_set(void *context, long msecs)
 
 	if (msecs < -1)
 		RUN_FAIL(r, "timer_set(%ld)", msecs);
-	r->timer_at = msecs < 0 ? -1 : now_ms() + msecs;
+	r->timer_at = msecs < 0 ? -1 : test_mono_ms() + msecs;
 	return 0;
 }
 
@@ -272,7 +263,7 @@ static bool loop_run(struct run *r, bool (*done)(struct run *r),
 {
 	struct webhook_delivery_stats stats;
 	struct pollfd pfds[WATCH_MAX];
-	int64_t end = now_ms() + max_ms, now, timeout;
+	int64_t end = test_mono_ms() + max_ms, now, timeout;
 	unsigned int i, count, events;
 	int n;
 
@@ -282,7 +273,7 @@ static bool loop_run(struct run *r, bool (*done)(struct run *r),
 			r->max_in_flight_seen = stats.in_flight;
 		if (done != NULL && done(r))
 			return true;
-		now = now_ms();
+		now = test_mono_ms();
 		if (now >= end)
 			return done != NULL ? done(r) : true;
 		timeout = end - now;
@@ -314,7 +305,7 @@ static bool loop_run(struct run *r, bool (*done)(struct run *r),
 			webhook_delivery_fd_ready(r->delivery, pfds[i].fd,
 						  events);
 		}
-		if (r->timer_at >= 0 && now_ms() >= r->timer_at) {
+		if (r->timer_at >= 0 && test_mono_ms() >= r->timer_at) {
 			r->timer_at = -1;
 			webhook_delivery_timer_expired(r->delivery);
 		}
@@ -476,15 +467,6 @@ static void engine_stop(struct run *r)
 		RUN_FAIL(r, "timer still armed after destroy");
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Stop everything, remove the directory, free r. */
 static void run_free(struct run *r)
 {
@@ -498,9 +480,8 @@ static void run_free(struct run *r)
 	for (i = 0; i < r->log_count; i++)
 		free(r->log[i]);
 	r->log_count = 0;
-	if (r->dir[0] != '\0' &&
-	    nftw(r->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
-		fprintf(stderr, "cannot remove %s\n", r->dir);
+	if (r->dir[0] != '\0')
+		(void)test_remove_tree(r->dir);
 	free(r);
 }
 

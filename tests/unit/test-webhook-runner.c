@@ -7,7 +7,6 @@
    thread. One cmocka test per table row; each has its own receiver,
    spool and temporary directory. */
 
-#define _GNU_SOURCE /* nftw() */
 #include "pop3-retention-config.h"
 #include "retention-settings.h"
 #include "webhook-runner.h"
@@ -27,7 +26,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -119,14 +117,6 @@ run_fail(struct run *r, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, args);
 	va_end(args);
 	fail_msg("case %zu (%s): %s", r->idx, r->c->name, msg);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- host callbacks (called by webhook_runner_drain(), this thread) ---- */
@@ -305,22 +295,13 @@ static void runner_setup(struct run *r)
 		run_fail(r, "webhook_runner_create() failed");
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static void run_free(struct run *r)
 {
 	webhook_runner_destroy(&r->runner);
 	webhook_spool_destroy(&r->spool);
 	test_receiver_stop(&r->receiver);
 	if (r->dir[0] != '\0')
-		(void)nftw(r->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+		(void)test_remove_tree(r->dir);
 	free(r);
 }
 
@@ -409,11 +390,11 @@ static void test_runner(void **state)
 	if (getpriority(PRIO_PROCESS, 0) != base_nice)
 		run_fail(r, "the host thread's niceness changed");
 
-	end = now_ms() + RUN_TIMEOUT_MS;
+	end = test_mono_ms() + RUN_TIMEOUT_MS;
 	if (c->phase == PHASE_STOP_IN_FLIGHT) {
 		/* every transfer slot holds a stalled request */
 		while (test_receiver_requests(r->receiver_log) <
-		       c->max_in_flight && now_ms() < end)
+		       c->max_in_flight && test_mono_ms() < end)
 			host_iteration(r, 50);
 		webhook_runner_destroy(&r->runner);
 		webhook_spool_counts(r->spool, &counts);
@@ -430,7 +411,7 @@ static void test_runner(void **state)
 	if (c->phase == PHASE_GONE) {
 		unsigned int requests;
 
-		while (now_ms() < end) {
+		while (test_mono_ms() < end) {
 			host_iteration(r, 50);
 			webhook_runner_get_stats(r->runner, &stats);
 			if (stats.disabled && stats.in_flight == 0)
@@ -456,14 +437,14 @@ static void test_runner(void **state)
 				 c->events);
 		webhook_runner_enable(r->runner);
 		while (test_receiver_requests(r->receiver_log) == requests &&
-		       now_ms() < end)
+		       test_mono_ms() < end)
 			host_iteration(r, 50);
 		if (test_receiver_requests(r->receiver_log) == requests)
 			run_fail(r, "nothing was sent after enable()");
 		return;
 	}
 
-	while (now_ms() < end) {
+	while (test_mono_ms() < end) {
 		if (c->phase == PHASE_LIVE && r->appended < c->events) {
 			append_events(r, LIVE_BATCH);
 			webhook_runner_kick(r->runner);
@@ -481,7 +462,7 @@ static void test_runner(void **state)
 			 (unsigned long long)stats.failed, c->events);
 	/* the last reports reach the host through the notify timer, with
 	   nothing else happening */
-	while (r->reports_delivered < c->events && now_ms() < end)
+	while (r->reports_delivered < c->events && test_mono_ms() < end)
 		host_iteration(r, 50);
 	if (r->reports_delivered != c->events)
 		run_fail(r, "%u of %u reports reached the host while running",
