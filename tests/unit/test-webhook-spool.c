@@ -568,31 +568,6 @@ static void body_of(unsigned int k, char *buf, size_t size)
 		 "\"pad\":\"%0*u\"}", k, (int)(k % 50), 0);
 }
 
-static int remove_tree(const char *path)
-{
-	char sub[PATH_SIZE * 2];
-	struct dirent *de;
-	struct stat st;
-	DIR *dir;
-
-	if (lstat(path, &st) < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (!S_ISDIR(st.st_mode))
-		return unlink(path);
-	dir = opendir(path);
-	if (dir == NULL)
-		return -1;
-	while ((de = readdir(dir)) != NULL) {
-		if (strcmp(de->d_name, ".") == 0 ||
-		    strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-		(void)remove_tree(sub);
-	}
-	closedir(dir);
-	return rmdir(path);
-}
-
 static unsigned int count_files(const char *path)
 {
 	unsigned int count = 0;
@@ -660,7 +635,7 @@ static void ctx_free(struct test_ctx *ctx)
 		free(ctx->log[i]);
 	ctx->log_count = 0;
 	if (ctx->dir[0] != '\0')
-		(void)remove_tree(ctx->dir);
+		(void)test_remove_tree(ctx->dir);
 	free(ctx);
 }
 
