@@ -35,6 +35,7 @@ const char *const retention_settings_keys[] = {
 	"pop3_retention_webhook_max_in_flight",
 	"pop3_retention_webhook_workers",
 	"pop3_retention_webhook_nice",
+	"pop3_retention_webhook_defer_when_busy",
 	NULL
 };
 
@@ -48,6 +49,7 @@ static const char *const site_only_keys[] = {
 	"pop3_retention_webhook_max_in_flight",
 	"pop3_retention_webhook_workers",
 	"pop3_retention_webhook_nice",
+	"pop3_retention_webhook_defer_when_busy",
 	NULL
 };
 
@@ -59,6 +61,7 @@ static const unsigned int default_retry_schedule[] = {
 #define DEFAULT_WEBHOOK_MAX_IN_FLIGHT 8
 #define DEFAULT_WEBHOOK_WORKERS 2
 #define DEFAULT_WEBHOOK_NICE 19
+#define DEFAULT_WEBHOOK_DEFER_WHEN_BUSY_SECS 30
 
 static void __attribute__((format(printf, 2, 3)))
 set_error(struct retention_settings *set, const char *fmt, ...);
@@ -88,6 +91,7 @@ void retention_settings_init(struct retention_settings *set)
 	set->webhook_max_in_flight = DEFAULT_WEBHOOK_MAX_IN_FLIGHT;
 	set->webhook_workers = DEFAULT_WEBHOOK_WORKERS;
 	set->webhook_nice = DEFAULT_WEBHOOK_NICE;
+	set->webhook_defer_when_busy_secs = DEFAULT_WEBHOOK_DEFER_WHEN_BUSY_SECS;
 }
 
 static bool str_match_any(const char *str, const char *const *words)
@@ -594,6 +598,20 @@ static int set_one(struct retention_settings *set, const char *name,
 	if (strcmp(name, "webhook_nice") == 0)
 		return set_uint_range(set, key, value, 0, 19,
 				      &set->webhook_nice);
+	if (strcmp(name, "webhook_defer_when_busy") == 0) {
+		unsigned int secs;
+
+		if (set_interval(set, key, value, &secs) < 0)
+			return -1;
+		if (secs > RETENTION_WEBHOOK_DEFER_WHEN_BUSY_MAX_SECS) {
+			set_error(set, "%s: invalid value '%s': at most %us "
+				  "(0 turns deferral off)", key, value,
+				  RETENTION_WEBHOOK_DEFER_WHEN_BUSY_MAX_SECS);
+			return -1;
+		}
+		set->webhook_defer_when_busy_secs = secs;
+		return 0;
+	}
 	set_error(set, "%s: unknown setting", key);
 	return -1;
 }
@@ -645,6 +663,9 @@ static void reset_one(struct retention_settings *set, const char *name)
 		set->webhook_workers = defaults.webhook_workers;
 	else if (strcmp(name, "webhook_nice") == 0)
 		set->webhook_nice = defaults.webhook_nice;
+	else if (strcmp(name, "webhook_defer_when_busy") == 0)
+		set->webhook_defer_when_busy_secs =
+			defaults.webhook_defer_when_busy_secs;
 }
 
 static bool key_is_known(const char *key)

@@ -19,6 +19,8 @@
 /* Transfers in flight over all delivery workers. */
 #define RETENTION_WEBHOOK_MAX_IN_FLIGHT_MAX 256
 #define RETENTION_WEBHOOK_WORKERS_MAX 16
+/* Longest delay of delivery while the CPUs are busy (one hour). */
+#define RETENTION_WEBHOOK_DEFER_WHEN_BUSY_MAX_SECS 3600
 
 enum retention_policy_kind {
 	RETENTION_POLICY_OFF = 0,
@@ -69,6 +71,9 @@ struct retention_settings {
 	unsigned int webhook_max_in_flight;
 	unsigned int webhook_workers;
 	unsigned int webhook_nice;
+	/* Delivery waits at most this long while the machine's CPUs are
+	   busy with other work (cpu-load.h); 0: never. */
+	unsigned int webhook_defer_when_busy_secs;
 
 	/* Text of the last error from retention_settings_set() or
 	   retention_settings_check(); names the setting and the value. */

@@ -89,6 +89,8 @@ struct webhook_delivery {
 	unsigned int max_in_flight;
 	char ca_file[RETENTION_PATH_MAX];
 	atomic_bool *shared_disabled;
+	/* see webhook_delivery_config.defer_ms */
+	atomic_llong *defer_ms;
 
 	bool curl_initialized;
 	CURLM *multi;
@@ -288,8 +290,12 @@ static void maybe_sync(struct webhook_delivery *d)
 		spool_sync(d);
 }
 
-/* Merge libcurl's deadline, the pending sync and the spool's next due
-   retry into the host's timer. */
+/* How late events are taken now (webhook_delivery_config.defer_ms). */
+static int64_t defer_ms(struct webhook_delivery *d)
+{
+	return d->defer_ms == NULL ? 0 : (int64_t)atomic_load(d->defer_ms);
+}
+
 /* Disabled by a 410, here or (shared flag) in another engine. */
 static bool is_disabled(struct webhook_delivery *d)
 {
@@ -299,6 +305,8 @@ static bool is_disabled(struct webhook_delivery *d)
 	return d->stats.disabled;
 }
 
+/* Merge libcurl's deadline, the pending sync and the spool's next due
+   retry into the host's timer. */
 static void rearm(struct webhook_delivery *d)
 {
 	int64_t now = mono_ms(), deadline = d->curl_deadline, due, at;
@@ -313,7 +321,7 @@ static void rearm(struct webhook_delivery *d)
 	    d->in_flight < d->max_in_flight) {
 		due = webhook_spool_next_due(d->spool);
 		if (due >= 0) {
-			at = due - wall_ms();
+			at = due + defer_ms(d) - wall_ms();
 			at = now + (at < 0 ? 0 : at);
 			if (deadline < 0 || at < deadline)
 				deadline = at;
@@ -739,7 +747,8 @@ static void pump(struct webhook_delivery *d)
 		t = transfer_idle(d);
 		if (t == NULL)
 			break;
-		ret = webhook_spool_checkout(d->spool, wall_ms(), &event);
+		ret = webhook_spool_checkout(d->spool,
+					     wall_ms() - defer_ms(d), &event);
 		if (ret == 0)
 			break;
 		if (ret < 0) {
@@ -851,6 +860,7 @@ webhook_delivery_create(const struct webhook_delivery_config *config)
 	d->report = config->report;
 	d->random = config->random;
 	d->shared_disabled = config->shared_disabled;
+	d->defer_ms = config->defer_ms;
 	d->max_in_flight = config->max_in_flight == 0 ?
 		WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT : config->max_in_flight;
 	if (d->max_in_flight > WEBHOOK_DELIVERY_MAX_IN_FLIGHT)

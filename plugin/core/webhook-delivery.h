@@ -103,6 +103,8 @@ struct webhook_delivery_stats {
 	uint64_t dead_lettered;
 	unsigned int in_flight;
 	bool disabled;
+	/* webhook runner only: delivery is deferred (CPUs busy) */
+	bool deferring;
 };
 
 struct webhook_delivery_config {
@@ -137,6 +139,11 @@ struct webhook_delivery_config {
 	   them all, so that none sends an event another one just gave
 	   back, and only the first one logs it. */
 	atomic_bool *shared_disabled;
+	/* NULL or 0: events are taken when due. Otherwise events (retries
+	   too) are taken this many milliseconds after they are due: the
+	   webhook runner sets it while the machine's CPUs are busy with
+	   other work, and kicks the engine when it clears it. */
+	atomic_llong *defer_ms;
 };
 
 struct webhook_delivery;

@@ -2,10 +2,12 @@
 
 #include "pop3-retention-config.h"
 #include "webhook-runner.h"
+#include "cpu-load.h"
 
 #include <event2/event.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -82,6 +84,16 @@ struct webhook_runner {
 	bool started;
 	/* a 410 seen by one engine disables them all */
 	atomic_bool disabled;
+	/* deferral under CPU load (cpu-load.h): the engines take events
+	   this late; sampled by worker 0's load timer */
+	int64_t defer_max_ms;
+	atomic_llong defer_ms;
+	int stat_fd;
+	struct event *load_timer;
+	struct cpu_load_sample load_prev;
+	bool load_have_prev, load_busy, load_failed;
+	/* kicks held back while deferring, passed on by the load timer */
+	atomic_bool kick_held;
 
 	pthread_mutex_t lock;
 	/* workers that have set their niceness, under lock; start() waits
@@ -369,6 +381,62 @@ static void wake_cb(evutil_socket_t fd, short what, void *context)
 	stats_publish(w);
 }
 
+static void worker_wake(struct worker *w);
+
+/* Worker 0, every CPU_LOAD_SAMPLE_MSECS: defer delivery while the CPUs
+   are busy with other work, resume when they calm down. */
+static void load_timer_cb(evutil_socket_t fd, short what, void *context)
+{
+	struct worker *w = context;
+	struct webhook_runner *r = w->runner;
+	struct cpu_load_sample cur;
+	unsigned int i;
+	bool busy;
+
+	(void)fd;
+	(void)what;
+	if (cpu_load_sample(r->stat_fd, &cur) < 0) {
+		if (!r->load_failed) {
+			r->load_failed = true;
+			runner_log(r, WEBHOOK_LOG_WARNING, "webhook delivery: "
+				   "cannot read the CPU load (/proc/stat): %s; "
+				   "delivery is never deferred",
+				   strerror(errno));
+		}
+		if (r->load_busy) {
+			r->load_busy = false;
+			atomic_store(&r->defer_ms, 0);
+			for (i = 0; i < r->worker_count; i++)
+				worker_wake(&r->workers[i]);
+		}
+		return;
+	}
+	if (r->load_have_prev) {
+		busy = cpu_load_busy(&r->load_prev, &cur, r->load_busy);
+		if (busy != r->load_busy) {
+			r->load_busy = busy;
+			atomic_store(&r->defer_ms, busy ? r->defer_max_ms : 0);
+			runner_log(r, WEBHOOK_LOG_DEBUG, busy ?
+				   "webhook delivery deferred: the CPUs are "
+				   "busy with other work" :
+				   "webhook delivery resumed: the CPUs are "
+				   "no longer busy");
+			if (!busy) {
+				for (i = 0; i < r->worker_count; i++)
+					worker_wake(&r->workers[i]);
+			}
+		}
+	}
+	r->load_prev = cur;
+	r->load_have_prev = true;
+	if (r->load_busy && atomic_exchange(&r->kick_held, false)) {
+		/* new events: the engines arm their timers for the end of
+		   the deferral (at most one wake-up per sample) */
+		for (i = 0; i < r->worker_count; i++)
+			worker_wake(&r->workers[i]);
+	}
+}
+
 static int loop_fd_watch(void *context, int fd, unsigned int events)
 {
 	struct worker *w = context;
@@ -515,6 +583,10 @@ webhook_runner_create(const struct webhook_runner_config *config)
 	r->report = config->delivery.report;
 	r->nice = config->nice > 19 ? 19 : config->nice;
 	atomic_init(&r->disabled, false);
+	atomic_init(&r->defer_ms, 0);
+	atomic_init(&r->kick_held, false);
+	r->defer_max_ms = config->defer_max_ms < 0 ? 0 : config->defer_max_ms;
+	r->stat_fd = -1;
 	r->notify_fd = -1;
 	if (pthread_mutex_init(&r->lock, NULL) != 0) {
 		free(r);
@@ -567,8 +639,23 @@ webhook_runner_create(const struct webhook_runner_config *config)
 		dconfig.random = NULL;
 		dconfig.max_in_flight = per_worker;
 		dconfig.shared_disabled = &r->disabled;
+		dconfig.defer_ms = &r->defer_ms;
 		w->engine = webhook_delivery_create(&dconfig);
 		if (w->engine == NULL)
+			goto fail;
+	}
+	if (r->defer_max_ms > 0) {
+		struct timeval tv = {
+			.tv_sec = 0,
+			.tv_usec = CPU_LOAD_SAMPLE_MSECS * 1000
+		};
+
+		/* a missing /proc/stat is logged by the first sample */
+		r->stat_fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
+		r->load_timer = event_new(r->workers[0].base, -1, EV_PERSIST,
+					  load_timer_cb, &r->workers[0]);
+		if (r->load_timer == NULL ||
+		    event_add(r->load_timer, &tv) < 0)
 			goto fail;
 	}
 	return r;
@@ -650,6 +737,10 @@ void webhook_runner_destroy(struct webhook_runner **_runner)
 		w->thread_started = false;
 	}
 	/* the threads are gone: the engines' loops are this thread's */
+	if (r->load_timer != NULL)
+		event_free(r->load_timer);
+	if (r->stat_fd != -1)
+		close(r->stat_fd);
 	for (i = 0; i < r->worker_count; i++) {
 		struct worker *w = &r->workers[i];
 
@@ -687,6 +778,15 @@ void webhook_runner_kick(struct webhook_runner *r)
 
 	if (!r->started)
 		return;
+	/* deferring: the new events are not due before the end of the
+	   deferral, which wakes the workers; the load timer passes the kick
+	   on within CPU_LOAD_SAMPLE_MSECS so that they arm their timers for
+	   the bound (a wake-up per commit would cost a context switch each,
+	   on busy CPUs) */
+	if (atomic_load(&r->defer_ms) > 0) {
+		atomic_store(&r->kick_held, true);
+		return;
+	}
 	for (i = 0; i < r->worker_count; i++)
 		worker_wake(&r->workers[i]);
 }
@@ -720,5 +820,6 @@ void webhook_runner_get_stats(struct webhook_runner *r,
 		if (s->disabled)
 			stats_r->disabled = true;
 	}
+	stats_r->deferring = atomic_load(&r->defer_ms) > 0;
 	pthread_mutex_unlock(&r->lock);
 }

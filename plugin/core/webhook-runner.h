@@ -52,6 +52,11 @@ struct webhook_runner_config {
 	unsigned int workers;
 	/* niceness added to the workers' (0..19) */
 	unsigned int nice;
+	/* 0: off. Otherwise, while the machine's CPUs are busy with other
+	   work (cpu-load.h, sampled by worker 0), events are taken this
+	   many milliseconds after they are due; delivery resumes as soon as
+	   the CPUs calm down. */
+	int64_t defer_max_ms;
 };
 
 struct webhook_runner;

@@ -1469,6 +1469,33 @@ static int seg_scan_dir(struct webhook_spool *spool, bool at_open)
 
 /* ---- writing ---- */
 
+/* getpid() is a system call; every append asks, so the answer is kept
+   and forgotten in a forked child. */
+static pid_t cached_pid;
+static pthread_once_t cached_pid_once = PTHREAD_ONCE_INIT;
+
+static void cached_pid_forget(void)
+{
+	__atomic_store_n(&cached_pid, 0, __ATOMIC_RELAXED);
+}
+
+static void cached_pid_init(void)
+{
+	(void)pthread_atfork(NULL, NULL, cached_pid_forget);
+}
+
+static pid_t my_pid(void)
+{
+	pid_t pid = __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+
+	(void)pthread_once(&cached_pid_once, cached_pid_init);
+	if (pid == 0) {
+		pid = getpid();
+		__atomic_store_n(&cached_pid, pid, __ATOMIC_RELAXED);
+	}
+	return pid;
+}
+
 /* Start a new segment for this writer. It appears in seg/ only once it
    is locked (APPEND_ONLY) and has its header line, so the owner never
    mistakes it for the leftover of a crash. */
@@ -1527,7 +1554,7 @@ static int wseg_create(struct webhook_spool *spool)
 	seg->fd = fd;
 	seg->size = SEG_MAGIC_LEN;
 	seg->writing = true;
-	seg->writer_pid = getpid();
+	seg->writer_pid = my_pid();
 	if (!append_only)
 		seg_list_add(&spool->segments, seg);
 	spool->wseg = seg;
@@ -1593,7 +1620,7 @@ static void writer_check_fork(struct webhook_spool *spool)
 {
 	struct spool_segment *seg = spool->wseg;
 
-	if (seg == NULL || seg->writer_pid == getpid())
+	if (seg == NULL || seg->writer_pid == my_pid())
 		return;
 	spool->wseg = NULL;
 	spool->batch_count = 0;

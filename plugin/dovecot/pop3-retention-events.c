@@ -40,7 +40,6 @@ struct pop3_retention_events {
 	int fd;
 	struct istream *input;
 	struct ostream *output;
-	struct io *io;
 	bool connected;
 
 	/* FIFO of events sent and not yet acknowledged */
@@ -109,7 +108,6 @@ static void events_disconnect(struct pop3_retention_events *events,
 			  "(%s): %s; events go to the outbox %s",
 			  events->socket_path, reason, events->outbox_dir);
 	}
-	io_remove(&events->io);
 	i_stream_destroy(&events->input);
 	o_stream_destroy(&events->output);
 	i_close_fd(&events->fd);
@@ -212,7 +210,9 @@ static void events_connect(struct pop3_retention_events *events)
 					   POP3_RETENTION_PROTOCOL_LINE_MAX);
 	events->output = o_stream_create_fd(events->fd, SIZE_MAX);
 	o_stream_set_no_error_handling(events->output, TRUE);
-	events->io = io_add(events->fd, IO_READ, events_input_cb, events);
+	/* No io for the answers: each would wake this process in the middle
+	   of a session for nothing. They are read without blocking before
+	   each event is sent, and waited for at the end of the session. */
 	events->connected = TRUE;
 	o_stream_nsend_str(events->output, POP3_RETENTION_HANDSHAKE);
 }
@@ -242,6 +242,10 @@ void pop3_retention_events_send(struct pop3_retention_events *events,
 	string_t *str;
 
 	line = t_strdup_printf("%lld\t%s", (long long)created_ms, fields);
+	if (events->connected) {
+		/* the answers that came meanwhile; notices a lost service */
+		events_input(events);
+	}
 	if (events->connected &&
 	    (events->pending_bytes > EVENTS_PENDING_MAX_BYTES ||
 	     o_stream_get_buffer_used_size(events->output) >

@@ -3,8 +3,11 @@
    once with a signature the receiver verified with Python's hmac, the
    host gets one report per attempt through the notify fd, the workers
    run at the configured niceness, stopping them puts stalled events
-   back in the spool, and a configuration the engines refuse starts no
-   thread. One cmocka test per table row; each has its own receiver,
+   back in the spool, a configuration the engines refuse starts no
+   thread, and delivery defers itself while other processes keep every
+   CPU busy (real busy-looping children): until they stop, or until the
+   events are as old as the deferral allows. One cmocka test per table
+   row; each has its own receiver,
    spool and temporary directory. */
 
 #include "pop3-retention-config.h"
@@ -33,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +64,13 @@ enum runner_phase {
 	/* the receiver answers 410: one worker's 410 stops them all, one
 	   log line; enable() resumes them */
 	PHASE_GONE,
+	/* every CPU busy-loops in child processes: nothing is delivered
+	   while they run; once they stop, everything is, long before the
+	   deferral's bound */
+	PHASE_DEFER_CALM,
+	/* the children keep running: events go once they are as old as
+	   the bound */
+	PHASE_DEFER_BOUND,
 };
 
 struct runner_case {
@@ -69,23 +81,28 @@ struct runner_case {
 	unsigned int workers;
 	unsigned int max_in_flight;
 	unsigned int nice;
+	int64_t defer_max_ms;
 };
 
 static const struct runner_case runner_cases[] = {
 	{ "2 workers deliver 3000 spooled events once each",
-	  PHASE_SPOOLED, "200", 3000, 2, 8, 5 },
+	  PHASE_SPOOLED, "200", 3000, 2, 8, 5, 0 },
 	{ "4 workers, 1 transfer each, events committed while running",
-	  PHASE_LIVE, "200", 1000, 4, 4, 0 },
+	  PHASE_LIVE, "200", 1000, 4, 4, 0, 0 },
 	{ "1 worker at niceness 19",
-	  PHASE_SPOOLED, "204", 200, 1, 2, 19 },
+	  PHASE_SPOOLED, "204", 200, 1, 2, 19, 0 },
 	{ "more workers than transfers: one worker per transfer",
-	  PHASE_SPOOLED, "200", 100, 8, 2, 3 },
+	  PHASE_SPOOLED, "200", 100, 8, 2, 3, 0 },
 	{ "stopped with stalled requests: every event back in the spool",
-	  PHASE_STOP_IN_FLIGHT, "stall5", 20, 2, 4, 0 },
+	  PHASE_STOP_IN_FLIGHT, "stall5", 20, 2, 4, 0, 0 },
 	{ "no secret: start fails, no thread runs",
-	  PHASE_NO_SECRET, "200", 5, 2, 4, 0 },
+	  PHASE_NO_SECRET, "200", 5, 2, 4, 0, 0 },
 	{ "410 from one worker disables all, logged once; enable resumes",
-	  PHASE_GONE, "410", 50, 2, 2, 0 },
+	  PHASE_GONE, "410", 50, 2, 2, 0, 0 },
+	{ "CPUs busy with other work: deferred until they calm down",
+	  PHASE_DEFER_CALM, "204", 200, 2, 8, 0, 60000 },
+	{ "CPUs busy all along: delivered once the bound is reached",
+	  PHASE_DEFER_BOUND, "204", 100, 2, 8, 0, 2000 },
 };
 
 struct run {
@@ -103,6 +120,9 @@ struct run {
 
 	unsigned int reports_delivered, reports_other, log_errors, log_gone;
 	unsigned int appended;
+	/* the busy-looping children of the deferral cases */
+	pid_t burners[64];
+	unsigned int burner_count;
 };
 
 static struct run *current_run;
@@ -149,6 +169,53 @@ static void host_report(void *context,
 
 /* ---- helpers ---- */
 
+/* The deferral cases need events created now; the others an old date
+   (due at once either way). */
+static int64_t created_ms(struct run *r)
+{
+	struct timeval tv;
+
+	if (r->c->defer_max_ms == 0)
+		return 1700000000000 + r->appended;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* One busy-looping child per CPU: other work that saturates the
+   machine. */
+static void burners_start(struct run *r)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	pid_t pid;
+
+	if (cpus < 1)
+		cpus = 1;
+	while (r->burner_count < (unsigned int)cpus &&
+	       r->burner_count < N_ELEMENTS(r->burners)) {
+		pid = fork();
+		if (pid < 0)
+			run_fail(r, "fork: %s", strerror(errno));
+		if (pid == 0) {
+			volatile unsigned long spin = 0;
+
+			for (;;)
+				spin++;
+		}
+		r->burners[r->burner_count++] = pid;
+	}
+}
+
+static void burners_stop(struct run *r)
+{
+	unsigned int i;
+
+	for (i = 0; i < r->burner_count; i++) {
+		(void)kill(r->burners[i], SIGKILL);
+		(void)waitpid(r->burners[i], NULL, 0);
+	}
+	r->burner_count = 0;
+}
+
 static void append_events(struct run *r, unsigned int count)
 {
 	char id[64], body[256];
@@ -160,7 +227,7 @@ static void append_events(struct run *r, unsigned int count)
 		snprintf(body, sizeof(body), "{\"type\":\"message.retrieved\","
 			 "\"data\":{\"k\":%u}}", r->appended);
 		if (webhook_spool_append(r->spool, id, body, strlen(body),
-					 1700000000000 + r->appended) < 0)
+					 created_ms(r)) < 0)
 			run_fail(r, "append: %s", webhook_spool_error(r->spool));
 	}
 	if (webhook_spool_commit(r->spool) < 0)
@@ -290,6 +357,7 @@ static void runner_setup(struct run *r)
 	config.delivery.max_in_flight = c->max_in_flight;
 	config.workers = c->workers;
 	config.nice = c->nice;
+	config.defer_max_ms = c->defer_max_ms;
 	r->runner = webhook_runner_create(&config);
 	if (r->runner == NULL)
 		run_fail(r, "webhook_runner_create() failed");
@@ -297,6 +365,7 @@ static void runner_setup(struct run *r)
 
 static void run_free(struct run *r)
 {
+	burners_stop(r);
 	webhook_runner_destroy(&r->runner);
 	webhook_spool_destroy(&r->spool);
 	test_receiver_stop(&r->receiver);
@@ -312,6 +381,65 @@ static int teardown(void **state)
 		run_free(current_run);
 	current_run = NULL;
 	return 0;
+}
+
+/* Saturate the CPUs, wait for the runner to notice, commit the events
+   and check that none goes out for a while; then either stop the load
+   (PHASE_DEFER_CALM: they go at once) or keep it (PHASE_DEFER_BOUND:
+   they go once defer_max_ms old). Returns with the load stopped. */
+static void test_deferral(struct run *r, int64_t end)
+{
+	const struct runner_case *c = r->c;
+	struct webhook_delivery_stats stats;
+	int64_t committed, hold_until, stopped;
+	unsigned int requests;
+
+	burners_start(r);
+	do {
+		host_iteration(r, 50);
+		webhook_runner_get_stats(r->runner, &stats);
+	} while (!stats.deferring && test_mono_ms() < end);
+	if (!stats.deferring)
+		run_fail(r, "every CPU busy, and delivery was not deferred");
+	append_events(r, c->events);
+	committed = test_mono_ms();
+	webhook_runner_kick(r->runner);
+	hold_until = committed + (c->phase == PHASE_DEFER_CALM ? 1500 :
+				  c->defer_max_ms - 500);
+	while (test_mono_ms() < hold_until)
+		host_iteration(r, 50);
+	requests = test_receiver_requests(r->receiver_log);
+	webhook_runner_get_stats(r->runner, &stats);
+	if (requests != 0 || stats.delivered != 0)
+		run_fail(r, "%u requests, %llu delivered while deferring",
+			 requests, (unsigned long long)stats.delivered);
+	if (c->phase == PHASE_DEFER_CALM)
+		burners_stop(r);
+	stopped = test_mono_ms();
+	while (test_mono_ms() < end) {
+		host_iteration(r, 20);
+		webhook_runner_get_stats(r->runner, &stats);
+		if (stats.delivered == c->events)
+			break;
+	}
+	if (stats.delivered != c->events)
+		run_fail(r, "%llu of %u delivered",
+			 (unsigned long long)stats.delivered, c->events);
+	if (c->phase == PHASE_DEFER_CALM && stats.deferring)
+		run_fail(r, "still deferring after the load stopped");
+	/* calm: well before the bound; bound: not before it (the children
+	   still run) */
+	if (c->phase == PHASE_DEFER_CALM &&
+	    test_mono_ms() - stopped > c->defer_max_ms / 2)
+		run_fail(r, "delivered %lld ms after the load stopped",
+			 (long long)(test_mono_ms() - stopped));
+	if (c->phase == PHASE_DEFER_BOUND &&
+	    test_mono_ms() - committed < c->defer_max_ms - 100)
+		run_fail(r, "delivered %lld ms after the commit, before the "
+			 "bound of %lld ms",
+			 (long long)(test_mono_ms() - committed),
+			 (long long)c->defer_max_ms);
+	burners_stop(r);
 }
 
 static void test_runner(void **state)
@@ -349,7 +477,7 @@ static void test_runner(void **state)
 	if (r->spool == NULL || webhook_spool_open(r->spool) < 0)
 		run_fail(r, "spool: %s", r->spool == NULL ? "alloc" :
 			 webhook_spool_error(r->spool));
-	if (c->phase != PHASE_LIVE)
+	if (c->phase != PHASE_LIVE && c->defer_max_ms == 0)
 		append_events(r, c->events);
 	runner_setup(r);
 
@@ -443,6 +571,9 @@ static void test_runner(void **state)
 			run_fail(r, "nothing was sent after enable()");
 		return;
 	}
+
+	if (c->defer_max_ms > 0)
+		test_deferral(r, end);
 
 	while (test_mono_ms() < end) {
 		if (c->phase == PHASE_LIVE && r->appended < c->events) {
