@@ -90,7 +90,7 @@
    every sync is a device round trip; unbounded, they were a quarter of
    the service's CPU under POP3 load (docs/benchmarks.md). Producers wait
    for their acknowledgements only at the end of a session. */
-#define GROUP_COMMIT_INTERVAL_MSECS 10
+#define GROUP_COMMIT_INTERVAL_MSECS 25
 /* How often a standby service tries to take the spool over. */
 #define STANDBY_RETRY_MSECS 1000
 /* See log_nudge(). */
