@@ -90,7 +90,7 @@
    every sync is a device round trip; unbounded, they were a quarter of
    the service's CPU under POP3 load (docs/benchmarks.md). Producers wait
    for their acknowledgements only at the end of a session. */
-#define GROUP_COMMIT_INTERVAL_MSECS 25
+#define GROUP_COMMIT_INTERVAL_MSECS 10
 /* How often a standby service tries to take the spool over. */
 #define STANDBY_RETRY_MSECS 1000
 /* See log_nudge(). */
@@ -662,7 +662,7 @@ static void batch_commit_all(void)
 /* Wake-up coalescing. Under POP3 load events arrive one at a time, a
    few hundred microseconds apart, and each one would wake this thread
    (on a VM a context switch costs more than handling the event): after
-   a commit that carried events, sleep for the rest of the commit
+   a commit that carried several events, sleep for the rest of the commit
    interval instead, so that the events of the next interval are read
    together from the ready sockets and share one wake-up as they share
    one sync. Nothing waits longer than before: they would have waited
@@ -685,7 +685,9 @@ static void commit_pause(void)
 
 static void batch_commit_timeout(void *context ATTR_UNUSED)
 {
-	bool busy = batch_appended_total > 0;
+	/* one event alone is no load: the next one is handled (and
+	   committed, see client_batch_wait()) as it comes */
+	bool busy = batch_appended_total > 1;
 
 	T_BEGIN {
 		batch_commit_all();

@@ -18,6 +18,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -896,6 +897,9 @@ def test_delivery_threads_follow_the_settings(webhooks):
     ("webhook_workers", "0", "expected a number from 1 to 16"),
     ("webhook_nice", "20", "expected a number from 0 to 19"),
     ("webhook_max_in_flight", "lots", "expected a number from 1 to 256"),
+    ("webhook_defer_when_busy", "2h",
+     r"at most 3600s \(0 turns deferral off\)"),
+    ("webhook_defer_when_busy", "soon", ""),
 ])
 def test_bad_delivery_setting_is_fatal_and_named(webhooks, key, value,
                                                  reason):
@@ -906,6 +910,36 @@ def test_bad_delivery_setting_is_fatal_and_named(webhooks, key, value,
                      + re.escape(value) + "': " + reason, s.log()), \
         s.log()[-2000:]
     assert not s.spool_dir().exists()
+    s.check()
+
+
+def test_delivery_defers_while_other_work_keeps_the_cpus_busy(webhooks):
+    """With every CPU busy-looping in other processes the service holds
+    the events of fresh downloads (doveadm shows "deferring"), and
+    delivers them as soon as the load stops, long before the bound."""
+    s = webhooks(webhook_defer_when_busy="60s")
+    s.deliver(3)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(os.cpu_count() or 1)]
+    try:
+        wait_until(lambda: s.queue()[0].get("state") == "deferring",
+                   timeout=20, message="never deferred under full load")
+        s.session(retr=(1, 2, 3))
+        wait_until(lambda: s.spool_pending() == 3, timeout=20)
+        time.sleep(2)
+        assert s.rx.delivered() == []
+        assert s.queue()[0]["state"] == "deferring"
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    stopped = time.monotonic()
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3, timeout=30)
+    assert time.monotonic() - stopped < 30
+    wait_until(lambda: s.queue()[0].get("state") == "delivering",
+               timeout=10)
+    assert sorted(r.data["uid"] for r in s.rx.delivered()) == \
+        [1, 2, 3]
     s.check()
 
 
