@@ -173,13 +173,7 @@ static unsigned int burner_count;
 
 static void burners_stop(void)
 {
-	unsigned int i;
-
-	for (i = 0; i < burner_count; i++) {
-		(void)kill(burners[i], SIGKILL);
-		(void)waitpid(burners[i], NULL, 0);
-	}
-	burner_count = 0;
+	test_burners_stop(burners, &burner_count);
 }
 
 static int real_teardown(void **state)
@@ -220,7 +214,6 @@ static void test_real(void **state)
 	pthread_t spinners[64];
 	unsigned int i, spinner_count = 0;
 	int fd = -1;
-	pid_t pid;
 
 	if (c->use_fd) {
 		fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
@@ -229,22 +222,10 @@ static void test_real(void **state)
 				  strerror(errno));
 	}
 	if (c->load == REAL_OTHERS) {
-		if (cpus < 1)
-			cpus = 1;
-		while (burner_count < (unsigned int)cpus &&
-		       burner_count < N_ELEMENTS(burners)) {
-			pid = fork();
-			if (pid < 0)
-				case_fail(idx, c->name, "fork: %s",
-					  strerror(errno));
-			if (pid == 0) {
-				volatile unsigned long spin = 0;
-
-				for (;;)
-					spin++;
-			}
-			burners[burner_count++] = pid;
-		}
+		burner_count = test_burners_start(burners,
+						  N_ELEMENTS(burners));
+		if (burner_count == 0)
+			case_fail(idx, c->name, "no busy-looping child");
 	}
 	if (c->load == REAL_OURS) {
 		/* the main thread spins too, see below */

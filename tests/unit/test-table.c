@@ -12,7 +12,12 @@
 
 #include "test-table.h"
 
+#include <errno.h>
 #include <ftw.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -66,4 +71,40 @@ int test_table_run(const char *group, CMUnitTestFunction func,
 	failed = _cmocka_run_group_tests(group, tests, count, NULL, NULL);
 	free(tests);
 	return failed;
+}
+
+unsigned int test_burners_start(pid_t *pids, unsigned int max)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned int count = 0;
+	pid_t pid;
+
+	if (cpus < 1)
+		cpus = 1;
+	while (count < (unsigned int)cpus && count < max) {
+		pid = fork();
+		if (pid < 0) {
+			fprintf(stderr, "fork: %s\n", strerror(errno));
+			break;
+		}
+		if (pid == 0) {
+			volatile unsigned long spin = 0;
+
+			for (;;)
+				spin++;
+		}
+		pids[count++] = pid;
+	}
+	return count;
+}
+
+void test_burners_stop(pid_t *pids, unsigned int *count)
+{
+	unsigned int i;
+
+	for (i = 0; i < *count; i++) {
+		(void)kill(pids[i], SIGKILL);
+		(void)waitpid(pids[i], NULL, 0);
+	}
+	*count = 0;
 }

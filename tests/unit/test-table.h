@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifndef N_ELEMENTS
 #  define N_ELEMENTS(arr) (sizeof(arr) / sizeof((arr)[0]))
@@ -25,6 +26,13 @@ int64_t test_mono_ms(void);
 /* Remove dir and everything below it (not following symbolic links).
    Returns 0, or -1 (reported on stderr). */
 int test_remove_tree(const char *dir);
+
+/* Start one busy-looping child process per online CPU (at most max),
+   other work that saturates the machine; their pids go to pids. Returns
+   how many run (fewer if fork() failed, reported on stderr). */
+unsigned int test_burners_start(pid_t *pids, unsigned int max);
+/* Kill and reap them; *count becomes 0. */
+void test_burners_stop(pid_t *pids, unsigned int *count);
 
 #define RUN_TABLE(group, func, rows) \
 	test_table_run(group, func, NULL, rows, sizeof((rows)[0]), \

@@ -181,39 +181,17 @@ static int64_t created_ms(struct run *r)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* One busy-looping child per CPU: other work that saturates the
-   machine. */
 static void burners_start(struct run *r)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	pid_t pid;
-
-	if (cpus < 1)
-		cpus = 1;
-	while (r->burner_count < (unsigned int)cpus &&
-	       r->burner_count < N_ELEMENTS(r->burners)) {
-		pid = fork();
-		if (pid < 0)
-			run_fail(r, "fork: %s", strerror(errno));
-		if (pid == 0) {
-			volatile unsigned long spin = 0;
-
-			for (;;)
-				spin++;
-		}
-		r->burners[r->burner_count++] = pid;
-	}
+	r->burner_count = test_burners_start(r->burners,
+					     N_ELEMENTS(r->burners));
+	if (r->burner_count == 0)
+		run_fail(r, "no busy-looping child started");
 }
 
 static void burners_stop(struct run *r)
 {
-	unsigned int i;
-
-	for (i = 0; i < r->burner_count; i++) {
-		(void)kill(r->burners[i], SIGKILL);
-		(void)waitpid(r->burners[i], NULL, 0);
-	}
-	r->burner_count = 0;
+	test_burners_stop(r->burners, &r->burner_count);
 }
 
 static void append_events(struct run *r, unsigned int count)
