@@ -37,6 +37,9 @@ struct pop3_retention_mbox {
 	struct mail *mail;
 	/* the mail being retrieved, reused for its own lookups */
 	struct mail *cur_mail;
+	/* cur_mail's Message-ID, read by the caller (see _retrieved()) */
+	const char *cur_message_id;
+	bool cur_message_id_known;
 
 	struct mail_keywords *retained_kw;
 	struct mail_keywords *deleted_kw;
@@ -120,9 +123,13 @@ static int pr_message_info(void *context, unsigned int idx,
 	info_r->uidl = t_strdup(mbox_uidl(mbox, mail));
 	if (mail_get_virtual_size(mail, &size) == 0)
 		info_r->size = size;
-	/* for the event body only: a header lookup costs a cache write */
-	if (mbox->host.event != NULL &&
-	    mail_get_first_header(mail, "Message-ID", &message_id) > 0)
+	/* for the event body only: a header lookup costs a cache write,
+	   so the download's own stream is used when the caller read it */
+	if (mbox->host.event == NULL)
+		;
+	else if (mail == mbox->cur_mail && mbox->cur_message_id_known)
+		info_r->message_id = t_strdup(mbox->cur_message_id);
+	else if (mail_get_first_header(mail, "Message-ID", &message_id) > 0)
 		info_r->message_id = t_strdup(message_id);
 	return 0;
 }
@@ -579,8 +586,15 @@ unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,
 	return failures;
 }
 
+bool pop3_retention_mbox_has_events(const struct pop3_retention_mbox *mbox)
+{
+	return mbox->host.event != NULL;
+}
+
 void pop3_retention_mbox_retrieved(struct pop3_retention_mbox *mbox,
-				   struct mail *mail, bool is_top)
+				   struct mail *mail, bool is_top,
+				   bool message_id_known,
+				   const char *message_id)
 {
 	int idx = pop3_retention_mbox_find(mbox, mail->uid);
 
@@ -588,12 +602,16 @@ void pop3_retention_mbox_retrieved(struct pop3_retention_mbox *mbox,
 		return; /* arrived after the session began: not listed */
 	mbox->trans = mail->transaction;
 	mbox->cur_mail = mail;
+	mbox->cur_message_id_known = message_id_known;
+	mbox->cur_message_id = message_id;
 	T_BEGIN {
 		(void)retention_session_retrieved(mbox->session,
 						  (unsigned int)idx, is_top,
 						  ioloop_time);
 	} T_END;
 	mbox->cur_mail = NULL;
+	mbox->cur_message_id_known = FALSE;
+	mbox->cur_message_id = NULL;
 	if (mbox->mail != NULL)
 		mail_free(&mbox->mail);
 	mbox->trans = NULL;

@@ -59,9 +59,18 @@ unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,
 void pop3_retention_mbox_release_events(struct pop3_retention_mbox *mbox,
 					bool committed);
 
-/* A complete download of mail (in pop3's transaction). */
+/* Whether events are built (a webhook URL is configured): only then is
+   a message's Message-ID needed. */
+bool pop3_retention_mbox_has_events(const struct pop3_retention_mbox *mbox);
+
+/* A complete download of mail (in pop3's transaction). message_id_known:
+   the caller read the message's first Message-ID header already
+   (message_id, NULL if there is none), so that the event does not look
+   it up through the mail. */
 void pop3_retention_mbox_retrieved(struct pop3_retention_mbox *mbox,
-				   struct mail *mail, bool is_top);
+				   struct mail *mail, bool is_top,
+				   bool message_id_known,
+				   const char *message_id);
 
 /* Index of uid in the session, or -1. O(log n). */
 int pop3_retention_mbox_find(const struct pop3_retention_mbox *mbox,

@@ -7,6 +7,7 @@
 #include "lib.h"
 #include "ioloop.h"
 #include "istream.h"
+#include "message-header-parser.h"
 #include "seq-range-array.h"
 #include "net.h"
 #include "mail-storage-private.h"
@@ -387,6 +388,48 @@ static int pop3_retention_mail_get_stream(struct mail *_mail, bool get_body,
 	return 0;
 }
 
+/* The first Message-ID header of the message that was just streamed
+   whole, read again from the start of that stream, as
+   mail_get_first_header() returns it (leading blanks skipped, a folded
+   value with its LF newlines, CRs dropped). Asking the mail instead parses the header
+   in index-mail and adds it to dovecot.index.cache: about 50 µs per
+   RETR in a pop3 process on the benchmark VM, most of what webhooks
+   cost the pop3 processes (docs/benchmarks.md). Returns FALSE if the
+   stream cannot be read again: then the mail is asked. */
+static bool retr_message_id(struct istream *input, const char **value_r)
+{
+	struct message_header_parser_ctx *parser;
+	struct message_header_line *hdr;
+	struct istream *hdr_input;
+	const char *value = NULL;
+	bool ok;
+	int ret;
+
+	if (!input->seekable)
+		return FALSE;
+	hdr_input = i_stream_create_range(input, 0, (uoff_t)-1);
+	parser = message_parse_header_init(hdr_input, NULL,
+		MESSAGE_HEADER_PARSER_FLAG_SKIP_INITIAL_LWSP |
+		MESSAGE_HEADER_PARSER_FLAG_DROP_CR);
+	while ((ret = message_parse_header_next(parser, &hdr)) > 0) {
+		if (hdr->eoh)
+			break;
+		if (strcasecmp(hdr->name, "Message-ID") != 0)
+			continue;
+		if (hdr->continues) {
+			hdr->use_full_value = TRUE;
+			continue;
+		}
+		value = t_strndup(hdr->full_value, hdr->full_value_len);
+		break;
+	}
+	ok = ret != 0 && hdr_input->stream_errno == 0;
+	message_parse_header_deinit(&parser);
+	i_stream_unref(&hdr_input);
+	*value_r = value;
+	return ok;
+}
+
 static void pop3_retention_mail_close(struct mail *_mail)
 {
 	struct mail_private *mail = (struct mail_private *)_mail;
@@ -403,9 +446,16 @@ static void pop3_retention_mail_close(struct mail *_mail)
 		if (input->eof && input->stream_errno == 0 &&
 		    !i_stream_have_bytes_left(input) && prbox->mbox != NULL) {
 			T_BEGIN {
+				const char *message_id = NULL;
+				bool known = pop3_retention_mbox_has_events(
+					prbox->mbox) &&
+					retr_message_id(input, &message_id);
+
 				pop3_retention_mbox_retrieved(prbox->mbox,
 							      _mail,
-							      prmail->is_top);
+							      prmail->is_top,
+							      known,
+							      message_id);
 			} T_END;
 		}
 		prmail->retr_input = NULL;

@@ -262,6 +262,37 @@ def test_downloads_produce_verified_retrieved_events(webhooks):
     s.check()
 
 
+def test_retrieved_events_carry_the_message_id(webhooks):
+    """message_id is the first Message-ID header as Dovecot's
+    mail_get_first_header() returns it (what the plugin used to ask):
+    leading blanks skipped, a folded value keeps its newline (LF); none
+    -> null. LF and CRLF files, folded headers followed by a second one,
+    none, and a message larger than one read of its stream."""
+    s = webhooks()
+    md = s.inst.maildir("alice")
+    md.deliver(make_message("plain", msgid="<plain.1@test.invalid>"))
+    md.deliver(make_message("crlf", crlf=True,
+                            msgid="<crlf.2@test.invalid>"))
+    md.deliver(b"From: a@example.com\nMessage-ID:\n\t<folded.3@test.invalid>"
+               b"\nMessage-ID: <second@test.invalid>\nSubject: f\n\nbody\n")
+    md.deliver(b"From: a@example.com\nSubject: none\n\nbody\n")
+    md.deliver(make_message("big", size_kb=200,
+                            msgid="  <big.5@test.invalid>"))
+    md.deliver(b"From: a@example.com\r\nMessage-ID:\r\n <crlf-folded.6@t"
+               b".invalid>\r\nSubject: f\r\n\r\nbody\r\n")
+    s.session(retr=(1, 2, 3, 4, 5, 6))
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 6)
+    got = {r.data["uid"]: r.data.get("message_id")
+           for r in s.rx.delivered()}
+    assert got == {1: "<plain.1@test.invalid>",
+                   2: "<crlf.2@test.invalid>",
+                   3: "\n\t<folded.3@test.invalid>",
+                   4: None,
+                   5: "<big.5@test.invalid>",
+                   6: "\n <crlf-folded.6@t.invalid>"}, got
+    s.check()
+
+
 def test_delete_after_download_sends_expired(webhooks):
     s = webhooks(policy="delete-after-download")
     s.deliver(2)
