@@ -4,6 +4,7 @@
 
 #include "pop3-retention-config.h"
 #include "retention-event.h"
+#include "webhook-crypto.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -218,6 +219,7 @@ static int digest_string(EVP_MD_CTX *ctx, const char *str)
 static int event_id_digest(const struct retention_event *event,
 			   unsigned char md_r[EVP_MAX_MD_SIZE])
 {
+	const EVP_MD *sha256 = webhook_crypto_sha256();
 	EVP_MD_CTX *ctx;
 	unsigned int md_len = 0;
 	int ret = -1;
@@ -225,7 +227,8 @@ static int event_id_digest(const struct retention_event *event,
 	ctx = EVP_MD_CTX_new();
 	if (ctx == NULL)
 		return -1;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	if (EVP_DigestInit_ex(ctx, sha256 != NULL ? sha256 : EVP_sha256(),
+			      NULL) == 1 &&
 	    digest_string(ctx, EVENT_ID_DOMAIN) == 0 &&
 	    digest_string(ctx, retention_event_type_name(event->type)) == 0 &&
 	    digest_string(ctx, event->user) == 0 &&
@@ -264,4 +267,248 @@ void retention_event_id(const struct retention_event *event,
 		id_r[pos++] = hex[md[i] & 0x0f];
 	}
 	id_r[pos] = '\0';
+}
+
+/* ---- the fields as text ---- */
+
+/* Undo the tab-escaping of one field in place. A trailing lone \001
+   is dropped; an unknown escape stands for the character itself. A NUL
+   ends the string there, as it does for every reader of the field. */
+static void field_unescape(char *field)
+{
+	char *src = strchr(field, '\001'), *dest = src;
+
+	if (src == NULL)
+		return;
+	while (*src != '\0') {
+		if (*src != '\001') {
+			*dest++ = *src++;
+			continue;
+		}
+		src++;
+		switch (*src) {
+		case '\0':
+			continue;
+		case '0':
+			*dest++ = '\0';
+			break;
+		case '1':
+			*dest++ = '\001';
+			break;
+		case 't':
+			*dest++ = '\t';
+			break;
+		case 'r':
+			*dest++ = '\r';
+			break;
+		case 'n':
+			*dest++ = '\n';
+			break;
+		default:
+			*dest++ = *src;
+			break;
+		}
+		src++;
+	}
+	*dest = '\0';
+}
+
+/* Decimal digits only (no sign, no blanks), at most max. */
+static int parse_uint(const char *s, uint64_t max, uint64_t *value_r)
+{
+	uint64_t v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*value_r = v;
+	return 0;
+}
+
+static int parse_uint32(const char *s, uint32_t *value_r)
+{
+	uint64_t v;
+
+	if (parse_uint(s, UINT32_MAX, &v) < 0)
+		return -1;
+	*value_r = (uint32_t)v;
+	return 0;
+}
+
+/* Empty: unknown (0); otherwise a positive number of seconds. */
+static int parse_time(const char *s, time_t *time_r)
+{
+	/* time_t holds at least 31 bits on every host we build on */
+	const uint64_t max = sizeof(time_t) >= 8 ? (uint64_t)INT64_MAX :
+		(uint64_t)INT32_MAX;
+	uint64_t v;
+
+	if (*s == '\0') {
+		*time_r = 0;
+		return 0;
+	}
+	if (parse_uint(s, max, &v) < 0 || v == 0)
+		return -1;
+	*time_r = (time_t)v;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *value_r)
+{
+	if ((s[0] != '0' && s[0] != '1') || s[1] != '\0')
+		return -1;
+	*value_r = s[0] == '1';
+	return 0;
+}
+
+static const char *field_str(const char *s)
+{
+	return *s == '\0' ? NULL : s;
+}
+
+static int parse_type(const char *s, enum retention_event_type *type_r)
+{
+	unsigned int bit;
+
+	for (bit = 1; bit <= RETENTION_EVENT_ALL; bit <<= 1) {
+		if (strcmp(retention_event_type_name(bit), s) == 0) {
+			*type_r = (enum retention_event_type)bit;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int parse_policy(const char *s, enum retention_policy_kind *policy_r)
+{
+	static const enum retention_policy_kind kinds[] = {
+		RETENTION_POLICY_OFF, RETENTION_POLICY_DELETE_AFTER_DOWNLOAD,
+		RETENTION_POLICY_KEEP,
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (strcmp(retention_policy_kind_name(kinds[i]), s) == 0) {
+			*policy_r = kinds[i];
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* per thread: the message of the last count mismatch */
+static __thread char count_error[64];
+
+int retention_event_decode(char *fields, struct retention_event *event_r,
+			   const char **error_r)
+{
+	struct retention_event *e = event_r;
+	char *f[RETENTION_EVENT_FIELDS], *p = fields;
+	unsigned int n = 0;
+	uint64_t size;
+
+	memset(e, 0, sizeof(*e));
+	for (;;) {
+		char *tab = strchr(p, '\t');
+
+		if (n < RETENTION_EVENT_FIELDS)
+			f[n] = p;
+		n++;
+		if (tab == NULL)
+			break;
+		*tab = '\0';
+		p = tab + 1;
+	}
+	if (*fields == '\0')
+		n = 0;	/* an empty line has no field at all */
+	if (n != RETENTION_EVENT_FIELDS) {
+		snprintf(count_error, sizeof(count_error),
+			 "%u event fields, expected %u", n,
+			 RETENTION_EVENT_FIELDS);
+		*error_r = count_error;
+		return -1;
+	}
+	for (n = 0; n < RETENTION_EVENT_FIELDS; n++)
+		field_unescape(f[n]);
+
+	if (parse_type(f[0], &e->type) < 0) {
+		*error_r = "unknown event type";
+		return -1;
+	}
+	if (parse_time(f[1], &e->timestamp) < 0 || e->timestamp == 0) {
+		*error_r = "invalid timestamp";
+		return -1;
+	}
+	e->user = field_str(f[2]);
+	e->mailbox = field_str(f[3]);
+	e->uidl = field_str(f[4]);
+	if (e->user == NULL || parse_uint32(f[5], &e->uid) < 0 ||
+	    parse_uint32(f[6], &e->uidvalidity) < 0) {
+		*error_r = "invalid user, uid or uidvalidity";
+		return -1;
+	}
+	e->message_id = field_str(f[7]);
+	if (parse_uint(f[8], UINT64_MAX, &size) < 0 ||
+	    parse_time(f[9], &e->arrived_at) < 0 ||
+	    parse_time(f[10], &e->retrieved_at) < 0 ||
+	    parse_bool(f[11], &e->first_retrieval) < 0 ||
+	    parse_policy(f[12], &e->policy) < 0) {
+		*error_r = "invalid size, time, flag or policy";
+		return -1;
+	}
+	e->size = size;
+	e->reason = field_str(f[13]);
+	e->session = field_str(f[15]);
+	e->remote_ip = field_str(f[16]);
+	if (parse_time(f[14], &e->retain_until) < 0 ||
+	    parse_bool(f[17], &e->dry_run) < 0) {
+		*error_r = "invalid retain_until or dry_run";
+		return -1;
+	}
+	return 0;
+}
+
+int retention_event_render(void *context, const unsigned char *stored,
+			   size_t stored_len, unsigned char **body_r,
+			   size_t *body_len_r, const char **error_r)
+{
+	const size_t prefix_len = sizeof(RETENTION_EVENT_RECORD_PREFIX) - 1;
+	struct retention_event event;
+	char *fields, *json;
+
+	(void)context;
+	if (stored_len < prefix_len ||
+	    memcmp(stored, RETENTION_EVENT_RECORD_PREFIX, prefix_len) != 0)
+		return 0;
+	fields = malloc(stored_len - prefix_len + 1);
+	if (fields == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	memcpy(fields, stored + prefix_len, stored_len - prefix_len);
+	fields[stored_len - prefix_len] = '\0';
+	if (strlen(fields) != stored_len - prefix_len) {
+		free(fields);
+		*error_r = "NUL byte in a compact event record";
+		return -1;
+	}
+	if (retention_event_decode(fields, &event, error_r) < 0) {
+		free(fields);
+		return -1;
+	}
+	json = retention_event_to_json(&event);
+	free(fields);
+	if (json == NULL) {
+		*error_r = "out of memory";
+		return -1;
+	}
+	*body_r = (unsigned char *)json;
+	*body_len_r = strlen(json);
+	return 1;
 }

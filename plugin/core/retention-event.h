@@ -59,5 +59,38 @@ void retention_event_id(const struct retention_event *event,
    on allocation failure. */
 char *retention_event_to_json(const struct retention_event *event);
 
+/* The event's fields as text: RETENTION_EVENT_FIELDS fields separated by
+   TAB, in the order type, timestamp, user, mailbox, uidl, uid,
+   uidvalidity, message_id, size, arrived_at, retrieved_at,
+   first_retrieval (0/1), policy, reason, retain_until, session,
+   remote_ip, dry_run (0/1). Times are Unix seconds, empty when unknown;
+   an empty string field is NULL. Each field is tab-escaped as in
+   Dovecot's internal protocols: \001 followed by '0', '1', 't', 'r' or
+   'n' stands for NUL, \001, TAB, CR or LF. This is the form of the
+   pop3-retention wire protocol and outbox files (the Dovecot host
+   writes it), and of compact spool records (below). */
+#define RETENTION_EVENT_FIELDS 18
+
+/* Decode fields (NUL-terminated, no LF) in place into event_r, whose
+   strings then point into fields. Returns 0, or -1 with error_r (valid
+   until this thread's next call). Thread-safe; allocates nothing. */
+int retention_event_decode(char *fields, struct retention_event *event_r,
+			   const char **error_r);
+
+/* A compact spool record: this prefix, then the event's fields as
+   above. Stored instead of the JSON body so that the thread accepting
+   events does not build JSON (about half its work per event); it is
+   rendered when a delivery thread checks the event out. */
+#define RETENTION_EVENT_RECORD_PREFIX "pop3-retention-event 1\t"
+
+/* A webhook_spool_render_fn (webhook-spool.h) for compact records:
+   a stored body that starts with RETENTION_EVENT_RECORD_PREFIX becomes
+   the event's JSON body (returns 1, *body_r malloc()ed); any other body
+   is sent as stored (returns 0); -1 with a static error_r for a record
+   that does not decode or no memory. Thread-safe. */
+int retention_event_render(void *context, const unsigned char *stored,
+			   size_t stored_len, unsigned char **body_r,
+			   size_t *body_len_r, const char **error_r);
+
 
 #endif

@@ -803,6 +803,11 @@ void webhook_runner_enable(struct webhook_runner *r)
 	}
 }
 
+bool webhook_runner_deferring(struct webhook_runner *r)
+{
+	return atomic_load(&r->defer_ms) > 0;
+}
+
 void webhook_runner_get_stats(struct webhook_runner *r,
 			      struct webhook_delivery_stats *stats_r)
 {

@@ -95,4 +95,8 @@ void webhook_runner_enable(struct webhook_runner *runner);
 void webhook_runner_get_stats(struct webhook_runner *runner,
 			      struct webhook_delivery_stats *stats_r);
 
+/* Whether delivery is deferred right now because other work saturates
+   the CPUs (lock-free: cheap enough to ask per commit). */
+bool webhook_runner_deferring(struct webhook_runner *runner);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "pop3-retention-config.h"
 #include "webhook-sign.h"
+#include "webhook-crypto.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -60,15 +61,20 @@ static int hmac_sha256_parts(const void *key, size_t key_len,
 {
 	char digest_name[] = "SHA256";
 	OSSL_PARAM params[2];
-	EVP_MAC *mac;
+	EVP_MAC *mac, *mac_owned;
 	EVP_MAC_CTX *ctx = NULL;
 	size_t mac_len = 0;
 	unsigned int i;
 	int ret = -1;
 
-	mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-	if (mac == NULL)
-		goto out;
+	mac = webhook_crypto_hmac();
+	if (mac != NULL)
+		mac_owned = NULL;
+	else {
+		mac = mac_owned = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
+		if (mac == NULL)
+			goto out;
+	}
 	ctx = EVP_MAC_CTX_new(mac);
 	if (ctx == NULL)
 		goto out;
@@ -92,7 +98,7 @@ static int hmac_sha256_parts(const void *key, size_t key_len,
 out:
 	/* Freeing the context cleanses the key schedule it holds. */
 	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
+	EVP_MAC_free(mac_owned);
 	if (ret < 0)
 		OPENSSL_cleanse(mac_r, HMAC_SHA256_LEN);
 	return ret;

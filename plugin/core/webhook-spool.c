@@ -38,6 +38,7 @@
 #define _GNU_SOURCE /* renameat2() */
 #include "pop3-retention-config.h"
 #include "webhook-spool.h"
+#include "webhook-crypto.h"
 
 #include <openssl/evp.h>
 
@@ -122,6 +123,7 @@ struct spool_checkout {
 	struct webhook_spool *owner;
 	struct spool_entry entry;
 	struct spool_checkout *prev, *next;
+	unsigned char *rendered;	/* the body to send, if rendered */
 	unsigned char rec[];		/* the record, NUL-terminated */
 };
 
@@ -182,6 +184,8 @@ struct webhook_spool {
 	void (*log)(void *context, enum webhook_log_level level,
 		    const char *message);
 	void *log_context;
+	webhook_spool_render_fn *render;
+	void *render_context;
 	/* the last error of any thread; each thread's own is in tls_error */
 	char error[WEBHOOK_SPOOL_ERROR_MAX];
 };
@@ -365,7 +369,10 @@ static int sha256(const void *data, size_t len,
 {
 	unsigned int md_len = 0;
 
-	if (EVP_Digest(data, len, md_r, &md_len, EVP_sha256(), NULL) != 1 ||
+	const EVP_MD *md = webhook_crypto_sha256();
+
+	if (EVP_Digest(data, len, md_r, &md_len,
+		       md != NULL ? md : EVP_sha256(), NULL) != 1 ||
 	    md_len != SHA256_LEN)
 		return -1;
 	return 0;
@@ -2558,6 +2565,7 @@ static void checkout_free(struct webhook_spool *spool,
 	if (co->next != NULL)
 		co->next->prev = co->prev;
 	spool->checkout_count--;
+	free(co->rendered);
 	free(co);
 }
 
@@ -2609,6 +2617,7 @@ static int checkout_load(struct webhook_spool *spool,
 	co->owner = spool;
 	co->entry = *entry;
 	co->prev = NULL;
+	co->rendered = NULL;
 	co->event.id = (const char *)co->rec + 2;
 	co->event.body = co->rec + hdr.header_len;
 	co->event.body_len = hdr.body_len;
@@ -2619,11 +2628,44 @@ static int checkout_load(struct webhook_spool *spool,
 	return 0;
 }
 
+void webhook_spool_set_render(struct webhook_spool *spool,
+			      webhook_spool_render_fn *render,
+			      void *context)
+{
+	spool->render = render;
+	spool->render_context = context;
+}
+
+/* Without the mutex: the caller owns the checkout now. Returns -1 with
+   error_r (static) if the body cannot be rendered. */
+static int checkout_render(struct webhook_spool *spool,
+			   struct spool_checkout *co, const char **error_r)
+{
+	unsigned char *body = NULL;
+	size_t body_len = 0;
+	int ret;
+
+	*error_r = "render failed";
+	ret = spool->render(spool->render_context, co->event.body,
+			    co->event.body_len, &body, &body_len, error_r);
+	if (ret == 0)
+		return 0;
+	if (ret < 0 || body == NULL) {
+		free(body);
+		return -1;
+	}
+	co->rendered = body;
+	co->event.body = body;
+	co->event.body_len = body_len;
+	return 0;
+}
+
 int webhook_spool_checkout(struct webhook_spool *spool, int64_t now_ms,
 			   struct webhook_spool_event **event_r)
 {
 	struct spool_checkout *co = NULL;
 	struct spool_entry entry;
+	const char *error;
 	int64_t mono;
 	int ret = 0;
 
@@ -2660,6 +2702,26 @@ int webhook_spool_checkout(struct webhook_spool *spool, int64_t now_ms,
 		}
 	}
 	spool_leave(spool);
+	if (ret == 1 && spool->render != NULL &&
+	    checkout_render(spool, co, &error) < 0) {
+		/* back into the heap, tried again a little later */
+		struct webhook_spool_event *event = &co->event;
+		char id[WEBHOOK_SPOOL_ID_MAX], file[SEG_FILE_SIZE];
+		uint32_t index = co->entry.index;
+
+		snprintf(id, sizeof(id), "%s", co->event.id);
+		seg_file_name(co->entry.seg, ".seg", file);
+		spool_enter(spool);
+		checkout_free(spool, &event, &entry);
+		entry.due_ms = now_ms + IO_RETRY_MS;
+		heap_push(spool, &entry);
+		set_error(spool, "event %s (seg/%s #%" PRIu32 "): its stored "
+			  "body cannot be rendered: %s", id, file, index,
+			  error);
+		spool_leave(spool);
+		*event_r = NULL;
+		ret = -1;
+	}
 	return ret;
 }
 

@@ -209,6 +209,24 @@ int webhook_spool_commit(struct webhook_spool *spool);
 /* Discard the uncommitted batch. Producer thread. */
 void webhook_spool_abort(struct webhook_spool *spool);
 
+/* Turns a stored body into the body to send. Returns 1 with a
+   malloc()ed *body_r (the spool frees it), 0 to send the stored body
+   as it is, or -1 with a static error_r. Called from the thread that
+   checks out, without the spool's mutex: it must be thread-safe. */
+typedef int webhook_spool_render_fn(void *context,
+				    const unsigned char *stored,
+				    size_t stored_len, unsigned char **body_r,
+				    size_t *body_len_r, const char **error_r);
+
+/* Bodies may be stored in a compact form that render expands at
+   checkout: the checked-out event's body, what is signed and sent, and
+   a dead letter's body are the rendered one. If render fails the
+   event stays in the spool and is tried again a little later (the
+   error is logged). Set before the spool is shared between threads. */
+void webhook_spool_set_render(struct webhook_spool *spool,
+			      webhook_spool_render_fn *render,
+			      void *context);
+
 /* Delay before the first attempt (the retry schedule's first entry):
    a never-attempted event is due at created_ms + delay_ms. Default 0.
    Owner mode. */

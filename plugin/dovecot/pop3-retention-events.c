@@ -25,6 +25,11 @@
 /* How long the end of a session waits for acknowledgements. The client
    is disconnected already, so this only holds the process. */
 #define EVENTS_DEINIT_WAIT_MSECS 2000
+/* The answers are read (without blocking) before an event is sent once
+   this many are unacknowledged: reading before every event costs a
+   read() per download, and a lost service shows itself anyway when the
+   next write fails and at the end of the session. */
+#define EVENTS_READ_AFTER_PENDING 16
 
 struct pending_event {
 	unsigned int seq;
@@ -212,7 +217,8 @@ static void events_connect(struct pop3_retention_events *events)
 	o_stream_set_no_error_handling(events->output, TRUE);
 	/* No io for the answers: each would wake this process in the middle
 	   of a session for nothing. They are read without blocking before
-	   each event is sent, and waited for at the end of the session. */
+	   an event is sent when many are unacknowledged, and waited for at
+	   the end of the session. */
 	events->connected = TRUE;
 	o_stream_nsend_str(events->output, POP3_RETENTION_HANDSHAKE);
 }
@@ -242,7 +248,9 @@ void pop3_retention_events_send(struct pop3_retention_events *events,
 	string_t *str;
 
 	line = t_strdup_printf("%lld\t%s", (long long)created_ms, fields);
-	if (events->connected) {
+	if (events->connected &&
+	    array_count(&events->pending) - events->pending_head >=
+	    EVENTS_READ_AFTER_PENDING) {
 		/* the answers that came meanwhile; notices a lost service */
 		events_input(events);
 	}

@@ -41,7 +41,8 @@ static void encode_time(string_t *dest, time_t value)
 void pop3_retention_event_encode(string_t *dest,
 				 const struct retention_event *event)
 {
-	/* the order is the protocol: keep it in step with decode() */
+	/* the order is the protocol: keep it in step with the core's
+	   retention_event_decode() */
 	str_append(dest, retention_event_type_name(event->type));
 	encode_time(dest, event->timestamp);
 	encode_str(dest, event->user);
@@ -60,113 +61,6 @@ void pop3_retention_event_encode(string_t *dest,
 	encode_str(dest, event->session);
 	encode_str(dest, event->remote_ip);
 	encode_num(dest, event->dry_run ? 1 : 0);
-}
-
-static const char *decode_str(const char *value)
-{
-	return value[0] == '\0' ? NULL : value;
-}
-
-static int decode_time(const char *value, time_t *time_r)
-{
-	int64_t t;
-
-	if (value[0] == '\0') {
-		*time_r = 0;
-		return 0;
-	}
-	if (str_to_int64(value, &t) < 0 || t <= 0)
-		return -1;
-	*time_r = (time_t)t;
-	return 0;
-}
-
-static int decode_bool(const char *value, bool *result_r)
-{
-	if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
-		return -1;
-	*result_r = value[0] == '1';
-	return 0;
-}
-
-static int decode_type(const char *value, enum retention_event_type *type_r)
-{
-	unsigned int bit;
-
-	for (bit = 1; bit <= RETENTION_EVENT_ALL; bit <<= 1) {
-		if (strcmp(retention_event_type_name(bit), value) == 0) {
-			*type_r = (enum retention_event_type)bit;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-static int decode_policy(const char *value,
-			 enum retention_policy_kind *policy_r)
-{
-	static const enum retention_policy_kind kinds[] = {
-		RETENTION_POLICY_OFF, RETENTION_POLICY_DELETE_AFTER_DOWNLOAD,
-		RETENTION_POLICY_KEEP,
-	};
-	unsigned int i;
-
-	for (i = 0; i < N_ELEMENTS(kinds); i++) {
-		if (strcmp(retention_policy_kind_name(kinds[i]), value) == 0) {
-			*policy_r = kinds[i];
-			return 0;
-		}
-	}
-	return -1;
-}
-
-int pop3_retention_event_decode(const char *const *args,
-				struct retention_event *event_r,
-				const char **error_r)
-{
-	struct retention_event *e = event_r;
-
-	i_zero(e);
-	if (str_array_length(args) != POP3_RETENTION_EVENT_FIELDS) {
-		*error_r = t_strdup_printf("%u event fields, expected %u",
-					   str_array_length(args),
-					   POP3_RETENTION_EVENT_FIELDS);
-		return -1;
-	}
-	if (decode_type(args[0], &e->type) < 0) {
-		*error_r = "unknown event type";
-		return -1;
-	}
-	if (decode_time(args[1], &e->timestamp) < 0 || e->timestamp == 0) {
-		*error_r = "invalid timestamp";
-		return -1;
-	}
-	e->user = decode_str(args[2]);
-	e->mailbox = decode_str(args[3]);
-	e->uidl = decode_str(args[4]);
-	if (e->user == NULL || str_to_uint32(args[5], &e->uid) < 0 ||
-	    str_to_uint32(args[6], &e->uidvalidity) < 0) {
-		*error_r = "invalid user, uid or uidvalidity";
-		return -1;
-	}
-	e->message_id = decode_str(args[7]);
-	if (str_to_uint64(args[8], &e->size) < 0 ||
-	    decode_time(args[9], &e->arrived_at) < 0 ||
-	    decode_time(args[10], &e->retrieved_at) < 0 ||
-	    decode_bool(args[11], &e->first_retrieval) < 0 ||
-	    decode_policy(args[12], &e->policy) < 0) {
-		*error_r = "invalid size, time, flag or policy";
-		return -1;
-	}
-	e->reason = decode_str(args[13]);
-	e->session = decode_str(args[15]);
-	e->remote_ip = decode_str(args[16]);
-	if (decode_time(args[14], &e->retain_until) < 0 ||
-	    decode_bool(args[17], &e->dry_run) < 0) {
-		*error_r = "invalid retain_until or dry_run";
-		return -1;
-	}
-	return 0;
 }
 
 static int mkdir_if_missing(const char *path, const char **error_r)

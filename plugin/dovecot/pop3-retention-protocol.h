@@ -72,19 +72,14 @@
 /* The service's spool, relative to Dovecot's state_dir. */
 #define POP3_RETENTION_SPOOL_DIR "pop3-retention"
 
-/* Number of event fields on the wire. */
-#define POP3_RETENTION_EVENT_FIELDS 18
+/* Number of event fields on the wire (decoded by the core:
+   retention_event_decode()). */
+#define POP3_RETENTION_EVENT_FIELDS RETENTION_EVENT_FIELDS
 
 /* Append the event's fields to dest: TAB-separated, each tab-escaped,
    NULL strings and unknown times as empty fields. No LF. */
 void pop3_retention_event_encode(string_t *dest,
 				 const struct retention_event *event);
-
-/* Decode fields (as split by t_strsplit_tabescaped()) into event_r; its
-   strings point into args. Returns 0, or -1 with error_r. */
-int pop3_retention_event_decode(const char *const *args,
-				struct retention_event *event_r,
-				const char **error_r);
 
 /* Write the "<created_ms> TAB <event fields>" lines of lines[] into
    outbox files in dir (creating dir, dir/tmp and dir/new, mode 0700),

@@ -91,6 +91,11 @@
    the service's CPU under POP3 load (docs/benchmarks.md). Producers wait
    for their acknowledgements only at the end of a session. */
 #define GROUP_COMMIT_INTERVAL_MSECS 10
+/* The interval while delivery is deferred because other work (POP3)
+   saturates the CPUs: nothing is delivered before the load ends anyway,
+   so fewer, larger commits leave more CPU to that work. Producers still
+   wait only at the end of a session (far below their 2 s). */
+#define GROUP_COMMIT_BUSY_INTERVAL_MSECS 50
 /* How often a standby service tries to take the spool over. */
 #define STANDBY_RETRY_MSECS 1000
 /* See log_nudge(). */
@@ -506,6 +511,8 @@ static int spool_open_owner(struct webhook_spool **spool_r)
 	if (s == NULL)
 		i_fatal_status(FATAL_OUTOFMEM, "spool: out of memory");
 	webhook_spool_set_log(s, spool_log, NULL);
+	/* compact records become JSON on the delivery threads */
+	webhook_spool_set_render(s, retention_event_render, NULL);
 	if (webhook_spool_open(s) == 0) {
 		*spool_r = s;
 		return 1;
@@ -667,6 +674,12 @@ static void batch_commit_all(void)
    together from the ready sockets and share one wake-up as they share
    one sync. Nothing waits longer than before: they would have waited
    for the next commit anyway. Signals interrupt the sleep. */
+static unsigned int group_commit_interval_msecs(void)
+{
+	return runner != NULL && webhook_runner_deferring(runner) ?
+		GROUP_COMMIT_BUSY_INTERVAL_MSECS : GROUP_COMMIT_INTERVAL_MSECS;
+}
+
 static void commit_pause(void)
 {
 	struct timeval now;
@@ -675,7 +688,7 @@ static void commit_pause(void)
 
 	i_gettimeofday(&now);
 	elapsed_usecs = timeval_diff_usecs(&now, &last_commit);
-	left_usecs = GROUP_COMMIT_INTERVAL_MSECS * 1000LL - elapsed_usecs;
+	left_usecs = group_commit_interval_msecs() * 1000LL - elapsed_usecs;
 	if (elapsed_usecs < 0 || left_usecs <= 0)
 		return;
 	ts.tv_sec = 0;
@@ -702,7 +715,7 @@ static void batch_commit_timeout(void *context ATTR_UNUSED)
 static void client_batch_wait(struct service_client *client)
 {
 	long long since;
-	unsigned int delay = 0;
+	unsigned int delay = 0, interval;
 
 	if (array_count(&client->batch) == 0 || client->waiting)
 		return;
@@ -714,23 +727,66 @@ static void client_batch_wait(struct service_client *client)
 	since = timeval_diff_msecs(&ioloop_timeval, &last_commit);
 	if (since < 0)
 		since = 0;
-	if (since < GROUP_COMMIT_INTERVAL_MSECS)
-		delay = GROUP_COMMIT_INTERVAL_MSECS - (unsigned int)since;
+	interval = group_commit_interval_msecs();
+	if (since < interval)
+		delay = interval - (unsigned int)since;
 	to_commit = timeout_add_short(delay, batch_commit_timeout, NULL);
 }
 
-/* "E <seq> <created_ms> <event fields>": the body and the webhook-id are
-   built here, so that producers need no JSON or crypto library. Returns
-   -1 for garbage (the client is disconnected). */
+/* Compact records above this size are stored as JSON instead: the JSON
+   cuts long strings (retention-event.h) and always fits the spool's
+   body limit, a record with such strings might not. */
+#define COMPACT_RECORD_MAX (16 * 1024)
+
+/* The body to store: the compact record (rendered into JSON by the
+   delivery thread that checks it out), or the JSON for oversized ones.
+   Returns NULL with *refused_r. */
+static const void *event_stored_body(const char *raw_fields,
+				     const struct retention_event *event,
+				     size_t *len_r, char **json_r,
+				     const char **refused_r)
+{
+	size_t len = strlen(raw_fields);
+	const char *record;
+
+	*json_r = NULL;
+	if (sizeof(RETENTION_EVENT_RECORD_PREFIX) - 1 + len <=
+	    COMPACT_RECORD_MAX) {
+		record = t_strconcat(RETENTION_EVENT_RECORD_PREFIX, raw_fields,
+				     NULL);
+		*len_r = strlen(record);
+		return record;
+	}
+	*json_r = retention_event_to_json(event);
+	if (*json_r == NULL) {
+		*refused_r = "out of memory";
+		return NULL;
+	}
+	*len_r = strlen(*json_r);
+	if (*len_r > WEBHOOK_SPOOL_BODY_MAX) {
+		*refused_r = t_strdup_printf(
+			"body of %zu bytes (at most %u allowed)", *len_r,
+			(unsigned int)WEBHOOK_SPOOL_BODY_MAX);
+		free(*json_r);
+		*json_r = NULL;
+		return NULL;
+	}
+	return *json_r;
+}
+
+/* "E <seq> <created_ms> <event fields>": the webhook-id is built here,
+   so that producers need no crypto library; the JSON body is built by
+   the delivery threads (retention_event_render()). Returns -1 for
+   garbage (the client is disconnected). */
 static int client_cmd_event(struct service_client *client, const char *args)
 {
-	const char *p, *seq, *created_str, *const *fields, *error;
+	const char *p, *seq, *created_str, *raw_fields, *error;
 	char id[RETENTION_EVENT_ID_SIZE];
 	struct retention_event event;
 	int64_t created_ms;
-	size_t json_len;
+	const void *body;
+	size_t body_len;
 	char *json;
-	int ret = 0;
 
 	p = strchr(args, '\t');
 	if (p == NULL) {
@@ -746,29 +802,24 @@ static int client_cmd_event(struct service_client *client, const char *args)
 		return -1;
 	}
 	created_str = t_strdup_until(created_str, p);
-	fields = t_strsplit_tabescaped(p + 1);
+	raw_fields = p + 1;
 
 	if (str_to_int64(created_str, &created_ms) < 0 || created_ms < 0) {
 		client_batch_add(client, seq, "invalid creation time");
 		return 0;
 	}
-	if (pop3_retention_event_decode(fields, &event, &error) < 0) {
+	/* decoded in a copy: the record keeps the fields as they came */
+	if (retention_event_decode(t_strdup_noconst(raw_fields), &event,
+				   &error) < 0) {
 		client_batch_add(client, seq, t_strdup_printf(
 			"invalid event: %s", error));
 		return 0;
 	}
 	retention_event_id(&event, id);
-	json = retention_event_to_json(&event);
-	if (json == NULL) {
-		client_batch_add(client, seq, "out of memory");
-		return 0;
-	}
-	json_len = strlen(json);
-	if (json_len > WEBHOOK_SPOOL_BODY_MAX) {
-		client_batch_add(client, seq, t_strdup_printf(
-			"body of %zu bytes (at most %u allowed)", json_len,
-			(unsigned int)WEBHOOK_SPOOL_BODY_MAX));
-		free(json);
+	body = event_stored_body(raw_fields, &event, &body_len, &json,
+				 &error);
+	if (body == NULL) {
+		client_batch_add(client, seq, error);
 		return 0;
 	}
 
@@ -778,7 +829,7 @@ static int client_cmd_event(struct service_client *client, const char *args)
 		client_batch_wait(client);
 		batch_commit_all();
 	}
-	if (webhook_spool_append(spool, id, json, json_len, created_ms) < 0) {
+	if (webhook_spool_append(spool, id, body, body_len, created_ms) < 0) {
 		const char *spool_error = webhook_spool_error(spool);
 
 		e_error(service_event, "Event %s refused: %s", id,
@@ -790,7 +841,7 @@ static int client_cmd_event(struct service_client *client, const char *args)
 		client_batch_add(client, seq, NULL);
 	}
 	free(json);
-	return ret;
+	return 0;
 }
 
 static void client_cmd_queue(struct service_client *client)

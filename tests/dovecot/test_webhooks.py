@@ -858,6 +858,50 @@ def test_protocol_batch_acks_and_refusals(webhooks):
     s.check()
 
 
+def test_protocol_compact_records_rendered_at_delivery(webhooks):
+    """The service stores an event as its wire fields (a compact record)
+    and the delivery thread renders the JSON; an event with fields too
+    long for a compact record is stored as JSON (long strings cut).
+    Either way the receiver gets the same kind of body, signed."""
+    s = webhooks()
+    s.rx.stop()
+    c = Client(s)
+    assert c.line() == V2
+    tab_user = "tab\x01tuser"          # "tab<TAB>user" escaped
+    now = int(time.time())
+    small = "\t".join([
+        "message.retrieved", str(now), tab_user, "INBOX", "uidl1", "1",
+        "1700000000", "<1@x>", "123", str(now - 60), str(now), "1", "keep",
+        "", "", "sess", "127.0.0.1", "0"])
+    long_id = "<" + "m" * 30000 + "@x>"
+    big = "\t".join([
+        "message.retrieved", str(now), "big", "INBOX", "uidl2", "2",
+        "1700000000", long_id, "123", str(now - 60), str(now), "0", "keep",
+        "", "", "sess", "127.0.0.1", "0"])
+    c.send(V2 + "\n" + event_line("small", fields=small)
+           + event_line("big", fields=big))
+    assert c.line() == "A\tsmall"
+    assert c.line() == "A\tbig"
+    segments = [data for path, data in s.spool_all_files()
+                if path.endswith(".seg")]
+    stored = b"".join(segments)
+    assert b"pop3-retention-event 1\tmessage.retrieved\t" in stored
+    assert b"tab\x01tuser" in stored        # kept as it came
+    assert b'"user":"big"' in stored        # the JSON fallback
+    assert b'"user":"tab' not in stored
+    s.rx.start()
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2, timeout=30)
+    by_user = {r.data["user"]: r for r in s.rx.delivered()}
+    assert set(by_user) == {"tab\tuser", "big"}
+    for r in by_user.values():
+        assert r.verified and r.type == "message.retrieved"
+        assert r.body.startswith(b'{"type":"message.retrieved",')
+    assert by_user["tab\tuser"].data["message_id"] == "<1@x>"
+    assert by_user["tab\tuser"].data["first_retrieval"] is True
+    assert len(by_user["big"].data["message_id"]) == 998
+    s.check()
+
+
 GARBAGE = [
     ("HELLO\n", "Handshake expected"),
     (V2 + "\nBOGUS\n", "Unknown command: BOGUS"),

@@ -719,6 +719,201 @@ static void test_id_pair(void **state)
 		case_fail(idx, c->name, "ids are both %s", id_a);
 }
 
+/* ---- the fields as text (retention_event_decode) ---- */
+
+/* event_cases[0] as the Dovecot host writes it */
+#define FIELDS_RETRIEVED \
+	"message.retrieved\t1795821228\talice@example.org\tINBOX\t" \
+	"00000001a1b2c3d4\t1\t1700000000\t<20261127.1234@example.org>\t" \
+	"2048\t1795800000\t1795821228\t1\tkeep\t\t\tKq2fP8wB\t" \
+	"192.0.2.10\t0"
+
+struct decode_case {
+	const char *name;
+	const char *fields;
+	/* NULL: must decode; else a substring of the error */
+	const char *error;
+	/* checked when it decodes (NULL: not checked) */
+	const char *user, *mailbox, *message_id;
+	uint32_t uid;
+	bool check_json;	/* JSON and id equal event_cases[0]'s */
+};
+
+static const struct decode_case decode_cases[] = {
+	{ "event_cases[0]", FIELDS_RETRIEVED, NULL, "alice@example.org",
+	  "INBOX", "<20261127.1234@example.org>", 1, true },
+	{ "escapes", "message.deleted\t1795821228\ta\001tb\001nc\tx\0011y"
+	  "\001rz\t\t7\t1\t<m\001zid>\t0\t\t\t0\tkeep\tpolicy\t\t\t\t1",
+	  NULL, "a\tb\nc", "x\001y\rz", "<mzid>", 7, false },
+	{ "escaped NUL ends the field", "message.deleted\t1795821228\t"
+	  "ab\0010cd\tINBOX\t\t7\t1\t\t0\t\t\t0\tkeep\t\t\t\t\t0",
+	  NULL, "ab", "INBOX", NULL, 7, false },
+	{ "trailing lone escape byte dropped", "message.deleted\t1795821228\t"
+	  "ab\001\tINBOX\t\t7\t1\t\t0\t\t\t0\tkeep\t\t\t\t\t0",
+	  NULL, "ab", "INBOX", NULL, 7, false },
+	{ "largest uid", "message.expired\t1795821228\tu\tINBOX\t\t"
+	  "4294967295\t4294967295\t\t18446744073709551615\t\t\t0\tkeep\t"
+	  "keep_expired\t1795821229\t\t\t0", NULL, "u", "INBOX", NULL,
+	  4294967295u, false },
+	{ "17 fields", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1\t\t"
+	  "0\t\t\t0\tkeep\t\t\t\t", "17 event fields, expected 18", NULL,
+	  NULL, NULL, 0, false },
+	{ "19 fields", FIELDS_RETRIEVED "\tx", "19 event fields, expected 18",
+	  NULL, NULL, NULL,
+	  0, false },
+	{ "empty line", "", "0 event fields, expected 18", NULL, NULL, NULL,
+	  0, false },
+	{ "unknown type", "message.read\t1795821228\tu\tINBOX\t\t1\t1\t\t0"
+	  "\t\t\t0\tkeep\t\t\t\t\t0", "unknown event type", NULL, NULL,
+	  NULL, 0, false },
+	{ "no timestamp", "message.retrieved\t\tu\tINBOX\t\t1\t1\t\t0\t\t\t0"
+	  "\tkeep\t\t\t\t\t0", "timestamp", NULL, NULL, NULL, 0, false },
+	{ "timestamp 0", "message.retrieved\t0\tu\tINBOX\t\t1\t1\t\t0\t\t\t0"
+	  "\tkeep\t\t\t\t\t0", "timestamp", NULL, NULL, NULL, 0, false },
+	{ "negative timestamp", "message.retrieved\t-5\tu\tINBOX\t\t1\t1\t\t0"
+	  "\t\t\t0\tkeep\t\t\t\t\t0", "timestamp", NULL, NULL, NULL, 0,
+	  false },
+	{ "no user", "message.retrieved\t1795821228\t\tINBOX\t\t1\t1\t\t0\t\t"
+	  "\t0\tkeep\t\t\t\t\t0", "user", NULL, NULL, NULL, 0, false },
+	{ "uid above 32 bits", "message.retrieved\t1795821228\tu\tINBOX\t\t"
+	  "4294967296\t1\t\t0\t\t\t0\tkeep\t\t\t\t\t0", "uid", NULL, NULL,
+	  NULL, 0, false },
+	{ "uid with a sign", "message.retrieved\t1795821228\tu\tINBOX\t\t+1\t"
+	  "1\t\t0\t\t\t0\tkeep\t\t\t\t\t0", "uid", NULL, NULL, NULL, 0,
+	  false },
+	{ "size above 64 bits", "message.retrieved\t1795821228\tu\tINBOX\t\t"
+	  "1\t1\t\t18446744073709551616\t\t\t0\tkeep\t\t\t\t\t0", "size",
+	  NULL, NULL, NULL, 0, false },
+	{ "empty size", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1\t\t"
+	  "\t\t\t0\tkeep\t\t\t\t\t0", "size", NULL, NULL, NULL, 0, false },
+	{ "flag 2", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1\t\t0\t"
+	  "\t\t2\tkeep\t\t\t\t\t0", "flag", NULL, NULL, NULL, 0, false },
+	{ "unknown policy", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1"
+	  "\t\t0\t\t\t0\tforever\t\t\t\t\t0", "policy", NULL, NULL, NULL, 0,
+	  false },
+	{ "bad retain_until", "message.retained\t1795821228\tu\tINBOX\t\t1\t"
+	  "1\t\t0\t\t\t0\tkeep\t\tsoon\t\t\t0", "retain_until", NULL, NULL,
+	  NULL, 0, false },
+	{ "empty dry_run", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1"
+	  "\t\t0\t\t\t0\tkeep\t\t\t\t\t", "dry_run", NULL, NULL, NULL, 0,
+	  false },
+};
+
+static void check_str_field(size_t idx, const char *name, const char *key,
+			    const char *got, const char *expected)
+{
+	if (expected == NULL)
+		return;
+	if (got == NULL || strcmp(got, expected) != 0)
+		case_fail(idx, name, "%s \"%s\", expected \"%s\"", key,
+			  got == NULL ? "(null)" : got, expected);
+}
+
+static void test_decode(void **state)
+{
+	const struct decode_case *c = *state;
+	size_t idx = (size_t)(c - decode_cases);
+	struct retention_event event;
+	const char *error = NULL;
+	char *fields = strdup(c->fields), *json;
+	char id[RETENTION_EVENT_ID_SIZE];
+	int ret;
+
+	assert_non_null(fields);
+	ret = retention_event_decode(fields, &event, &error);
+	if (c->error != NULL) {
+		if (ret != -1)
+			case_fail(idx, c->name, "decoded, expected \"%s\"",
+				  c->error);
+		if (error == NULL || strstr(error, c->error) == NULL)
+			case_fail(idx, c->name, "error \"%s\", expected "
+				  "\"%s\"", error == NULL ? "(null)" : error,
+				  c->error);
+		free(fields);
+		return;
+	}
+	if (ret != 0)
+		case_fail(idx, c->name, "refused: %s", error);
+	check_str_field(idx, c->name, "user", event.user, c->user);
+	check_str_field(idx, c->name, "mailbox", event.mailbox, c->mailbox);
+	check_str_field(idx, c->name, "message_id", event.message_id,
+			c->message_id);
+	if (event.uid != c->uid)
+		case_fail(idx, c->name, "uid %u, expected %u", event.uid,
+			  c->uid);
+	if (c->check_json) {
+		json = retention_event_to_json(&event);
+		if (json == NULL || strcmp(json, event_cases[0].json) != 0)
+			case_fail(idx, c->name, "JSON %s, expected %s",
+				  json == NULL ? "(null)" : json,
+				  event_cases[0].json);
+		free(json);
+		retention_event_id(&event, id);
+		if (strcmp(id, event_cases[0].id) != 0)
+			case_fail(idx, c->name, "id %s, expected %s", id,
+				  event_cases[0].id);
+	}
+	free(fields);
+}
+
+/* ---- compact spool records (retention_event_render) ---- */
+
+struct render_case {
+	const char *name;
+	const char *stored;
+	size_t stored_len;	/* 0: strlen(stored) */
+	int ret;
+	const char *body;	/* the expected body when ret is 1 */
+};
+
+#define RECORD_RETRIEVED RETENTION_EVENT_RECORD_PREFIX FIELDS_RETRIEVED
+
+static const struct render_case render_cases[] = {
+	{ "compact record", RECORD_RETRIEVED, 0, 1, NULL /* event_cases[0] */ },
+	{ "JSON body as stored", "{\"type\":\"message.retrieved\"}", 0, 0,
+	  NULL },
+	{ "empty body as stored", "", 0, 0, NULL },
+	{ "prefix without the TAB", "pop3-retention-event 1", 0, 0, NULL },
+	{ "newer record version as stored", "pop3-retention-event 2\t"
+	  FIELDS_RETRIEVED, 0, 0, NULL },
+	{ "prefix only", RETENTION_EVENT_RECORD_PREFIX, 0, -1, NULL },
+	{ "bad fields", RETENTION_EVENT_RECORD_PREFIX "message.read\t1", 0,
+	  -1, NULL },
+	{ "NUL inside", RECORD_RETRIEVED "\0x", sizeof(RECORD_RETRIEVED) + 1,
+	  -1, NULL },
+};
+
+static void test_render(void **state)
+{
+	const struct render_case *c = *state;
+	size_t idx = (size_t)(c - render_cases);
+	size_t len = c->stored_len != 0 ? c->stored_len : strlen(c->stored);
+	const char *expected = c->body != NULL ? c->body : event_cases[0].json;
+	unsigned char *body = NULL;
+	size_t body_len = 0;
+	const char *error = NULL;
+	int ret;
+
+	ret = retention_event_render(NULL, (const unsigned char *)c->stored,
+				     len, &body, &body_len, &error);
+	if (ret != c->ret)
+		case_fail(idx, c->name, "returned %d, expected %d (%s)", ret,
+			  c->ret, error == NULL ? "no error" : error);
+	if (ret == 1) {
+		if (body == NULL || body_len != strlen(expected) ||
+		    memcmp(body, expected, body_len) != 0 ||
+		    body[body_len] != '\0')
+			case_fail(idx, c->name, "body %.*s, expected %s",
+				  (int)body_len, body == NULL ? "" :
+				  (const char *)body, expected);
+	} else if (body != NULL) {
+		case_fail(idx, c->name, "a body without rendering");
+	}
+	if (ret == -1 && (error == NULL || *error == '\0'))
+		case_fail(idx, c->name, "no error message");
+	free(body);
+}
+
 int main(void)
 {
 	int failed = 0;
@@ -733,5 +928,9 @@ int main(void)
 			    id_cases);
 	failed += RUN_TABLE("event strings", test_string, string_cases);
 	failed += RUN_TABLE("retention_time_format", test_time, time_cases);
+	failed += RUN_TABLE("retention_event_decode", test_decode,
+			    decode_cases);
+	failed += RUN_TABLE("retention_event_render", test_render,
+			    render_cases);
 	return failed == 0 ? 0 : 1;
 }

@@ -1544,10 +1544,171 @@ static void test_threads(void **state)
 	ctx_free(ctx);
 }
 
+/* ---- rendering at checkout (webhook_spool_set_render) ---- */
+
+static bool render_fails;
+
+/* "R:" bodies become "<rendered>" and the rest in upper case; "FAIL"
+   bodies fail while render_fails; anything else is sent as stored. */
+static int test_render_fn(void *context, const unsigned char *stored,
+			  size_t stored_len, unsigned char **body_r,
+			  size_t *body_len_r, const char **error_r)
+{
+	static const char tag[] = "<rendered>";
+	unsigned char *body;
+	size_t i;
+
+	if (context != &render_fails)
+		return -1;
+	if (stored_len >= 4 && memcmp(stored, "FAIL", 4) == 0 &&
+	    render_fails) {
+		*error_r = "test render failure";
+		return -1;
+	}
+	if (stored_len < 2 || memcmp(stored, "R:", 2) != 0)
+		return 0;
+	body = malloc(sizeof(tag) - 1 + stored_len - 2 + 1);
+	if (body == NULL)
+		return -1;
+	memcpy(body, tag, sizeof(tag) - 1);
+	for (i = 2; i < stored_len; i++) {
+		unsigned char c = stored[i];
+
+		body[sizeof(tag) - 1 + i - 2] =
+			c >= 'a' && c <= 'z' ? (unsigned char)(c - 32) : c;
+	}
+	*body_len_r = sizeof(tag) - 1 + stored_len - 2;
+	body[*body_len_r] = '\0';
+	*body_r = body;
+	return 1;
+}
+
+static void expect_body(const char *name, const struct webhook_spool_event *ev,
+			const char *id, const char *body)
+{
+	if (ev == NULL || strcmp(ev->id, id) != 0)
+		case_fail(0, name, "checked out %s, expected %s",
+			  ev == NULL ? "nothing" : ev->id, id);
+	if (ev->body_len != strlen(body) ||
+	    memcmp(ev->body, body, ev->body_len) != 0 ||
+	    ev->body[ev->body_len] != '\0')
+		case_fail(0, name, "%s: body \"%.*s\", expected \"%s\"", id,
+			  (int)ev->body_len, (const char *)ev->body, body);
+}
+
+static bool dead_file_contains(struct test_ctx *ctx, const char *needle)
+{
+	char path[PATH_SIZE * 2], buf[4096];
+	struct dirent *d;
+	bool found = false;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "%s/dead", ctx->spool_dir);
+	dir = opendir(path);
+	if (dir == NULL)
+		return false;
+	while (!found && (d = readdir(dir)) != NULL) {
+		FILE *f;
+		size_t n;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/dead/%s", ctx->spool_dir,
+			 d->d_name);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		(void)fclose(f);
+		found = strstr(buf, needle) != NULL;
+	}
+	(void)closedir(dir);
+	return found;
+}
+
+static void test_render(void **state)
+{
+	static const char *name = "stored bodies rendered at checkout";
+	static const char *const bodies[] = { "R:abc", "{\"json\":1}",
+					      "FAIL:x" };
+	struct webhook_spool_event *a = NULL, *b = NULL, *c = NULL;
+	struct webhook_spool_counts counts;
+	struct test_ctx *ctx;
+	char id[16];
+	unsigned int i;
+	int ret;
+
+	(void)state;
+	ctx = ctx_init(0, name);
+	ctx_open(0, name, ctx);
+	webhook_spool_set_render(ctx->spool, test_render_fn, &render_fails);
+	render_fails = true;
+	for (i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "evt_%u", i + 1);
+		if (webhook_spool_append(ctx->spool, id, bodies[i],
+					 strlen(bodies[i]), BASE_MS + i) < 0)
+			case_fail(0, name, "append: %s",
+				  webhook_spool_error(ctx->spool));
+	}
+	if (webhook_spool_commit(ctx->spool) < 0)
+		case_fail(0, name, "commit: %s",
+			  webhook_spool_error(ctx->spool));
+
+	if (webhook_spool_checkout(ctx->spool, FAR_MS, &a) != 1)
+		case_fail(0, name, "first checkout failed");
+	expect_body(name, a, "evt_1", "<rendered>ABC");
+	if (webhook_spool_checkout(ctx->spool, FAR_MS, &b) != 1)
+		case_fail(0, name, "second checkout failed");
+	expect_body(name, b, "evt_2", "{\"json\":1}");
+	/* a body that cannot be rendered stays, and is tried later */
+	ret = webhook_spool_checkout(ctx->spool, FAR_MS, &c);
+	if (ret != -1 || c != NULL)
+		case_fail(0, name, "unrenderable checkout returned %d", ret);
+	if (strstr(webhook_spool_error(ctx->spool), "evt_3") == NULL ||
+	    strstr(webhook_spool_error(ctx->spool),
+		   "test render failure") == NULL)
+		case_fail(0, name, "error \"%s\" names neither the event nor "
+			  "the reason", webhook_spool_error(ctx->spool));
+	webhook_spool_counts(ctx->spool, &counts);
+	if (counts.pending != 3 || counts.checked_out != 2)
+		case_fail(0, name, "%u pending, %u checked out after the "
+			  "failed render", counts.pending, counts.checked_out);
+	if (webhook_spool_checkout(ctx->spool, FAR_MS, &c) != 0)
+		case_fail(0, name, "the failed event is due at once again");
+
+	/* the dead letter holds the body that would have been sent */
+	if (webhook_spool_dead_letter(ctx->spool, &a) < 0)
+		case_fail(0, name, "dead letter: %s",
+			  webhook_spool_error(ctx->spool));
+	if (!dead_file_contains(ctx, "<rendered>ABC"))
+		case_fail(0, name, "no dead letter with the rendered body");
+	if (webhook_spool_delivered(ctx->spool, &b) < 0)
+		case_fail(0, name, "delivered: %s",
+			  webhook_spool_error(ctx->spool));
+
+	render_fails = false;
+	if (webhook_spool_checkout(ctx->spool, FAR_MS + 60000, &c) != 1)
+		case_fail(0, name, "the failed event did not come back: %s",
+			  webhook_spool_error(ctx->spool));
+	expect_body(name, c, "evt_3", "FAIL:x");
+	if (webhook_spool_delivered(ctx->spool, &c) < 0)
+		case_fail(0, name, "delivered: %s",
+			  webhook_spool_error(ctx->spool));
+	webhook_spool_counts(ctx->spool, &counts);
+	if (counts.pending != 0 || counts.dead != 1)
+		case_fail(0, name, "%u pending, %u dead at the end",
+			  counts.pending, counts.dead);
+	ctx_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest threads[] = {
 		cmocka_unit_test_teardown(test_threads, teardown),
+	};
+	const struct CMUnitTest render[] = {
+		cmocka_unit_test_teardown(test_render, teardown),
 	};
 	int failed = 0;
 
@@ -1559,5 +1720,7 @@ int main(void)
 				     test_old_format, teardown, old_cases);
 	failed += cmocka_run_group_tests_name("webhook_spool threads",
 					      threads, NULL, NULL);
+	failed += cmocka_run_group_tests_name("webhook_spool render",
+					      render, NULL, NULL);
 	return failed == 0 ? 0 : 1;
 }
