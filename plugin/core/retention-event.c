@@ -90,6 +90,17 @@ static json_t *string_json(const char *str)
 
 	if (str == NULL)
 		return json_null();
+	/* the common case: valid and short, used as it is */
+	for (p = (const unsigned char *)str; *p != '\0'; p += len) {
+		len = utf8_sequence_len(p);
+		if (len == 0)
+			break;
+	}
+	if (*p == '\0' && (size_t)(p - (const unsigned char *)str) <=
+	    sizeof(out)) {
+		return json_stringn_nocheck(str,
+			(size_t)(p - (const unsigned char *)str));
+	}
 	for (p = (const unsigned char *)str; *p != '\0'; p += len) {
 		len = utf8_sequence_len(p);
 		if (len > 0) {
@@ -105,7 +116,8 @@ static json_t *string_json(const char *str)
 		memcpy(out + out_len, unit, unit_len);
 		out_len += unit_len;
 	}
-	return json_stringn(out, out_len);
+	/* valid by construction */
+	return json_stringn_nocheck(out, out_len);
 }
 
 static json_t *time_json(time_t t)
@@ -117,7 +129,7 @@ static json_t *time_json(time_t t)
 	retention_time_format(t, buf, sizeof(buf));
 	if (buf[0] == '\0')
 		return json_null();
-	return json_string(buf);
+	return json_string_nocheck(buf);
 }
 
 static json_t *uint64_json(uint64_t value)
@@ -128,38 +140,44 @@ static json_t *uint64_json(uint64_t value)
 	return json_integer((json_int_t)value);
 }
 
+/* Keys are ASCII literals: jansson need not check them. */
+static int obj_set(json_t *object, const char *key, json_t *value)
+{
+	return json_object_set_new_nocheck(object, key, value);
+}
+
 static int event_data_fill(json_t *data, const struct retention_event *event)
 {
 	int err = 0;
 
-	err |= json_object_set_new(data, "user", string_json(event->user));
-	err |= json_object_set_new(data, "mailbox",
-				   string_json(event->mailbox));
-	err |= json_object_set_new(data, "uidl", string_json(event->uidl));
-	err |= json_object_set_new(data, "uid", json_integer(event->uid));
-	err |= json_object_set_new(data, "uidvalidity",
-				   json_integer(event->uidvalidity));
-	err |= json_object_set_new(data, "message_id",
-				   string_json(event->message_id));
-	err |= json_object_set_new(data, "size", uint64_json(event->size));
-	err |= json_object_set_new(data, "arrived_at",
-				   time_json(event->arrived_at));
-	err |= json_object_set_new(data, "retrieved_at",
-				   time_json(event->retrieved_at));
-	err |= json_object_set_new(data, "first_retrieval",
-				   json_boolean(event->first_retrieval));
-	err |= json_object_set_new(
+	err |= obj_set(data, "user", string_json(event->user));
+	err |= obj_set(data, "mailbox",
+		       string_json(event->mailbox));
+	err |= obj_set(data, "uidl", string_json(event->uidl));
+	err |= obj_set(data, "uid", json_integer(event->uid));
+	err |= obj_set(data, "uidvalidity",
+		       json_integer(event->uidvalidity));
+	err |= obj_set(data, "message_id",
+		       string_json(event->message_id));
+	err |= obj_set(data, "size", uint64_json(event->size));
+	err |= obj_set(data, "arrived_at",
+		       time_json(event->arrived_at));
+	err |= obj_set(data, "retrieved_at",
+		       time_json(event->retrieved_at));
+	err |= obj_set(data, "first_retrieval",
+		       json_boolean(event->first_retrieval));
+	err |= obj_set(
 		data, "policy",
-		json_string(retention_policy_kind_name(event->policy)));
-	err |= json_object_set_new(data, "reason", string_json(event->reason));
-	err |= json_object_set_new(data, "retain_until",
-				   time_json(event->retain_until));
-	err |= json_object_set_new(data, "session",
-				   string_json(event->session));
-	err |= json_object_set_new(data, "remote_ip",
-				   string_json(event->remote_ip));
-	err |= json_object_set_new(data, "dry_run",
-				   json_boolean(event->dry_run));
+		json_string_nocheck(retention_policy_kind_name(event->policy)));
+	err |= obj_set(data, "reason", string_json(event->reason));
+	err |= obj_set(data, "retain_until",
+		       time_json(event->retain_until));
+	err |= obj_set(data, "session",
+		       string_json(event->session));
+	err |= obj_set(data, "remote_ip",
+		       string_json(event->remote_ip));
+	err |= obj_set(data, "dry_run",
+		       json_boolean(event->dry_run));
 	return err != 0 ? -1 : 0;
 }
 
@@ -176,13 +194,13 @@ char *retention_event_to_json(const struct retention_event *event)
 		json_decref(data);
 		return NULL;
 	}
-	err |= json_object_set_new(
+	err |= obj_set(
 		root, "type",
-		json_string(retention_event_type_name(event->type)));
-	err |= json_object_set_new(root, "timestamp",
-				   time_json(event->timestamp));
+		json_string_nocheck(retention_event_type_name(event->type)));
+	err |= obj_set(root, "timestamp",
+		       time_json(event->timestamp));
 	/* root owns data from here on, even if this fails */
-	err |= json_object_set_new(root, "data", data);
+	err |= obj_set(root, "data", data);
 	if (err == 0)
 		body = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(root);
