@@ -181,6 +181,27 @@ static int event_data_fill(json_t *data, const struct retention_event *event)
 	return err != 0 ? -1 : 0;
 }
 
+/* Typical bodies are about 500 bytes: dumped into a stack buffer and
+   copied once (json_dumps() grows a buffer from 16 bytes, then copies). */
+#define DUMP_BUF_SIZE 2048
+
+static char *dump_json(const json_t *root)
+{
+	const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+	char buf[DUMP_BUF_SIZE], *body;
+	size_t len;
+
+	len = json_dumpb(root, buf, sizeof(buf), flags);
+	if (len == 0 || len > sizeof(buf))
+		return json_dumps(root, flags);
+	body = malloc(len + 1);
+	if (body == NULL)
+		return NULL;
+	memcpy(body, buf, len);
+	body[len] = '\0';
+	return body;
+}
+
 char *retention_event_to_json(const struct retention_event *event)
 {
 	json_t *root, *data;
@@ -202,7 +223,7 @@ char *retention_event_to_json(const struct retention_event *event)
 	/* root owns data from here on, even if this fails */
 	err |= obj_set(root, "data", data);
 	if (err == 0)
-		body = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		body = dump_json(root);
 	json_decref(root);
 	return body;
 }
