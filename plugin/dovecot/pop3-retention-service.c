@@ -738,9 +738,13 @@ static void client_batch_wait(struct service_client *client)
    body limit, a record with such strings might not. */
 #define COMPACT_RECORD_MAX (16 * 1024)
 
-/* The body to store: the compact record (rendered into JSON by the
-   delivery thread that checks it out), or the JSON for oversized ones.
-   Returns NULL with *refused_r. */
+/* The body to store. While delivery is deferred (other work saturates
+   the CPUs), the compact record: this thread then competes with that
+   work for every microsecond, and the JSON is built by the delivery
+   thread that checks the event out, after the load. Otherwise, and for
+   oversized records, the JSON: built here while there is CPU to spare,
+   it makes the delivery cheaper (about 6 µs per event on the benchmark
+   VM, docs/benchmarks.md). Returns NULL with *refused_r. */
 static const void *event_stored_body(const char *raw_fields,
 				     const struct retention_event *event,
 				     size_t *len_r, char **json_r,
@@ -750,7 +754,8 @@ static const void *event_stored_body(const char *raw_fields,
 	const char *record;
 
 	*json_r = NULL;
-	if (sizeof(RETENTION_EVENT_RECORD_PREFIX) - 1 + len <=
+	if (runner != NULL && webhook_runner_deferring(runner) &&
+	    sizeof(RETENTION_EVENT_RECORD_PREFIX) - 1 + len <=
 	    COMPACT_RECORD_MAX) {
 		record = t_strconcat(RETENTION_EVENT_RECORD_PREFIX, raw_fields,
 				     NULL);
@@ -774,10 +779,10 @@ static const void *event_stored_body(const char *raw_fields,
 	return *json_r;
 }
 
-/* "E <seq> <created_ms> <event fields>": the webhook-id is built here,
-   so that producers need no crypto library; the JSON body is built by
-   the delivery threads (retention_event_render()). Returns -1 for
-   garbage (the client is disconnected). */
+/* "E <seq> <created_ms> <event fields>": the webhook-id and (unless
+   delivery is deferred) the JSON body are built here, so that producers
+   need no JSON or crypto library. Returns -1 for garbage (the client is
+   disconnected). */
 static int client_cmd_event(struct service_client *client, const char *args)
 {
 	const char *p, *seq, *created_str, *raw_fields, *error;

@@ -858,46 +858,67 @@ def test_protocol_batch_acks_and_refusals(webhooks):
     s.check()
 
 
-def test_protocol_compact_records_rendered_at_delivery(webhooks):
-    """The service stores an event as its wire fields (a compact record)
-    and the delivery thread renders the JSON; an event with fields too
-    long for a compact record is stored as JSON (long strings cut).
-    Either way the receiver gets the same kind of body, signed."""
-    s = webhooks()
+def test_protocol_stored_form_follows_the_load(webhooks):
+    """With CPU to spare the service stores an event's JSON body; while
+    delivery is deferred (other work saturates the CPUs) it stores the
+    event's wire fields (a compact record) and the delivery thread
+    renders the JSON later; fields too long for a compact record are
+    stored as JSON (long strings cut). The receiver gets the same kind
+    of body, signed, either way."""
+    s = webhooks(webhook_defer_when_busy="60s")
     s.rx.stop()
+    now = int(time.time())
+
+    def fields(user, uid, message_id):
+        return "\t".join([
+            "message.retrieved", str(now), user, "INBOX", f"uidl{uid}",
+            str(uid), "1700000000", message_id, "123", str(now - 60),
+            str(now), "1", "keep", "", "", "sess", "127.0.0.1", "0"])
+
+    def stored():
+        return b"".join(data for path, data in s.spool_all_files()
+                        if path.endswith(".seg"))
+
     c = Client(s)
     assert c.line() == V2
-    tab_user = "tab\x01tuser"          # "tab<TAB>user" escaped
-    now = int(time.time())
-    small = "\t".join([
-        "message.retrieved", str(now), tab_user, "INBOX", "uidl1", "1",
-        "1700000000", "<1@x>", "123", str(now - 60), str(now), "1", "keep",
-        "", "", "sess", "127.0.0.1", "0"])
-    long_id = "<" + "m" * 30000 + "@x>"
-    big = "\t".join([
-        "message.retrieved", str(now), "big", "INBOX", "uidl2", "2",
-        "1700000000", long_id, "123", str(now - 60), str(now), "0", "keep",
-        "", "", "sess", "127.0.0.1", "0"])
-    c.send(V2 + "\n" + event_line("small", fields=small)
-           + event_line("big", fields=big))
-    assert c.line() == "A\tsmall"
-    assert c.line() == "A\tbig"
-    segments = [data for path, data in s.spool_all_files()
-                if path.endswith(".seg")]
-    stored = b"".join(segments)
-    assert b"pop3-retention-event 1\tmessage.retrieved\t" in stored
-    assert b"tab\x01tuser" in stored        # kept as it came
-    assert b'"user":"big"' in stored        # the JSON fallback
-    assert b'"user":"tab' not in stored
+    # a calm machine (the state is sampled every 100 ms)
+    wait_until(lambda: s.queue()[0].get("state") == "delivering",
+               timeout=20, message="deferring on a calm machine")
+    c.send(V2 + "\n" + event_line("idle", fields=fields("idle", 1, "<1@x>")))
+    assert c.line() == "A\tidle"
+    assert b'{"type":"message.retrieved","timestamp":' in stored()
+    assert b"pop3-retention-event 1\t" not in stored()
+
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(os.cpu_count() or 1)]
+    try:
+        wait_until(lambda: s.queue()[0].get("state") == "deferring",
+                   timeout=20, message="never deferred under full load")
+        long_id = "<" + "m" * 30000 + "@x>"
+        c.send(event_line("busy", fields=fields("tab\x01tuser", 2, "<2@x>"))
+               + event_line("big", fields=fields("big", 3, long_id)))
+        assert c.line() == "A\tbusy"
+        assert c.line() == "A\tbig"
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    data = stored()
+    # the compact record keeps the fields as they came (escapes too)
+    assert b"pop3-retention-event 1\tmessage.retrieved\t" in data
+    assert b"\ttab\x01tuser\tINBOX\t" in data
+    assert b'"user":"tab' not in data
+    assert b'"user":"big"' in data           # too long: stored as JSON
     s.rx.start()
-    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2, timeout=30)
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3, timeout=60)
     by_user = {r.data["user"]: r for r in s.rx.delivered()}
-    assert set(by_user) == {"tab\tuser", "big"}
+    assert set(by_user) == {"idle", "tab\tuser", "big"}
     for r in by_user.values():
         assert r.verified and r.type == "message.retrieved"
         assert r.body.startswith(b'{"type":"message.retrieved",')
-    assert by_user["tab\tuser"].data["message_id"] == "<1@x>"
+    assert by_user["tab\tuser"].data["message_id"] == "<2@x>"
     assert by_user["tab\tuser"].data["first_retrieval"] is True
+    assert by_user["tab\tuser"].data["uid"] == 2
     assert len(by_user["big"].data["message_id"]) == 998
     s.check()
 
