@@ -666,6 +666,13 @@ static void batch_commit_all(void)
 	batch_appended_total = 0;
 }
 
+/* The commit interval now (see the two constants). */
+static unsigned int group_commit_interval_msecs(void)
+{
+	return runner != NULL && webhook_runner_deferring(runner) ?
+		GROUP_COMMIT_BUSY_INTERVAL_MSECS : GROUP_COMMIT_INTERVAL_MSECS;
+}
+
 /* Wake-up coalescing. Under POP3 load events arrive one at a time, a
    few hundred microseconds apart, and each one would wake this thread
    (on a VM a context switch costs more than handling the event): after
@@ -674,12 +681,6 @@ static void batch_commit_all(void)
    together from the ready sockets and share one wake-up as they share
    one sync. Nothing waits longer than before: they would have waited
    for the next commit anyway. Signals interrupt the sleep. */
-static unsigned int group_commit_interval_msecs(void)
-{
-	return runner != NULL && webhook_runner_deferring(runner) ?
-		GROUP_COMMIT_BUSY_INTERVAL_MSECS : GROUP_COMMIT_INTERVAL_MSECS;
-}
-
 static void commit_pause(void)
 {
 	struct timeval now;
