@@ -1,9 +1,10 @@
 #ifndef POP3_RETENTION_PROTOCOL_H
 #define POP3_RETENTION_PROTOCOL_H
 
-/* The line protocol between event producers (pop3 processes, doveadm
-   pop3-retention flush/queue) and the pop3-retention delivery service,
-   over the unix socket <base_dir>/pop3-retention. Lines end in LF;
+/* The line protocol between doveadm pop3-retention flush/queue (and any
+   other producer that wants an acknowledgement) and the pop3-retention
+   delivery service, over the unix socket <base_dir>/pop3-retention.
+   pop3 processes use drop files instead (below). Lines end in LF;
    fields are separated by TAB and tab-escaped (Dovecot's str_tabescape),
    so they contain neither.
 
@@ -68,6 +69,26 @@
    Sent to the service by doveadm pop3-retention flush. */
 #define POP3_RETENTION_OUTBOX_DIR "pop3-retention-outbox"
 #define POP3_RETENTION_OUTBOX_MAGIC "pop3-retention-outbox 1\n"
+
+/* Drop files: how pop3 (and doveadm) processes hand events over. The
+   service creates the drop directory, relative to Dovecot's state_dir,
+   owned by its user, with the group of its unix socket and the sticky
+   bit: whoever may connect to the socket may create files in it (mode
+   1730, or 1733 for a socket that everybody may use), nobody else may
+   list it, and only the service may remove others' files.
+
+   A producer creates one drop file per session, named
+   "<unix time>.<pid>.<16 hex digits>": first as "."<name>, then, once
+   it holds an exclusive flock() on it, renamed to <name>. It writes
+   POP3_RETENTION_DROP_MAGIC and then one "<created_ms> TAB <event
+   fields> LF" line per event, each with a single write(), and keeps the
+   lock until it closes the file. The service reads complete lines as
+   they come; an unlocked file is complete, and is removed once its
+   events are in the spool. Files are POP3_RETENTION_DROP_FILE_MODE:
+   the service, not their owner, reads them. */
+#define POP3_RETENTION_DROP_DIR "pop3-retention-drop"
+#define POP3_RETENTION_DROP_MAGIC "pop3-retention-drop 1\n"
+#define POP3_RETENTION_DROP_FILE_MODE 0644
 
 /* The service's spool, relative to Dovecot's state_dir. */
 #define POP3_RETENTION_SPOOL_DIR "pop3-retention"

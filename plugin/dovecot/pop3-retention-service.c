@@ -60,6 +60,7 @@
 #include "master-service.h"
 #include "master-service-settings.h"
 #include "pop3-retention-protocol.h"
+#include "pop3-retention-drop.h"
 
 #include "retention-event.h"
 #include "retention-settings.h"
@@ -177,6 +178,11 @@ static char *spool_dir;
 static uid_t service_uid;
 static gid_t service_gid;
 
+static char *drop_dir;
+static struct drop_reader *drop;
+/* events from drop files since the last commit */
+static bool drop_appended;
+
 static struct webhook_spool *spool;
 static bool spool_owned;
 static struct webhook_runner *runner;
@@ -271,6 +277,12 @@ static void service_spool_dir_prepare(void)
 			"runs as uid %s: chown -R it to the service's user",
 			spool_dir, dec2str(st.st_uid), dec2str(service_uid));
 	}
+	drop_dir = i_strconcat(mset->state_dir, "/", POP3_RETENTION_DROP_DIR,
+			       NULL);
+	drop_dir_prepare(drop_dir, t_strconcat(mset->base_dir, "/",
+					       POP3_RETENTION_SOCKET_NAME,
+					       NULL),
+			 service_uid, service_gid);
 }
 
 /* ---- the secret ---- */
@@ -528,6 +540,7 @@ static int spool_open_owner(struct webhook_spool **spool_r)
 }
 
 static void batch_commit_all(void);
+static void service_drop_start(void);
 
 static void standby_retry(void *context ATTR_UNUSED)
 {
@@ -554,6 +567,7 @@ static void standby_retry(void *context ATTR_UNUSED)
 	e_info(service_event, "Took over the spool %s", spool_dir);
 	spool_log_counts();
 	service_delivery_start();
+	service_drop_start();
 }
 
 static void service_spool_open(void)
@@ -664,6 +678,11 @@ static void batch_commit_all(void)
 	    runner != NULL)
 		webhook_runner_kick(runner);
 	batch_appended_total = 0;
+	if (drop_appended) {
+		drop_appended = FALSE;
+		/* failed: the drop files still have them */
+		drop_reader_committed(drop, commit_error == NULL);
+	}
 }
 
 /* The commit interval now (see the two constants). */
@@ -710,18 +729,13 @@ static void batch_commit_timeout(void *context ATTR_UNUSED)
 		commit_pause();
 }
 
-/* The client has answers to give: they go out with the next group
-   commit, at the end of this ioloop iteration, or once
-   GROUP_COMMIT_INTERVAL_MSECS have passed since the last one. */
-static void client_batch_wait(struct service_client *client)
+/* The next group commit: at the end of this ioloop iteration, or once
+   the commit interval has passed since the last one. */
+static void commit_schedule(void)
 {
 	long long since;
 	unsigned int delay = 0, interval;
 
-	if (array_count(&client->batch) == 0 || client->waiting)
-		return;
-	client->waiting = TRUE;
-	array_push_back(&waiting_clients, &client);
 	if (to_commit != NULL)
 		return;
 	/* negative: a commit ran after this iteration's time was taken */
@@ -732,6 +746,17 @@ static void client_batch_wait(struct service_client *client)
 	if (since < interval)
 		delay = interval - (unsigned int)since;
 	to_commit = timeout_add_short(delay, batch_commit_timeout, NULL);
+}
+
+/* The client has answers to give: they go out with the next group
+   commit. */
+static void client_batch_wait(struct service_client *client)
+{
+	if (array_count(&client->batch) == 0 || client->waiting)
+		return;
+	client->waiting = TRUE;
+	array_push_back(&waiting_clients, &client);
+	commit_schedule();
 }
 
 /* Compact records above this size are stored as JSON instead: the JSON
@@ -780,6 +805,45 @@ static const void *event_stored_body(const char *raw_fields,
 	return *json_r;
 }
 
+/* Append one event to the spool's batch: 1, or 0 if it is refused for
+   good (*error_r), or -1 if the spool failed (*error_r, logged). The
+   caller commits before WEBHOOK_SPOOL_BATCH_MAX. */
+static int service_event_append(const char *created_str,
+				const char *raw_fields, const char **error_r)
+{
+	char id[RETENTION_EVENT_ID_SIZE];
+	struct retention_event event;
+	int64_t created_ms;
+	const void *body;
+	size_t body_len;
+	char *json;
+
+	if (str_to_int64(created_str, &created_ms) < 0 || created_ms < 0) {
+		*error_r = "invalid creation time";
+		return 0;
+	}
+	/* decoded in a copy: the record keeps the fields as they came */
+	if (retention_event_decode(t_strdup_noconst(raw_fields), &event,
+				   error_r) < 0) {
+		*error_r = t_strdup_printf("invalid event: %s", *error_r);
+		return 0;
+	}
+	retention_event_id(&event, id);
+	body = event_stored_body(raw_fields, &event, &body_len, &json,
+				 error_r);
+	if (body == NULL)
+		return 0;
+	if (webhook_spool_append(spool, id, body, body_len, created_ms) < 0) {
+		*error_r = t_strdup(webhook_spool_error(spool));
+		e_error(service_event, "Event %s refused: %s", id, *error_r);
+		free(json);
+		return -1;
+	}
+	free(json);
+	batch_appended_total++;
+	return 1;
+}
+
 /* "E <seq> <created_ms> <event fields>": the webhook-id and (unless
    delivery is deferred) the JSON body are built here, so that producers
    need no JSON or crypto library. Returns -1 for garbage (the client is
@@ -787,12 +851,6 @@ static const void *event_stored_body(const char *raw_fields,
 static int client_cmd_event(struct service_client *client, const char *args)
 {
 	const char *p, *seq, *created_str, *raw_fields, *error;
-	char id[RETENTION_EVENT_ID_SIZE];
-	struct retention_event event;
-	int64_t created_ms;
-	const void *body;
-	size_t body_len;
-	char *json;
 
 	p = strchr(args, '\t');
 	if (p == NULL) {
@@ -810,44 +868,64 @@ static int client_cmd_event(struct service_client *client, const char *args)
 	created_str = t_strdup_until(created_str, p);
 	raw_fields = p + 1;
 
-	if (str_to_int64(created_str, &created_ms) < 0 || created_ms < 0) {
-		client_batch_add(client, seq, "invalid creation time");
-		return 0;
-	}
-	/* decoded in a copy: the record keeps the fields as they came */
-	if (retention_event_decode(t_strdup_noconst(raw_fields), &event,
-				   &error) < 0) {
-		client_batch_add(client, seq, t_strdup_printf(
-			"invalid event: %s", error));
-		return 0;
-	}
-	retention_event_id(&event, id);
-	body = event_stored_body(raw_fields, &event, &body_len, &json,
-				 &error);
-	if (body == NULL) {
-		client_batch_add(client, seq, error);
-		return 0;
-	}
-
 	/* commit before the spool's own batch limit, so that an
 	   automatic commit can never take events we have not answered */
 	if (batch_appended_total >= WEBHOOK_SPOOL_BATCH_MAX) {
 		client_batch_wait(client);
 		batch_commit_all();
 	}
-	if (webhook_spool_append(spool, id, body, body_len, created_ms) < 0) {
-		const char *spool_error = webhook_spool_error(spool);
-
-		e_error(service_event, "Event %s refused: %s", id,
-			spool_error);
-		client_batch_add(client, seq, spool_error);
-	} else {
+	if (service_event_append(created_str, raw_fields, &error) > 0) {
 		client->batch_appended++;
-		batch_appended_total++;
 		client_batch_add(client, seq, NULL);
-	}
-	free(json);
+	} else
+		client_batch_add(client, seq, error);
 	return 0;
+}
+
+/* ---- drop files ---- */
+
+static int drop_event(const char *line, const char **reason_r,
+		      void *context ATTR_UNUSED)
+{
+	const char *p = strchr(line, '\t');
+	int ret;
+
+	if (p == NULL) {
+		*reason_r = "no event fields";
+		return 0;
+	}
+	if (batch_appended_total >= WEBHOOK_SPOOL_BATCH_MAX)
+		batch_commit_all();
+	ret = service_event_append(t_strdup_until(line, p), p + 1, reason_r);
+	if (ret > 0)
+		drop_appended = TRUE;
+	return ret;
+}
+
+static void drop_appended_cb(void *context ATTR_UNUSED)
+{
+	if (drop_appended)
+		commit_schedule();
+}
+
+static bool drop_busy(void *context ATTR_UNUSED)
+{
+	return runner != NULL && webhook_runner_deferring(runner);
+}
+
+static const struct drop_reader_callbacks drop_callbacks = {
+	.event = drop_event,
+	.appended = drop_appended_cb,
+	.busy = drop_busy,
+};
+
+/* Only the spool's owner reads the drop files. */
+static void service_drop_start(void)
+{
+	drop = drop_reader_init(drop_dir,
+				t_strconcat(spool_dir, "/drop-offsets", NULL),
+				t_strconcat(spool_dir, "/drop-rejected", NULL),
+				service_event, &drop_callbacks, NULL);
 }
 
 static void client_cmd_queue(struct service_client *client)
@@ -1091,8 +1169,10 @@ static void main_init(void)
 	i_array_init(&waiting_clients, 64);
 	clients = connection_list_init(&client_set, &client_vfuncs);
 	service_spool_open();
-	if (spool_owned)
+	if (spool_owned) {
 		service_delivery_start();
+		service_drop_start();
+	}
 	to_log_nudge = timeout_add(LOG_NUDGE_MSECS, log_nudge, NULL);
 }
 
@@ -1100,6 +1180,9 @@ static void main_deinit(void)
 {
 	/* producers see EOF and keep what they did not get an A for */
 	connection_list_deinit(&clients);
+	/* what it read and did not commit is read again at the next start */
+	drop_reader_deinit(&drop);
+	drop_appended = FALSE;
 	timeout_remove(&to_standby);
 	timeout_remove(&to_log_nudge);
 	/* in-flight events go back to the spool unchanged */
@@ -1110,6 +1193,7 @@ static void main_deinit(void)
 	webhook_spool_destroy(&spool);
 	event_unref(&service_event);
 	i_free(spool_dir);
+	i_free(drop_dir);
 }
 
 int main(int argc, char *argv[])

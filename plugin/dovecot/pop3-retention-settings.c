@@ -5,6 +5,8 @@
 #include "mail-namespace.h"
 #include "mailbox-list.h"
 #include "mail-storage-settings.h"
+#include "master-service.h"
+#include "master-service-settings.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-events.h"
 #include "pop3-retention-protocol.h"
@@ -51,7 +53,7 @@ pop3_retention_user_events(struct mail_user *user,
 			   struct pop3_retention_user *puser)
 {
 	struct mail_namespace *ns;
-	const char *socket_path, *outbox_dir, *index_root;
+	const char *drop_dir, *outbox_dir, *index_root;
 
 	if (puser->events != NULL || puser->set.webhook_url[0] == '\0')
 		return puser->events;
@@ -62,9 +64,9 @@ pop3_retention_user_events(struct mail_user *user,
 						  MAILBOX_LIST_PATH_TYPE_INDEX);
 	outbox_dir = t_strconcat(index_root, "/", POP3_RETENTION_OUTBOX_DIR,
 				 NULL);
-	socket_path = t_strconcat(user->set->base_dir, "/",
-				  POP3_RETENTION_SOCKET_NAME, NULL);
-	puser->events = pop3_retention_events_init(puser->event, socket_path,
+	drop_dir = t_strconcat(master_service_settings_get(master_service)->
+			       state_dir, "/", POP3_RETENTION_DROP_DIR, NULL);
+	puser->events = pop3_retention_events_init(puser->event, drop_dir,
 						   outbox_dir);
 	return puser->events;
 }

@@ -1,0 +1,729 @@
+/* The service's reader of drop files (see the header and
+   pop3-retention-protocol.h, "Drop files"). */
+
+#include "lib.h"
+#include "array.h"
+#include "hash.h"
+#include "str.h"
+#include "strnum.h"
+#include "ioloop.h"
+#include "pop3-retention-protocol.h"
+#include "pop3-retention-drop.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* While the CPUs are busy: how often the files are read. Producers wait
+   for nothing, and nothing is delivered before the load ends anyway. */
+#define DROP_BUSY_TICK_MSECS 50
+/* inotify may report a producer's close before its lock is released:
+   such a file is looked at again after this long. */
+#define DROP_CLOSE_RECHECK_MSECS 10
+/* After the spool could not take an event: the next try. */
+#define DROP_RETRY_MSECS 1000
+/* A producer killed between creating its file and renaming it leaves a
+   dot file; an unlocked one this old is removed at start-up. */
+#define DROP_STALE_TMP_SECS 3600
+/* One read: at least a whole line of the longest kind. */
+#define DROP_READ_SIZE (POP3_RETENTION_PROTOCOL_LINE_MAX * 2)
+#define DROP_MAGIC_LEN (sizeof(POP3_RETENTION_DROP_MAGIC) - 1)
+
+struct drop_file {
+	char *name;
+	int fd;
+	/* the events before this offset are in a committed spool batch */
+	off_t committed;
+	/* the events before this offset were handed to the service */
+	off_t read;
+	/* the offset in the state file */
+	off_t saved;
+	/* inotify reported a close: look for the lock's release */
+	bool close_seen;
+	/* the producer let go of it: nothing more will come */
+	bool complete;
+	/* complete and read to its end */
+	bool done;
+	/* named by the inotify events being handled */
+	bool touched;
+};
+
+struct saved_offset {
+	char *name;
+	off_t offset;
+};
+
+struct drop_reader {
+	struct event *event;
+	char *dir, *state_path, *rejected_dir;
+	struct drop_reader_callbacks cb;
+	void *context;
+
+	int dir_fd;
+	int inotify_fd;
+	bool busy_mode;
+	struct io *io;
+	struct timeout *to_tick;
+	unsigned int tick_msecs;
+	struct timeout *to_retry;
+
+	HASH_TABLE(char *, struct drop_file *) files;
+	/* the state file's offsets, until the files are found */
+	ARRAY(struct saved_offset) saved;
+
+	unsigned char *buf;
+	/* the spool refused an append: wait for to_retry */
+	bool blocked;
+	/* inside a read of the files: committed() must not remove them */
+	bool reading;
+	bool state_dirty;
+	bool rejected_dir_made;
+};
+
+static void drop_reader_update_mode(struct drop_reader *r);
+
+/* ---- preparation (as root) ---- */
+
+void drop_dir_prepare(const char *dir, const char *socket_path, uid_t uid,
+		      gid_t fallback_gid)
+{
+	struct stat st;
+	mode_t mode = 01700;
+	gid_t gid = fallback_gid;
+
+	/* the same access as the socket: who may connect may drop */
+	if (stat(socket_path, &st) == 0) {
+		gid = st.st_gid;
+		if ((st.st_mode & 0020) != 0)
+			mode |= 0030;
+		if ((st.st_mode & 0002) != 0)
+			mode |= 0003;
+	} else {
+		i_warning("stat(%s) failed: %m: the drop directory %s is "
+			  "open to the service's own group only", socket_path,
+			  dir);
+		mode |= 0030;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		i_fatal("mkdir(%s) failed: %m (state_dir must exist)", dir);
+	if (lstat(dir, &st) < 0)
+		i_fatal("lstat(%s) failed: %m", dir);
+	if (!S_ISDIR(st.st_mode))
+		i_fatal("%s is not a directory", dir);
+	if ((st.st_uid != uid || st.st_gid != gid) &&
+	    chown(dir, uid, gid) < 0)
+		i_fatal("chown(%s) failed: %m", dir);
+	if ((st.st_mode & 07777) != mode && chmod(dir, mode) < 0)
+		i_fatal("chmod(%s) failed: %m", dir);
+}
+
+/* ---- the state file ---- */
+
+static void state_load(struct drop_reader *r)
+{
+	struct saved_offset *so;
+	const char *const *lines, *p;
+	string_t *str;
+	uoff_t offset;
+	char buf[4096];
+	ssize_t ret;
+	int fd;
+
+	fd = open(r->state_path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1) {
+		if (errno != ENOENT)
+			e_error(r->event, "open(%s) failed: %m", r->state_path);
+		return;
+	}
+	str = t_str_new(4096);
+	while ((ret = read(fd, buf, sizeof(buf))) > 0)
+		str_append_data(str, buf, (size_t)ret);
+	if (ret < 0)
+		e_error(r->event, "read(%s) failed: %m", r->state_path);
+	i_close_fd(&fd);
+	lines = t_strsplit(str_c(str), "\n");
+	for (; *lines != NULL; lines++) {
+		p = strchr(*lines, '\t');
+		if (p == NULL || str_to_uoff(p + 1, &offset) < 0)
+			continue;
+		so = array_append_space(&r->saved);
+		so->name = i_strdup_until(*lines, p);
+		so->offset = (off_t)offset;
+	}
+}
+
+static off_t state_take_offset(struct drop_reader *r, const char *name)
+{
+	struct saved_offset *so;
+	off_t offset;
+
+	array_foreach_modifiable(&r->saved, so) {
+		if (strcmp(so->name, name) == 0) {
+			offset = so->offset;
+			i_free(so->name);
+			array_delete(&r->saved,
+				     array_foreach_idx(&r->saved, so), 1);
+			return offset;
+		}
+	}
+	return 0;
+}
+
+/* Not synced (see the header): a kill of this process keeps it. */
+static void state_write(struct drop_reader *r)
+{
+	struct hash_iterate_context *iter;
+	struct drop_file *f;
+	const char *tmp_path;
+	string_t *str;
+	char *name;
+	int fd;
+
+	r->state_dirty = FALSE;
+	str = t_str_new(256);
+	iter = hash_table_iterate_init(r->files);
+	while (hash_table_iterate(iter, r->files, &name, &f)) {
+		f->saved = f->committed;
+		if (f->committed > 0)
+			str_printfa(str, "%s\t%lld\n", f->name,
+				    (long long)f->committed);
+	}
+	hash_table_iterate_deinit(&iter);
+	if (str_len(str) == 0) {
+		if (unlink(r->state_path) < 0 && errno != ENOENT)
+			e_error(r->event, "unlink(%s) failed: %m",
+				r->state_path);
+		return;
+	}
+	tmp_path = t_strconcat(r->state_path, ".tmp", NULL);
+	fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		e_error(r->event, "open(%s) failed: %m", tmp_path);
+		return;
+	}
+	if (write(fd, str_data(str), str_len(str)) != (ssize_t)str_len(str)) {
+		e_error(r->event, "write(%s) failed: %m", tmp_path);
+		i_close_fd(&fd);
+		return;
+	}
+	i_close_fd(&fd);
+	if (rename(tmp_path, r->state_path) < 0)
+		e_error(r->event, "rename(%s) failed: %m", tmp_path);
+}
+
+/* ---- lines that are not events ---- */
+
+static void reject(struct drop_reader *r, struct drop_file *f,
+		   const void *data, size_t size, const char *reason)
+{
+	const char *path;
+	int fd;
+
+	if (!r->rejected_dir_made) {
+		if (mkdir(r->rejected_dir, 0700) < 0 && errno != EEXIST) {
+			e_error(r->event, "mkdir(%s) failed: %m",
+				r->rejected_dir);
+		}
+		r->rejected_dir_made = TRUE;
+	}
+	path = t_strdup_printf("%s/%s", r->rejected_dir, f->name);
+	e_error(r->event, "Drop file %s/%s: not an event (%s): the line is "
+		"kept in %s", r->dir, f->name, reason, path);
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		e_error(r->event, "open(%s) failed: %m", path);
+		return;
+	}
+	if (write(fd, data, size) != (ssize_t)size || write(fd, "\n", 1) != 1)
+		e_error(r->event, "write(%s) failed: %m", path);
+	i_close_fd(&fd);
+}
+
+/* ---- the files ---- */
+
+static void drop_file_free(struct drop_file *f)
+{
+	i_close_fd(&f->fd);
+	i_free(f->name);
+	i_free(f);
+}
+
+static struct drop_file *drop_file_get(struct drop_reader *r,
+				       const char *name)
+{
+	struct drop_file *f;
+	struct stat st;
+	int fd;
+
+	f = hash_table_lookup(r->files, name);
+	if (f != NULL || name[0] == '.' || name[0] == '\0')
+		return f;
+	fd = openat(r->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		    O_CLOEXEC);
+	if (fd == -1) {
+		if (errno != ENOENT) {
+			e_error(r->event, "open(%s/%s) failed: %m", r->dir,
+				name);
+		}
+		return NULL;
+	}
+	/* nothing but a producer's own file: a hard link to another file
+	   is not read (nor removed) */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		e_error(r->event, "%s/%s is not a drop file (not a regular "
+			"file with one link): left alone", r->dir, name);
+		i_close_fd(&fd);
+		return NULL;
+	}
+	f = i_new(struct drop_file, 1);
+	f->name = i_strdup(name);
+	f->fd = fd;
+	f->committed = f->read = f->saved = state_take_offset(r, name);
+	hash_table_insert(r->files, f->name, f);
+	return f;
+}
+
+/* Hand the complete lines from f->read on to the service. Returns -1 if
+   the service could not take one (r->blocked), 0 otherwise. */
+static int drop_file_read_lines(struct drop_reader *r, struct drop_file *f)
+{
+	const unsigned char *data, *nl;
+	const char *reason;
+	size_t size, pos, len;
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		n = pread(f->fd, r->buf, DROP_READ_SIZE, f->read);
+		if (n < 0) {
+			e_error(r->event, "pread(%s/%s) failed: %m", r->dir,
+				f->name);
+			return 0;
+		}
+		if (n == 0)
+			return 0;
+		data = r->buf;
+		size = (size_t)n;
+		pos = 0;
+		if (f->read == 0) {
+			if (size < DROP_MAGIC_LEN && !f->complete &&
+			    memcmp(data, POP3_RETENTION_DROP_MAGIC, size) == 0)
+				return 0;
+			if (size >= DROP_MAGIC_LEN &&
+			    memcmp(data, POP3_RETENTION_DROP_MAGIC,
+				   DROP_MAGIC_LEN) == 0) {
+				pos = DROP_MAGIC_LEN;
+				f->read = (off_t)pos;
+			}
+		}
+		while ((nl = memchr(data + pos, '\n', size - pos)) != NULL) {
+			len = (size_t)(nl - (data + pos));
+			T_BEGIN {
+				if (memchr(data + pos, '\0', len) != NULL) {
+					reason = "a NUL byte";
+					ret = 0;
+				} else {
+					ret = r->cb.event(t_strndup(data + pos,
+								    len),
+							  &reason, r->context);
+				}
+				if (ret == 0) {
+					reject(r, f, data + pos, len, reason);
+				}
+			} T_END;
+			if (ret < 0) {
+				r->blocked = TRUE;
+				return -1;
+			}
+			pos += len + 1;
+			f->read += (off_t)(len + 1);
+		}
+		if (pos == 0 && size == DROP_READ_SIZE) {
+			/* no LF in a whole buffer */
+			reject(r, f, data, size, t_strdup_printf(
+				"a line longer than %u bytes",
+				POP3_RETENTION_PROTOCOL_LINE_MAX));
+			f->read += (off_t)size;
+			continue;
+		}
+		if (size < DROP_READ_SIZE)
+			return 0;
+	}
+}
+
+/* Read what f has now; notice when its producer is gone. */
+static void drop_file_read(struct drop_reader *r, struct drop_file *f)
+{
+	struct stat st;
+
+	if (f->done || r->blocked)
+		return;
+	for (;;) {
+		if (drop_file_read_lines(r, f) < 0)
+			return;
+		if (f->complete)
+			break;
+		if (flock(f->fd, LOCK_SH | LOCK_NB) < 0) {
+			if (errno != EWOULDBLOCK) {
+				e_error(r->event, "flock(%s/%s) failed: %m",
+					r->dir, f->name);
+			}
+			return;
+		}
+		/* unlocked: the producer is gone; read what it wrote
+		   before it let go */
+		f->complete = TRUE;
+	}
+	if (fstat(f->fd, &st) < 0) {
+		e_error(r->event, "fstat(%s/%s) failed: %m", r->dir, f->name);
+		return;
+	}
+	if (st.st_size > f->read) {
+		/* a producer killed in the middle of a write */
+		ssize_t n = pread(f->fd, r->buf, DROP_READ_SIZE, f->read);
+
+		if (n > 0) {
+			reject(r, f, r->buf, (size_t)n,
+			       "an unterminated last line");
+		}
+		f->read = st.st_size;
+	}
+	f->done = TRUE;
+}
+
+/* Remove the complete files whose events are all committed; keep the
+   state file up to date. */
+static void drop_reader_reap(struct drop_reader *r)
+{
+	struct hash_iterate_context *iter;
+	ARRAY(struct drop_file *) gone;
+	struct drop_file *f, *const *fp;
+	char *name;
+
+	t_array_init(&gone, 8);
+	iter = hash_table_iterate_init(r->files);
+	while (hash_table_iterate(iter, r->files, &name, &f)) {
+		if (f->done && f->committed == f->read)
+			array_push_back(&gone, &f);
+		else if (f->committed != f->saved)
+			r->state_dirty = TRUE;
+	}
+	hash_table_iterate_deinit(&iter);
+	array_foreach(&gone, fp) {
+		f = *fp;
+		if (unlinkat(r->dir_fd, f->name, 0) < 0 && errno != ENOENT) {
+			/* read again, and spooled again, at the next start:
+			   better than lost */
+			e_error(r->event, "unlink(%s/%s) failed: %m", r->dir,
+				f->name);
+		}
+		if (f->saved > 0)
+			r->state_dirty = TRUE;
+		hash_table_remove(r->files, f->name);
+		drop_file_free(f);
+	}
+	if (r->state_dirty)
+		state_write(r);
+}
+
+static void drop_reader_read_files(struct drop_reader *r, bool all)
+{
+	struct hash_iterate_context *iter;
+	ARRAY(struct drop_file *) files;
+	struct drop_file *f, *const *fp;
+	char *name;
+
+	t_array_init(&files, 32);
+	iter = hash_table_iterate_init(r->files);
+	while (hash_table_iterate(iter, r->files, &name, &f)) {
+		if (all || f->touched || (f->close_seen && !f->complete))
+			array_push_back(&files, &f);
+		f->touched = FALSE;
+	}
+	hash_table_iterate_deinit(&iter);
+
+	r->reading = TRUE;
+	array_foreach(&files, fp)
+		drop_file_read(r, *fp);
+	r->reading = FALSE;
+	/* the events go with the next commit; files that brought none
+	   may be finished now */
+	r->cb.appended(r->context);
+	drop_reader_reap(r);
+}
+
+static void drop_reader_scan_dir(struct drop_reader *r)
+{
+	struct dirent *d;
+	struct stat st;
+	DIR *dir;
+	int fd;
+
+	dir = opendir(r->dir);
+	if (dir == NULL) {
+		e_error(r->event, "opendir(%s) failed: %m", r->dir);
+		return;
+	}
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] != '.') {
+			(void)drop_file_get(r, d->d_name);
+			continue;
+		}
+		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+			continue;
+		/* a producer killed before its file got its name */
+		if (fstatat(r->dir_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) ||
+		    st.st_mtime > ioloop_time - DROP_STALE_TMP_SECS)
+			continue;
+		fd = openat(r->dir_fd, d->d_name, O_RDONLY | O_NOFOLLOW |
+			    O_NONBLOCK | O_CLOEXEC);
+		if (fd == -1)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			(void)unlinkat(r->dir_fd, d->d_name, 0);
+		i_close_fd(&fd);
+	}
+	if (closedir(dir) < 0)
+		e_error(r->event, "closedir(%s) failed: %m", r->dir);
+	/* the state file's other entries are files that are gone */
+	while (array_count(&r->saved) > 0) {
+		struct saved_offset *so = array_idx_modifiable(&r->saved, 0);
+
+		i_free(so->name);
+		array_delete(&r->saved, 0, 1);
+		r->state_dirty = TRUE;
+	}
+}
+
+/* ---- inotify ---- */
+
+/* Mark the files the queued inotify events name. Returns FALSE if the
+   queue overflowed (then every file must be looked at). */
+static bool drop_reader_inotify_drain(struct drop_reader *r)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	struct drop_file *f;
+	bool overflow = FALSE;
+	ssize_t n;
+	size_t pos;
+
+	while ((n = read(r->inotify_fd, buf, sizeof(buf))) > 0) {
+		for (pos = 0; pos < (size_t)n;
+		     pos += sizeof(*ev) + ev->len) {
+			ev = (const void *)(buf + pos);
+			if ((ev->mask & IN_Q_OVERFLOW) != 0) {
+				overflow = TRUE;
+				continue;
+			}
+			if (ev->len == 0)
+				continue;
+			f = drop_file_get(r, ev->name);
+			if (f == NULL)
+				continue;
+			f->touched = TRUE;
+			if ((ev->mask & IN_CLOSE_WRITE) != 0)
+				f->close_seen = TRUE;
+		}
+	}
+	if (n < 0 && errno != EAGAIN && errno != EINTR)
+		e_error(r->event, "read(inotify) failed: %m");
+	return !overflow;
+}
+
+static void drop_reader_wake(struct drop_reader *r)
+{
+	bool all;
+
+	all = !drop_reader_inotify_drain(r);
+	if (all)
+		drop_reader_scan_dir(r);
+	/* while busy every file is read at each tick */
+	drop_reader_read_files(r, all || r->busy_mode);
+	drop_reader_update_mode(r);
+}
+
+static void drop_reader_inotify(struct drop_reader *r)
+{
+	T_BEGIN {
+		drop_reader_wake(r);
+	} T_END;
+}
+
+static void drop_reader_tick(struct drop_reader *r)
+{
+	T_BEGIN {
+		drop_reader_wake(r);
+	} T_END;
+}
+
+static void drop_reader_retry(struct drop_reader *r)
+{
+	timeout_remove(&r->to_retry);
+	r->blocked = FALSE;
+	T_BEGIN {
+		drop_reader_inotify_drain(r);
+		drop_reader_read_files(r, TRUE);
+	} T_END;
+	drop_reader_update_mode(r);
+}
+
+static bool drop_reader_recheck_needed(struct drop_reader *r)
+{
+	struct hash_iterate_context *iter;
+	struct drop_file *f;
+	char *name;
+	bool needed = FALSE;
+
+	iter = hash_table_iterate_init(r->files);
+	while (!needed && hash_table_iterate(iter, r->files, &name, &f))
+		needed = f->close_seen && !f->complete;
+	hash_table_iterate_deinit(&iter);
+	return needed;
+}
+
+/* Busy: no inotify wake-ups, a tick. Calm: inotify, and a short tick
+   only while a reported close waits for its lock's release. */
+static void drop_reader_update_mode(struct drop_reader *r)
+{
+	unsigned int msecs = 0;
+
+	r->busy_mode = r->cb.busy(r->context);
+	if (r->blocked) {
+		io_remove(&r->io);
+		timeout_remove(&r->to_tick);
+		if (r->to_retry == NULL) {
+			r->to_retry = timeout_add(DROP_RETRY_MSECS,
+						  drop_reader_retry, r);
+		}
+		return;
+	}
+	if (r->busy_mode)
+		io_remove(&r->io);
+	else if (r->io == NULL) {
+		r->io = io_add(r->inotify_fd, IO_READ,
+			       drop_reader_inotify, r);
+	}
+	if (r->busy_mode)
+		msecs = DROP_BUSY_TICK_MSECS;
+	else if (drop_reader_recheck_needed(r))
+		msecs = DROP_CLOSE_RECHECK_MSECS;
+	if (msecs != r->tick_msecs)
+		timeout_remove(&r->to_tick);
+	r->tick_msecs = msecs;
+	if (msecs > 0 && r->to_tick == NULL)
+		r->to_tick = timeout_add(msecs, drop_reader_tick, r);
+}
+
+/* ---- API ---- */
+
+struct drop_reader *
+drop_reader_init(const char *dir, const char *state_path,
+		 const char *rejected_dir, struct event *event,
+		 const struct drop_reader_callbacks *callbacks,
+		 void *context)
+{
+	struct drop_reader *r;
+
+	r = i_new(struct drop_reader, 1);
+	r->event = event;
+	event_ref(event);
+	r->dir = i_strdup(dir);
+	r->state_path = i_strdup(state_path);
+	r->rejected_dir = i_strdup(rejected_dir);
+	r->cb = *callbacks;
+	r->context = context;
+	r->buf = i_malloc(DROP_READ_SIZE);
+	hash_table_create(&r->files, default_pool, 64, str_hash, strcmp);
+	i_array_init(&r->saved, 16);
+
+	r->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (r->dir_fd == -1)
+		i_fatal("open(%s) failed: %m", dir);
+	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (r->inotify_fd == -1)
+		i_fatal("inotify_init1() failed: %m");
+	if (inotify_add_watch(r->inotify_fd, dir, IN_MODIFY | IN_MOVED_TO |
+			      IN_CLOSE_WRITE | IN_ONLYDIR) < 0)
+		i_fatal("inotify_add_watch(%s) failed: %m", dir);
+
+	T_BEGIN {
+		state_load(r);
+		drop_reader_scan_dir(r);
+		drop_reader_read_files(r, TRUE);
+	} T_END;
+	drop_reader_update_mode(r);
+	return r;
+}
+
+void drop_reader_deinit(struct drop_reader **_r)
+{
+	struct drop_reader *r = *_r;
+	struct hash_iterate_context *iter;
+	struct saved_offset *so;
+	struct drop_file *f;
+	char *name;
+
+	if (r == NULL)
+		return;
+	*_r = NULL;
+	io_remove(&r->io);
+	timeout_remove(&r->to_tick);
+	timeout_remove(&r->to_retry);
+	iter = hash_table_iterate_init(r->files);
+	while (hash_table_iterate(iter, r->files, &name, &f))
+		drop_file_free(f);
+	hash_table_iterate_deinit(&iter);
+	hash_table_destroy(&r->files);
+	array_foreach_modifiable(&r->saved, so)
+		i_free(so->name);
+	array_free(&r->saved);
+	i_close_fd(&r->inotify_fd);
+	i_close_fd(&r->dir_fd);
+	i_free(r->buf);
+	i_free(r->dir);
+	i_free(r->state_path);
+	i_free(r->rejected_dir);
+	event_unref(&r->event);
+	i_free(r);
+}
+
+void drop_reader_committed(struct drop_reader *r, bool success)
+{
+	struct hash_iterate_context *iter;
+	struct drop_file *f;
+	char *name;
+	bool rewound = FALSE;
+
+	iter = hash_table_iterate_init(r->files);
+	while (hash_table_iterate(iter, r->files, &name, &f)) {
+		if (f->committed == f->read)
+			continue;
+		if (success)
+			f->committed = f->read;
+		else {
+			/* read again later */
+			f->read = f->committed;
+			f->done = FALSE;
+			rewound = TRUE;
+		}
+	}
+	hash_table_iterate_deinit(&iter);
+	if (rewound) {
+		r->blocked = TRUE;
+		drop_reader_update_mode(r);
+	}
+	if (!r->reading) T_BEGIN {
+		drop_reader_reap(r);
+	} T_END;
+}
+
+unsigned int drop_reader_open_files(const struct drop_reader *r)
+{
+	return hash_table_count(r->files);
+}

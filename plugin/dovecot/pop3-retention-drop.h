@@ -1,0 +1,62 @@
+#ifndef POP3_RETENTION_DROP_H
+#define POP3_RETENTION_DROP_H
+
+/* The service's side of the drop files (pop3-retention-protocol.h):
+   reads the events that producers append to their drop files, hands
+   each one to the service, and removes a file once it is complete and
+   every event in it is in a committed spool batch.
+
+   Wake-ups: when the CPUs have time to spare, inotify wakes the reader
+   for every event, so an event is spooled as soon as it is written.
+   While busy() says the CPUs are saturated by other work, inotify does
+   not wake it: it reads every DROP_BUSY_TICK_MSECS, so producers' writes
+   cost them no wake-up of this process.
+
+   After a crash: the offsets up to which each open drop file's events
+   were committed are kept in a state file (written after each commit,
+   not synced: it has to survive a kill of this process, not of the
+   machine; after a power loss an event may be spooled twice, with the
+   same webhook-id). */
+
+#include <sys/types.h>
+
+struct drop_reader;
+
+struct drop_reader_callbacks {
+	/* One event line, "<created_ms> TAB <event fields>" without the
+	   LF. Returns 1 if the event was appended to the spool (the reader
+	   then waits for committed()), 0 if it is refused for good
+	   (*reason_r: the line is kept aside in the rejected file), -1 if
+	   it cannot be appended now (the reader retries it later). */
+	int (*event)(const char *line, const char **reason_r, void *context);
+	/* Events were appended: commit them soon. */
+	void (*appended)(void *context);
+	/* The CPUs are saturated by other work. */
+	bool (*busy)(void *context);
+};
+
+/* As root, before dropping privileges: create (or fix) the drop
+   directory dir, owned by uid, with the group and the access of the
+   unix socket socket_path (see pop3-retention-protocol.h). Fatal on
+   errors. */
+void drop_dir_prepare(const char *dir, const char *socket_path, uid_t uid,
+		      gid_t fallback_gid);
+
+/* Start reading dir. state_path keeps the committed offsets,
+   rejected_dir receives lines that are not events (created, 0700).
+   Reads every file already there at once. */
+struct drop_reader *
+drop_reader_init(const char *dir, const char *state_path,
+		 const char *rejected_dir, struct event *event,
+		 const struct drop_reader_callbacks *callbacks,
+		 void *context);
+void drop_reader_deinit(struct drop_reader **reader);
+
+/* The spool commit that covered the events appended so far succeeded
+   (or failed: those events are read again later). */
+void drop_reader_committed(struct drop_reader *reader, bool success);
+
+/* Open drop files (for the Q answer and tests). */
+unsigned int drop_reader_open_files(const struct drop_reader *reader);
+
+#endif
