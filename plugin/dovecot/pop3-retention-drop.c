@@ -26,9 +26,14 @@
 #define DROP_CLOSE_RECHECK_MSECS 10
 /* After the spool could not take an event: the next try. */
 #define DROP_RETRY_MSECS 1000
-/* A producer killed between creating its file and renaming it leaves a
-   dot file; an unlocked one this old is removed at start-up. */
-#define DROP_STALE_TMP_SECS 3600
+/* A producer locks its file right after creating it: an unlocked empty
+   file is taken for complete only once it is this old (its producer was
+   killed in between). */
+#define DROP_EMPTY_GRACE_SECS 60
+/* inotify events: while the CPUs are busy, not one per write */
+#define DROP_INOTIFY_BUSY_MASK (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | \
+				IN_ONLYDIR)
+#define DROP_INOTIFY_CALM_MASK (DROP_INOTIFY_BUSY_MASK | IN_MODIFY)
 /* One read: at least a whole line of the longest kind. */
 #define DROP_READ_SIZE (POP3_RETENTION_PROTOCOL_LINE_MAX * 2)
 #define DROP_MAGIC_LEN (sizeof(POP3_RETENTION_DROP_MAGIC) - 1)
@@ -66,6 +71,8 @@ struct drop_reader {
 	int dir_fd;
 	int inotify_fd;
 	bool busy_mode;
+	/* the inotify watch has the busy mask */
+	bool watch_busy;
 	struct io *io;
 	struct timeout *to_tick;
 	unsigned int tick_msecs;
@@ -374,6 +381,19 @@ static void drop_file_read(struct drop_reader *r, struct drop_file *f)
 			}
 			return;
 		}
+		if (fstat(f->fd, &st) < 0) {
+			e_error(r->event, "fstat(%s/%s) failed: %m", r->dir,
+				f->name);
+			(void)flock(f->fd, LOCK_UN);
+			return;
+		}
+		if (st.st_size == 0 &&
+		    st.st_mtime > ioloop_time - DROP_EMPTY_GRACE_SECS) {
+			/* just created, not locked yet: let go at once, its
+			   producer waits for this lock */
+			(void)flock(f->fd, LOCK_UN);
+			return;
+		}
 		/* unlocked: the producer is gone; read what it wrote
 		   before it let go */
 		f->complete = TRUE;
@@ -459,9 +479,7 @@ static void drop_reader_read_files(struct drop_reader *r, bool all)
 static void drop_reader_scan_dir(struct drop_reader *r)
 {
 	struct dirent *d;
-	struct stat st;
 	DIR *dir;
-	int fd;
 
 	dir = opendir(r->dir);
 	if (dir == NULL) {
@@ -469,24 +487,8 @@ static void drop_reader_scan_dir(struct drop_reader *r)
 		return;
 	}
 	while ((d = readdir(dir)) != NULL) {
-		if (d->d_name[0] != '.') {
+		if (d->d_name[0] != '.')
 			(void)drop_file_get(r, d->d_name);
-			continue;
-		}
-		if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-			continue;
-		/* a producer killed before its file got its name */
-		if (fstatat(r->dir_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) ||
-		    st.st_mtime > ioloop_time - DROP_STALE_TMP_SECS)
-			continue;
-		fd = openat(r->dir_fd, d->d_name, O_RDONLY | O_NOFOLLOW |
-			    O_NONBLOCK | O_CLOEXEC);
-		if (fd == -1)
-			continue;
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			(void)unlinkat(r->dir_fd, d->d_name, 0);
-		i_close_fd(&fd);
 	}
 	if (closedir(dir) < 0)
 		e_error(r->event, "closedir(%s) failed: %m", r->dir);
@@ -603,6 +605,15 @@ static void drop_reader_update_mode(struct drop_reader *r)
 		}
 		return;
 	}
+	if (r->busy_mode != r->watch_busy) {
+		r->watch_busy = r->busy_mode;
+		if (inotify_add_watch(r->inotify_fd, r->dir, r->busy_mode ?
+				      DROP_INOTIFY_BUSY_MASK :
+				      DROP_INOTIFY_CALM_MASK) < 0) {
+			e_error(r->event, "inotify_add_watch(%s) failed: %m",
+				r->dir);
+		}
+	}
 	if (r->busy_mode)
 		io_remove(&r->io);
 	else if (r->io == NULL) {
@@ -648,8 +659,7 @@ drop_reader_init(const char *dir, const char *state_path,
 	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->inotify_fd == -1)
 		i_fatal("inotify_init1() failed: %m");
-	if (inotify_add_watch(r->inotify_fd, dir, IN_MODIFY | IN_MOVED_TO |
-			      IN_CLOSE_WRITE | IN_ONLYDIR) < 0)
+	if (inotify_add_watch(r->inotify_fd, dir, DROP_INOTIFY_CALM_MASK) < 0)
 		i_fatal("inotify_add_watch(%s) failed: %m", dir);
 
 	T_BEGIN {

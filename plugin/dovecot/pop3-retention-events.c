@@ -10,7 +10,6 @@
 #include "pop3-retention-protocol.h"
 
 #include <fcntl.h>
-#include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -61,49 +60,42 @@ static void drop_failed(struct pop3_retention_events *events,
 		i_close_fd(&events->fd);
 }
 
-/* Create the session's drop file. It gets its final name only once it
-   is locked: the service takes an unlocked file for a finished one. */
+/* Create the session's drop file and lock it before anything is
+   written: the service takes an unlocked file with data in it for a
+   complete one (and an unlocked empty one only once it is old). */
 static int drop_open(struct pop3_retention_events *events)
 {
 	unsigned char rand[8];
-	const char *name, *tmp_path, *path;
+	const char *path;
+	mode_t old_umask;
 	int fd;
 
 	random_fill(rand, sizeof(rand));
-	name = t_strdup_printf("%ld.%ld.%s", (long)ioloop_time, (long)getpid(),
+	path = t_strdup_printf("%s/%ld.%ld.%s", events->drop_dir,
+			       (long)ioloop_time, (long)getpid(),
 			       binary_to_hex(rand, sizeof(rand)));
-	tmp_path = t_strdup_printf("%s/.%s", events->drop_dir, name);
-	path = t_strdup_printf("%s/%s", events->drop_dir, name);
-
-	fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND |
-		  O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* the service reads it through the directory's permissions,
+	   whatever this process's umask (an fchmod() would cost a
+	   journaled inode change per session) */
+	old_umask = umask(0);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW |
+		  O_CLOEXEC, POP3_RETENTION_DROP_FILE_MODE);
+	umask(old_umask);
 	if (fd == -1) {
 		drop_failed(events, errno == ENOENT ?
 			    t_strdup_printf("the drop directory %s does not "
 					    "exist (is service pop3-retention "
 					    "configured?)", events->drop_dir) :
-			    t_strdup_printf("open(%s) failed: %m", tmp_path));
+			    t_strdup_printf("open(%s) failed: %m", path));
 		return -1;
 	}
 	events->fd = fd;
-	/* the service reads it through the directory's permissions,
-	   whatever this process's umask */
-	if (fchmod(fd, POP3_RETENTION_DROP_FILE_MODE) < 0) {
-		drop_failed(events, t_strdup_printf(
-			"fchmod(%s) failed: %m", tmp_path));
-		i_unlink(tmp_path);
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		drop_failed(events, t_strdup_printf(
-			"flock(%s) failed: %m", tmp_path));
-		i_unlink(tmp_path);
-		return -1;
-	}
-	if (rename(tmp_path, path) < 0) {
-		drop_failed(events, t_strdup_printf(
-			"rename(%s, %s) failed: %m", tmp_path, path));
-		i_unlink(tmp_path);
+	/* blocking: the service may hold a shared lock for the moment it
+	   takes to look at the file */
+	if (flock(fd, LOCK_EX) < 0) {
+		drop_failed(events, t_strdup_printf("flock(%s) failed: %m",
+						    path));
+		i_unlink(path);
 		return -1;
 	}
 	events->size = 0;

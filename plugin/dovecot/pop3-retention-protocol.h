@@ -78,14 +78,16 @@
    list it, and only the service may remove others' files.
 
    A producer creates one drop file per session, named
-   "<unix time>.<pid>.<16 hex digits>": first as "."<name>, then, once
-   it holds an exclusive flock() on it, renamed to <name>. It writes
-   POP3_RETENTION_DROP_MAGIC and then one "<created_ms> TAB <event
+   "<unix time>.<pid>.<16 hex digits>", takes an exclusive flock() on
+   it (blocking: the service may hold a shared one for a moment), then
+   writes POP3_RETENTION_DROP_MAGIC and one "<created_ms> TAB <event
    fields> LF" line per event, each with a single write(), and keeps the
    lock until it closes the file. The service reads complete lines as
-   they come; an unlocked file is complete, and is removed once its
-   events are in the spool. Files are POP3_RETENTION_DROP_FILE_MODE:
-   the service, not their owner, reads them. */
+   they come; an unlocked file with data is complete (its producer
+   locked it before writing), an unlocked empty one only once it is a
+   minute old; a complete file is removed once its events are in the
+   spool. Files are POP3_RETENTION_DROP_FILE_MODE: the service, not
+   their owner, reads them. */
 #define POP3_RETENTION_DROP_DIR "pop3-retention-drop"
 #define POP3_RETENTION_DROP_MAGIC "pop3-retention-drop 1\n"
 #define POP3_RETENTION_DROP_FILE_MODE 0644

@@ -579,8 +579,9 @@ DROP_MAGIC = "pop3-retention-drop 1\n"
 
 
 def plant_drop_file(s, name, content: bytes, owner=(65534, 65534)):
-    """Hand a file to the service the way a producer does: written under
-    a dot name, then renamed (a file nobody holds a lock on: complete)."""
+    """Hand a complete file to the service (written under a dot name,
+    which the service ignores, then renamed: nobody holds a lock on it,
+    so it is complete)."""
     d = s.drop_dir()
     tmp = d / ("." + name)
     tmp.write_bytes(content)
@@ -668,10 +669,11 @@ def test_drop_file_lines_that_are_not_events_are_kept_aside(webhooks):
     s.check()
 
 
-def test_drop_directory_ignores_links_and_removes_stale_dot_files(webhooks):
+def test_drop_directory_ignores_links_and_old_empty_files(webhooks):
     """A hard link to some other file is not read (nor removed), a
-    symbolic link is not followed; a dot file a killed producer left
-    (unlocked, an hour old) goes at start-up."""
+    symbolic link is not followed; an empty unlocked file a minute old (a
+    producer killed between creating and locking it) is removed, a fresh
+    one is left to its producer."""
     s = webhooks()
     s.deliver(1)
     wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
@@ -680,24 +682,25 @@ def test_drop_directory_ignores_links_and_removes_stale_dot_files(webhooks):
     other.write_text("secret stuff\n")
     os.link(other, s.drop_dir() / "1700000000.2.00000000000000bb")
     os.symlink(other, s.drop_dir() / "1700000000.3.00000000000000cc")
-    stale = s.drop_dir() / ".1700000000.4.00000000000000dd"
-    stale.write_text(DROP_MAGIC)
-    old = time.time() - 7200
+    stale = s.drop_dir() / "1700000000.4.00000000000000dd"
+    stale.write_text("")
+    old = time.time() - 120
     os.utime(stale, (old, old))
-    fresh = s.drop_dir() / ".1700000000.5.00000000000000ee"
-    fresh.write_text(DROP_MAGIC)
-    s.inst.reconfigure(extra_conf=s.conf(True), restart=False)
+    fresh = s.drop_dir() / "1700000000.5.00000000000000ee"
+    fresh.write_text("")
     s.inst.start()
     s.wait_log("1700000000.2.00000000000000bb is not a drop file")
     s.wait_log("open(" + str(s.drop_dir()) + "/1700000000.3.00000000000000cc"
                ") failed")
-    assert not stale.exists() and fresh.exists()
+    wait_until(lambda: not stale.exists(), timeout=10)
+    assert fresh.exists()
     assert (s.drop_dir() / "1700000000.2.00000000000000bb").exists()
     assert other.read_text() == "secret stuff\n"
     assert "secret stuff" not in s.log()
     assert s.rx.all() == []
     (s.drop_dir() / "1700000000.2.00000000000000bb").unlink()
     (s.drop_dir() / "1700000000.3.00000000000000cc").unlink()
+    fresh.unlink()
     s.check()
 
 
