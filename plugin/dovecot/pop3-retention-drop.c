@@ -69,6 +69,8 @@ struct drop_reader {
 	void *context;
 
 	int dir_fd;
+	/* POP3_RETENTION_DROP_ALIVE, locked while this reader runs */
+	int alive_fd;
 	int inotify_fd;
 	bool busy_mode;
 	/* the inotify watch has the busy mask */
@@ -640,6 +642,7 @@ drop_reader_init(const char *dir, const char *state_path,
 		 void *context)
 {
 	struct drop_reader *r;
+	struct stat st;
 
 	r = i_new(struct drop_reader, 1);
 	r->event = event;
@@ -656,6 +659,29 @@ drop_reader_init(const char *dir, const char *state_path,
 	r->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->dir_fd == -1)
 		i_fatal("open(%s) failed: %m", dir);
+	/* tells producers that somebody reads the files: without it they
+	   use their outboxes (see pop3-retention-protocol.h) */
+	r->alive_fd = openat(r->dir_fd, POP3_RETENTION_DROP_ALIVE,
+			     O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+			     POP3_RETENTION_DROP_FILE_MODE);
+	if (r->alive_fd == -1) {
+		i_fatal("open(%s/%s) failed: %m", dir,
+			POP3_RETENTION_DROP_ALIVE);
+	}
+	if (fstat(r->alive_fd, &st) < 0) {
+		i_fatal("fstat(%s/%s) failed: %m", dir,
+			POP3_RETENTION_DROP_ALIVE);
+	}
+	if ((st.st_mode & 07777) != POP3_RETENTION_DROP_FILE_MODE &&
+	    fchmod(r->alive_fd, POP3_RETENTION_DROP_FILE_MODE) < 0) {
+		/* producers that cannot read it use their outboxes */
+		e_error(event, "fchmod(%s/%s) failed: %m", dir,
+			POP3_RETENTION_DROP_ALIVE);
+	}
+	if (flock(r->alive_fd, LOCK_EX) < 0) {
+		i_fatal("flock(%s/%s) failed: %m", dir,
+			POP3_RETENTION_DROP_ALIVE);
+	}
 	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->inotify_fd == -1)
 		i_fatal("inotify_init1() failed: %m");
@@ -694,6 +720,7 @@ void drop_reader_deinit(struct drop_reader **_r)
 		i_free(so->name);
 	array_free(&r->saved);
 	i_close_fd(&r->inotify_fd);
+	i_close_fd(&r->alive_fd);
 	i_close_fd(&r->dir_fd);
 	i_free(r->buf);
 	i_free(r->dir);

@@ -60,6 +60,42 @@ static void drop_failed(struct pop3_retention_events *events,
 		i_close_fd(&events->fd);
 }
 
+/* Is the service reading the drop directory? A drop file lives in
+   memory until the service spools it: with nobody to read it, the
+   outbox (on disk) is the safe place. */
+static int drop_service_alive(struct pop3_retention_events *events)
+{
+	const char *path = t_strdup_printf("%s/%s", events->drop_dir,
+					   POP3_RETENTION_DROP_ALIVE);
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		drop_failed(events, errno == ENOENT ?
+			    t_strdup_printf("nobody reads the drop directory "
+					    "%s (is service pop3-retention "
+					    "configured?)", events->drop_dir) :
+			    t_strdup_printf("open(%s) failed: %m", path));
+		return -1;
+	}
+	ret = flock(fd, LOCK_SH | LOCK_NB);
+	if (ret == 0) {
+		/* nobody holds it */
+		i_close_fd(&fd);
+		drop_failed(events, "the pop3-retention service is not "
+			    "running");
+		return -1;
+	}
+	if (errno != EWOULDBLOCK) {
+		drop_failed(events, t_strdup_printf("flock(%s) failed: %m",
+						    path));
+		i_close_fd(&fd);
+		return -1;
+	}
+	i_close_fd(&fd);
+	return 0;
+}
+
 /* Create the session's drop file and lock it before anything is
    written: the service takes an unlocked file with data in it for a
    complete one (and an unlocked empty one only once it is old). */
@@ -70,6 +106,8 @@ static int drop_open(struct pop3_retention_events *events)
 	mode_t old_umask;
 	int fd;
 
+	if (drop_service_alive(events) < 0)
+		return -1;
 	random_fill(rand, sizeof(rand));
 	path = t_strdup_printf("%s/%ld.%ld.%s", events->drop_dir,
 			       (long)ioloop_time, (long)getpid(),

@@ -71,11 +71,20 @@
 #define POP3_RETENTION_OUTBOX_MAGIC "pop3-retention-outbox 1\n"
 
 /* Drop files: how pop3 (and doveadm) processes hand events over. The
-   service creates the drop directory, relative to Dovecot's state_dir,
-   owned by its user, with the group of its unix socket and the sticky
-   bit: whoever may connect to the socket may create files in it (mode
-   1730, or 1733 for a socket that everybody may use), nobody else may
-   list it, and only the service may remove others' files.
+   service creates the drop directory, relative to Dovecot's base_dir (a
+   tmpfs on Debian: /run/dovecot), owned by its user, with the group of
+   its unix socket and the sticky bit: whoever may connect to the socket
+   may create files in it (mode 1730, or 1733 for a socket that
+   everybody may use), nobody else may list it, and only the service may
+   remove others' files.
+
+   While the service reads the directory, it holds an exclusive flock()
+   on POP3_RETENTION_DROP_ALIVE in it. A producer checks that lock before
+   it creates its file: if nobody holds it (the service is not running,
+   or stands by), it writes to its outbox instead, which is on disk:
+   drop files live in memory until the service spools them (within
+   milliseconds), so they survive the kill of any process but not a
+   reboot.
 
    A producer creates one drop file per session, named
    "<unix time>.<pid>.<16 hex digits>", takes an exclusive flock() on
@@ -87,10 +96,12 @@
    locked it before writing), an unlocked empty one only once it is a
    minute old; a complete file is removed once its events are in the
    spool. Files are POP3_RETENTION_DROP_FILE_MODE: the service, not
-   their owner, reads them. */
+   their owner, reads them; names starting with "." are not drop
+   files. */
 #define POP3_RETENTION_DROP_DIR "pop3-retention-drop"
 #define POP3_RETENTION_DROP_MAGIC "pop3-retention-drop 1\n"
 #define POP3_RETENTION_DROP_FILE_MODE 0644
+#define POP3_RETENTION_DROP_ALIVE ".alive"
 
 /* The service's spool, relative to Dovecot's state_dir. */
 #define POP3_RETENTION_SPOOL_DIR "pop3-retention"

@@ -277,7 +277,7 @@ static void service_spool_dir_prepare(void)
 			"runs as uid %s: chown -R it to the service's user",
 			spool_dir, dec2str(st.st_uid), dec2str(service_uid));
 	}
-	drop_dir = i_strconcat(mset->state_dir, "/", POP3_RETENTION_DROP_DIR,
+	drop_dir = i_strconcat(mset->base_dir, "/", POP3_RETENTION_DROP_DIR,
 			       NULL);
 	drop_dir_prepare(drop_dir, t_strconcat(mset->base_dir, "/",
 					       POP3_RETENTION_SOCKET_NAME,

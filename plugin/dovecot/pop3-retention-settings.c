@@ -5,8 +5,6 @@
 #include "mail-namespace.h"
 #include "mailbox-list.h"
 #include "mail-storage-settings.h"
-#include "master-service.h"
-#include "master-service-settings.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-events.h"
 #include "pop3-retention-protocol.h"
@@ -64,8 +62,8 @@ pop3_retention_user_events(struct mail_user *user,
 						  MAILBOX_LIST_PATH_TYPE_INDEX);
 	outbox_dir = t_strconcat(index_root, "/", POP3_RETENTION_OUTBOX_DIR,
 				 NULL);
-	drop_dir = t_strconcat(master_service_settings_get(master_service)->
-			       state_dir, "/", POP3_RETENTION_DROP_DIR, NULL);
+	drop_dir = t_strconcat(user->set->base_dir, "/",
+			       POP3_RETENTION_DROP_DIR, NULL);
 	puser->events = pop3_retention_events_init(puser->event, drop_dir,
 						   outbox_dir);
 	return puser->events;

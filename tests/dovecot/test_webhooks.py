@@ -163,7 +163,7 @@ class Setup:
         return out
 
     def drop_dir(self):
-        return self.inst.state_dir / "pop3-retention-drop"
+        return self.inst.base_dir / "pop3-retention-drop"
 
     def drop_files(self):
         """Drop files that pop3 processes handed over and the service did
@@ -592,23 +592,30 @@ def plant_drop_file(s, name, content: bytes, owner=(65534, 65534)):
 
 
 def sample_event_line(s):
-    """Stop the service, download one message, and read the drop file
-    the pop3 process left (nobody consumes it while the service is
-    down); then start the service again with an empty spool."""
+    """A real event line: stop the service, download one message (with
+    nobody reading the drop directory the pop3 process uses the outbox,
+    whose lines have the drop files' format), take the line out of the
+    outbox, and start the service again."""
     s.deliver(1)
-    wait_until(lambda: s.drop_dir().is_dir(), timeout=20,
-               message="the service did not create its drop directory")
+    wait_until(lambda: (s.drop_dir() / ".alive").exists(), timeout=20,
+               message="the service did not start reading its drop "
+               "directory")
     s.inst.stop()
     s.inst.reconfigure(extra_conf=s.conf(False), restart=False)
     s.inst.start()
     s.session(retr=(1,))
-    files = s.drop_files()
+    s.wait_log("Can't hand events to the pop3-retention service: the "
+               "pop3-retention service is not running")
+    assert s.drop_files() == []
+    new = s.outbox() / "new"
+    files = s.outbox_files()
     assert len(files) == 1, files
-    text = (s.drop_dir() / files[0]).read_text()
-    assert text.startswith(DROP_MAGIC)
-    lines = text[len(DROP_MAGIC):].splitlines()
+    magic = "pop3-retention-outbox 1\n"
+    text = (new / files[0]).read_text()
+    assert text.startswith(magic)
+    lines = text[len(magic):].splitlines()
     assert len(lines) == 1
-    (s.drop_dir() / files[0]).unlink()
+    (new / files[0]).unlink()
     s.inst.stop()
     s.inst.reconfigure(extra_conf=s.conf(True), restart=False)
     s.inst.start()
@@ -720,6 +727,13 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
         s.inst.start()
         s.wait_log("is in use by another process: standing by")
         s.deliver(2)
+        # the old process, which owns the spool, reads the drop files
+        # meanwhile: it holds their lock
+        wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
+        alive_path = s.drop_dir() / ".alive"
+        alive = open(alive_path, "w")
+        os.chmod(alive_path, 0o644)
+        fcntl.flock(alive, fcntl.LOCK_EX)
         s.session(retr=(1, 2))
         assert s.outbox_files() == []
         # only the spool's owner reads the drop files: they wait there
@@ -731,6 +745,7 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
         assert q["state"] == "standby" and q["pending"] == "0"
         assert s.rx.all() == []
     finally:
+        alive.close()
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
     s.wait_log("Took over the spool")
@@ -820,9 +835,9 @@ def test_unreachable_service_outbox_then_flush(webhooks):
     s = webhooks(service=False)
     s.deliver(3)
     s.session(retr=(1, 2, 3))
-    s.wait_log("Can't hand events to the pop3-retention service: the "
-               "drop directory")
-    s.wait_log("does not exist (is service pop3-retention configured?)")
+    s.wait_log("Can't hand events to the pop3-retention service: nobody "
+               "reads the drop directory")
+    s.wait_log("(is service pop3-retention configured?)")
     s.wait_log("3 event(s) written to the outbox")
     assert len(s.outbox_files()) == 3
 
