@@ -11,7 +11,7 @@ limited to ~108 bytes):
         dovecot.log                log_path
         master.out                 stdout/stderr of `dovecot -F` (early errors)
         users                      passwd-file (passdb + userdb), 0644
-        run/                       base_dir
+        run/                       base_dir: a symlink to /dev/shm/p3r-run.*
         state/                     state_dir
         home/<user>/Maildir/       owned by 65534:65534
         modules/                   mail_plugin_dir (plugin=True): symlinks
@@ -22,11 +22,13 @@ limited to ~108 bytes):
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import poplib
 import random
 import shutil
+import tempfile
 import signal
 import socket
 import string
@@ -477,6 +479,17 @@ def _new_instance_dir() -> Path:
     raise HarnessError(f"cannot create an instance dir under {INSTANCE_ROOT}")
 
 
+# base_dirs made in /dev/shm by this process: removed at exit whoever
+# removed (or kept) the instance directories
+_SHM_DIRS: List[Path] = []
+
+
+@atexit.register
+def _remove_shm_dirs() -> None:
+    for d in _SHM_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 class DovecotInstance:
     """One private Dovecot master.  Create via the `dovecot` fixture."""
 
@@ -518,8 +531,18 @@ class DovecotInstance:
         self.leftovers_killed: List[str] = []
         self.slow_stops: List[List[str]] = []
 
+        # base_dir in memory, as on Debian (/run/dovecot is a tmpfs):
+        # run/ is a symlink to it (Dovecot accepts a symlinked base_dir)
+        self.base_dir_target: Optional[Path] = None
+        if Path("/dev/shm").is_dir():
+            self.base_dir_target = Path(tempfile.mkdtemp(
+                prefix="p3r-run.", dir="/dev/shm"))
+            _SHM_DIRS.append(self.base_dir_target)
+            os.chmod(self.base_dir_target, 0o755)
+            os.symlink(self.base_dir_target, self.base_dir)
         for d in (self.base_dir, self.state_dir, self.home_root):
-            d.mkdir(mode=0o755)
+            if not d.exists():
+                d.mkdir(mode=0o755)
             os.chmod(d, 0o755)
         self._write_users()
         if plugin:
@@ -924,6 +947,8 @@ class DovecotInstance:
         """Stop (fast) and delete the instance directory."""
         self.stop(fast=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.base_dir_target is not None:
+            shutil.rmtree(self.base_dir_target, ignore_errors=True)
 
     def __repr__(self):
         return f"<DovecotInstance {self.dir} port={self.port} running={self.running}>"

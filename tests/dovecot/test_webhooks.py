@@ -685,7 +685,7 @@ def test_drop_directory_ignores_links_and_old_empty_files(webhooks):
     s.deliver(1)
     wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
     s.inst.stop()
-    other = s.inst.dir / "not-a-drop-file"
+    other = s.inst.base_dir / "not-a-drop-file"   # same filesystem
     other.write_text("secret stuff\n")
     os.link(other, s.drop_dir() / "1700000000.2.00000000000000bb")
     os.symlink(other, s.drop_dir() / "1700000000.3.00000000000000cc")
