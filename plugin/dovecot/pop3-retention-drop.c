@@ -760,6 +760,11 @@ void drop_reader_committed(struct drop_reader *r, bool success)
 	} T_END;
 }
 
+bool drop_reader_blocked(const struct drop_reader *r)
+{
+	return r->blocked;
+}
+
 unsigned int drop_reader_open_files(const struct drop_reader *r)
 {
 	return hash_table_count(r->files);

@@ -56,6 +56,10 @@ void drop_reader_deinit(struct drop_reader **reader);
    (or failed: those events are read again later). */
 void drop_reader_committed(struct drop_reader *reader, bool success);
 
+/* A commit failed or the spool refused an event: nothing more is read
+   before the retry. */
+bool drop_reader_blocked(const struct drop_reader *reader);
+
 /* Open drop files (for the Q answer and tests). */
 unsigned int drop_reader_open_files(const struct drop_reader *reader);
 

@@ -97,8 +97,10 @@
    so fewer, larger commits leave more CPU to that work. Producers still
    wait only at the end of a session (far below their 2 s). */
 #define GROUP_COMMIT_BUSY_INTERVAL_MSECS 50
-/* How often a standby service tries to take the spool over. */
-#define STANDBY_RETRY_MSECS 1000
+/* How often a standby service tries to take the spool over (meanwhile
+   nobody reads the drop files, and pop3 processes that start a drop
+   file use their outboxes instead). */
+#define STANDBY_RETRY_MSECS 100
 /* See log_nudge(). */
 #define LOG_NUDGE_MSECS 1000
 #define LOG_NUDGE_COUNT 10
@@ -595,7 +597,8 @@ static void service_spool_open(void)
 		i_fatal("Opening the spool failed: %s",
 			webhook_spool_error(spool));
 	delivery_state = DELIVERY_STANDBY;
-	to_standby = timeout_add(STANDBY_RETRY_MSECS, standby_retry, NULL);
+	to_standby = timeout_add_short(STANDBY_RETRY_MSECS, standby_retry,
+				       NULL);
 }
 
 /* ---- clients ---- */
@@ -894,8 +897,15 @@ static int drop_event(const char *line, const char **reason_r,
 		*reason_r = "no event fields";
 		return 0;
 	}
-	if (batch_appended_total >= WEBHOOK_SPOOL_BATCH_MAX)
+	if (batch_appended_total >= WEBHOOK_SPOOL_BATCH_MAX) {
 		batch_commit_all();
+		if (drop_reader_blocked(drop)) {
+			/* the commit failed: the files are read again from
+			   what was committed, this line included */
+			*reason_r = "the spool commit failed";
+			return -1;
+		}
+	}
 	ret = service_event_append(t_strdup_until(line, p), p + 1, reason_r);
 	if (ret > 0)
 		drop_appended = TRUE;
