@@ -60,6 +60,18 @@ static void drop_failed(struct pop3_retention_events *events,
 		i_close_fd(&events->fd);
 }
 
+/* Why open() of path in the drop directory failed. */
+static const char *
+drop_open_error(struct pop3_retention_events *events, const char *path)
+{
+	if (errno == ENOENT) {
+		return t_strdup_printf("nobody reads the drop directory %s "
+				       "(is service pop3-retention "
+				       "configured?)", events->drop_dir);
+	}
+	return t_strdup_printf("open(%s) failed: %m", path);
+}
+
 /* Is the service reading the drop directory? A drop file lives in
    memory until the service spools it: with nobody to read it, the
    outbox (on disk) is the safe place. */
@@ -71,11 +83,7 @@ static int drop_service_alive(struct pop3_retention_events *events)
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
-		drop_failed(events, errno == ENOENT ?
-			    t_strdup_printf("nobody reads the drop directory "
-					    "%s (is service pop3-retention "
-					    "configured?)", events->drop_dir) :
-			    t_strdup_printf("open(%s) failed: %m", path));
+		drop_failed(events, drop_open_error(events, path));
 		return -1;
 	}
 	ret = flock(fd, LOCK_SH | LOCK_NB);
@@ -120,11 +128,7 @@ static int drop_open(struct pop3_retention_events *events)
 		  O_CLOEXEC, POP3_RETENTION_DROP_FILE_MODE);
 	umask(old_umask);
 	if (fd == -1) {
-		drop_failed(events, errno == ENOENT ?
-			    t_strdup_printf("the drop directory %s does not "
-					    "exist (is service pop3-retention "
-					    "configured?)", events->drop_dir) :
-			    t_strdup_printf("open(%s) failed: %m", path));
+		drop_failed(events, drop_open_error(events, path));
 		return -1;
 	}
 	events->fd = fd;
