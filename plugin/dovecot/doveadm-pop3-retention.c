@@ -1085,15 +1085,39 @@ static int queue_read_spool(const char *spool_dir, const char **error_r)
 	return 0;
 }
 
+/* Drop files nobody has read yet (pop3-retention-protocol.h). */
+static void queue_warn_drop_files(const char *dir, const char *why)
+{
+	struct dirent *d;
+	unsigned int count = 0;
+	DIR *dirp;
+
+	dirp = opendir(dir);
+	if (dirp == NULL)
+		return;
+	while ((d = readdir(dirp)) != NULL) {
+		if (d->d_name[0] != '.')
+			count++;
+	}
+	(void)closedir(dirp);
+	if (count > 0) {
+		i_warning("pop3-retention: %u drop file(s) in %s wait %s",
+			  count, dir, why);
+	}
+}
+
 static void cmd_queue(struct doveadm_cmd_context *cctx ATTR_UNUSED)
 {
 	const struct master_service_settings *mset =
 		master_service_settings_get(master_service);
-	const char *socket_path, *spool_dir, *const *args, *error, *error2;
+	const char *socket_path, *spool_dir, *drop_dir, *const *args, *error;
+	const char *error2;
 	unsigned int i;
 
 	socket_path = t_strconcat(doveadm_settings->base_dir, "/",
 				  POP3_RETENTION_SOCKET_NAME, NULL);
+	drop_dir = t_strconcat(doveadm_settings->base_dir, "/",
+			       POP3_RETENTION_DROP_DIR, NULL);
 	spool_dir = t_strconcat(mset->state_dir, "/",
 				POP3_RETENTION_SPOOL_DIR, NULL);
 	queue_print_headers();
@@ -1109,6 +1133,11 @@ static void cmd_queue(struct doveadm_cmd_context *cctx ATTR_UNUSED)
 		doveadm_print(strcmp(args[5], "0") == 0 ? "no" : "yes");
 		doveadm_print(args[9] != NULL && args[10] != NULL ?
 			      args[10] : "delivering");
+		if (args[9] != NULL && args[10] != NULL &&
+		    strcmp(args[10], "standby") == 0) {
+			queue_warn_drop_files(drop_dir, "for the service to "
+					      "take the spool over");
+		}
 		return;
 	}
 	i_warning("pop3-retention: The pop3-retention service is unreachable "
@@ -1118,6 +1147,7 @@ static void cmd_queue(struct doveadm_cmd_context *cctx ATTR_UNUSED)
 		doveadm_exit_code = EX_TEMPFAIL;
 		return;
 	}
+	queue_warn_drop_files(drop_dir, "for the service");
 	doveadm_exit_code = EX_TEMPFAIL;
 }
 

@@ -741,8 +741,10 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
         files = s.drop_files()
         assert len(files) == 1
         assert len((s.drop_dir() / files[0]).read_text().splitlines()) == 3
-        q, _ = s.queue()
+        q, r = s.queue()
         assert q["state"] == "standby" and q["pending"] == "0"
+        assert "1 drop file(s) in " + str(s.drop_dir()) in r.stderr
+        assert "wait for the service to take the spool over" in r.stderr
         assert s.rx.all() == []
     finally:
         alive.close()
