@@ -37,6 +37,8 @@
 /* One read: at least a whole line of the longest kind. */
 #define DROP_READ_SIZE (POP3_RETENTION_PROTOCOL_LINE_MAX * 2)
 #define DROP_MAGIC_LEN (sizeof(POP3_RETENTION_DROP_MAGIC) - 1)
+/* the state file's last line */
+#define DROP_STATE_END "end\n"
 
 struct drop_file {
 	char *name;
@@ -69,6 +71,8 @@ struct drop_reader {
 	void *context;
 
 	int dir_fd;
+	/* the state file, open once it was written */
+	int state_fd;
 	/* POP3_RETENTION_DROP_ALIVE, locked while this reader runs */
 	int alive_fd;
 	int inotify_fd;
@@ -156,6 +160,8 @@ static void state_load(struct drop_reader *r)
 	i_close_fd(&fd);
 	lines = t_strsplit(str_c(str), "\n");
 	for (; *lines != NULL; lines++) {
+		if (strcmp(*lines, "end") == 0)
+			break;
 		p = strchr(*lines, '\t');
 		if (p == NULL || str_to_uoff(p + 1, &offset) < 0)
 			continue;
@@ -182,15 +188,17 @@ static off_t state_take_offset(struct drop_reader *r, const char *name)
 	return 0;
 }
 
-/* Not synced (see the header): a kill of this process keeps it. */
+/* Rewritten in place after the commits that moved an offset: one
+   pwrite() and one ftruncate() of a file that stays open, not a file
+   created and renamed per commit. Not synced (see the header): a kill
+   of this process keeps it. A kill between the two calls leaves older
+   lines after the "end" line, which state_load() ignores. */
 static void state_write(struct drop_reader *r)
 {
 	struct hash_iterate_context *iter;
 	struct drop_file *f;
-	const char *tmp_path;
 	string_t *str;
 	char *name;
-	int fd;
 
 	r->state_dirty = FALSE;
 	str = t_str_new(256);
@@ -202,26 +210,25 @@ static void state_write(struct drop_reader *r)
 				    (long long)f->committed);
 	}
 	hash_table_iterate_deinit(&iter);
-	if (str_len(str) == 0) {
-		if (unlink(r->state_path) < 0 && errno != ENOENT)
-			e_error(r->event, "unlink(%s) failed: %m",
-				r->state_path);
+	str_append(str, DROP_STATE_END);
+	if (r->state_fd == -1) {
+		r->state_fd = open(r->state_path, O_WRONLY | O_CREAT |
+				   O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (r->state_fd == -1) {
+			e_error(r->event, "open(%s) failed: %m", r->state_path);
+			return;
+		}
+	}
+	if (pwrite(r->state_fd, str_data(str), str_len(str), 0) !=
+	    (ssize_t)str_len(str)) {
+		e_error(r->event, "pwrite(%s) failed: %m", r->state_path);
+		/* whatever is there may be stale: start over */
+		i_close_fd(&r->state_fd);
+		i_unlink_if_exists(r->state_path);
 		return;
 	}
-	tmp_path = t_strconcat(r->state_path, ".tmp", NULL);
-	fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		e_error(r->event, "open(%s) failed: %m", tmp_path);
-		return;
-	}
-	if (write(fd, str_data(str), str_len(str)) != (ssize_t)str_len(str)) {
-		e_error(r->event, "write(%s) failed: %m", tmp_path);
-		i_close_fd(&fd);
-		return;
-	}
-	i_close_fd(&fd);
-	if (rename(tmp_path, r->state_path) < 0)
-		e_error(r->event, "rename(%s) failed: %m", tmp_path);
+	if (ftruncate(r->state_fd, (off_t)str_len(str)) < 0)
+		e_error(r->event, "ftruncate(%s) failed: %m", r->state_path);
 }
 
 /* ---- lines that are not events ---- */
@@ -656,6 +663,7 @@ drop_reader_init(const char *dir, const char *state_path,
 	hash_table_create(&r->files, default_pool, 64, str_hash, strcmp);
 	i_array_init(&r->saved, 16);
 
+	r->state_fd = -1;
 	r->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->dir_fd == -1)
 		i_fatal("open(%s) failed: %m", dir);
@@ -721,6 +729,8 @@ void drop_reader_deinit(struct drop_reader **_r)
 	array_free(&r->saved);
 	i_close_fd(&r->inotify_fd);
 	i_close_fd(&r->alive_fd);
+	if (r->state_fd != -1)
+		i_close_fd(&r->state_fd);
 	i_close_fd(&r->dir_fd);
 	i_free(r->buf);
 	i_free(r->dir);
