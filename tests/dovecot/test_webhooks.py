@@ -676,6 +676,22 @@ def test_drop_file_lines_that_are_not_events_are_kept_aside(webhooks):
     s.check()
 
 
+def test_drop_files_survive_a_dovecot_restart(webhooks):
+    """A drop file written while Dovecot is down (as a session's file is
+    left when Dovecot stops before the service read it) is read when
+    Dovecot starts again: the master leaves base_dir's files alone."""
+    s = webhooks()
+    good = sample_event_line(s)
+    s.inst.stop()
+    plant_drop_file(s, "1700000000.9.00000000000000ff",
+                    (DROP_MAGIC + good + "\n").encode())
+    s.inst.start()
+    s.rx.wait_for(lambda rx: [r.data["uid"] for r in rx.delivered()] == [1])
+    wait_until(lambda: s.drop_files() == [], timeout=10)
+    assert s.outbox_files() == []
+    s.check()
+
+
 def test_drop_directory_ignores_links_and_old_empty_files(webhooks):
     """A hard link to some other file is not read (nor removed), a
     symbolic link is not followed; an empty unlocked file a minute old (a
