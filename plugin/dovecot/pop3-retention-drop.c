@@ -375,6 +375,7 @@ static int drop_file_read_lines(struct drop_reader *r, struct drop_file *f)
 static void drop_file_read(struct drop_reader *r, struct drop_file *f)
 {
 	struct stat st;
+	bool have_st = FALSE;
 
 	if (f->done || r->blocked)
 		return;
@@ -403,11 +404,12 @@ static void drop_file_read(struct drop_reader *r, struct drop_file *f)
 			(void)flock(f->fd, LOCK_UN);
 			return;
 		}
-		/* unlocked: the producer is gone; read what it wrote
-		   before it let go */
+		/* unlocked: the producer is gone, the size is final; read
+		   what it wrote before it let go */
 		f->complete = TRUE;
+		have_st = TRUE;
 	}
-	if (fstat(f->fd, &st) < 0) {
+	if (!have_st && fstat(f->fd, &st) < 0) {
 		e_error(r->event, "fstat(%s/%s) failed: %m", r->dir, f->name);
 		return;
 	}
