@@ -78,6 +78,8 @@ struct watched_fd {
 struct webhook_delivery {
 	struct retention_settings set;
 	struct webhook_secrets secrets;
+	/* keyed once at start from secrets (webhook-sign.h) */
+	struct webhook_signer *signer;
 	struct webhook_spool *spool;
 	struct webhook_delivery_loop loop;
 	void *context;
@@ -697,8 +699,8 @@ static int transfer_start(struct webhook_delivery *d, struct transfer *t,
 	t->event = event;
 	t->started_ms = mono_ms();
 	/* webhook-timestamp is this attempt's; webhook-id the event's */
-	if (webhook_sign(&d->secrets, event->id, timestamp, event->body,
-			 event->body_len, signature) < 0)
+	if (webhook_signer_sign(d->signer, event->id, timestamp, event->body,
+				event->body_len, signature) < 0)
 		error = "signing failed";
 	else if (headers_build(t, event->id, timestamp, signature) < 0)
 		error = "a header line is too long";
@@ -942,6 +944,14 @@ int webhook_delivery_start(struct webhook_delivery *d)
 			  "webhooks");
 		return -1;
 	}
+	if (d->signer == NULL) {
+		d->signer = webhook_signer_create(&d->secrets);
+		if (d->signer == NULL) {
+			set_error(d, "cannot set up HMAC-SHA256 signing "
+				  "(OpenSSL)");
+			return -1;
+		}
+	}
 	if (d->set.retry_schedule_count == 0 ||
 	    d->set.retry_schedule_count > RETENTION_RETRY_SCHEDULE_MAX ||
 	    d->set.webhook_timeout_secs == 0) {
@@ -1029,6 +1039,7 @@ void webhook_delivery_destroy(struct webhook_delivery **_d)
 	}
 	if (d->curl_initialized)
 		curl_global_cleanup();
+	webhook_signer_destroy(&d->signer);
 	webhook_secrets_clear(&d->secrets);
 	OPENSSL_cleanse(d, sizeof(*d));
 	free(d);

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SECRET_PREFIX "whsec_"
@@ -53,19 +54,14 @@ struct hmac_part {
 	size_t len;
 };
 
-/* The MAC is streamed over the parts so that signing never copies (or
-   has to bound) the body. */
-static int hmac_sha256_parts(const void *key, size_t key_len,
-			     const struct hmac_part *parts, unsigned int count,
-			     unsigned char mac_r[HMAC_SHA256_LEN])
+/* A context keyed for HMAC-SHA256 with key, or NULL on an OpenSSL
+   failure. Freeing it (EVP_MAC_CTX_free) cleanses the key schedule. */
+static EVP_MAC_CTX *hmac_ctx_keyed(const void *key, size_t key_len)
 {
 	char digest_name[] = "SHA256";
 	OSSL_PARAM params[2];
 	EVP_MAC *mac, *mac_owned;
-	EVP_MAC_CTX *ctx = NULL;
-	size_t mac_len = 0;
-	unsigned int i;
-	int ret = -1;
+	EVP_MAC_CTX *ctx;
 
 	mac = webhook_crypto_hmac();
 	if (mac != NULL)
@@ -73,34 +69,70 @@ static int hmac_sha256_parts(const void *key, size_t key_len,
 	else {
 		mac = mac_owned = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
 		if (mac == NULL)
-			goto out;
+			return NULL;
 	}
 	ctx = EVP_MAC_CTX_new(mac);
+	/* the context holds its own reference */
+	EVP_MAC_free(mac_owned);
 	if (ctx == NULL)
-		goto out;
+		return NULL;
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
 						     digest_name, 0);
 	params[1] = OSSL_PARAM_construct_end();
 	/* To EVP_MAC_init() a NULL key means "keep the previous one", which
 	   fails on a fresh context: an empty key needs a non-NULL pointer. */
 	if (EVP_MAC_init(ctx, key_len > 0 ? key : (const void *)"", key_len,
-			 params) != 1)
-		goto out;
+			 params) != 1) {
+		EVP_MAC_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* The MAC of the parts under ctx's key. The MAC is streamed over the
+   parts so that signing never copies (or has to bound) the body. fresh:
+   ctx was just keyed by hmac_ctx_keyed(). Otherwise it was keyed by it
+   and maybe used since: EVP_MAC_init() with a NULL key starts a new
+   message under the same key from the precomputed inner and outer
+   states, which spares a provider lookup of SHA-256, the allocations
+   and the key schedule per signature (webhook_signer). */
+static int hmac_parts(EVP_MAC_CTX *ctx, bool fresh,
+		      const struct hmac_part *parts, unsigned int count,
+		      unsigned char mac_r[HMAC_SHA256_LEN])
+{
+	size_t mac_len = 0;
+	unsigned int i;
+
+	if (!fresh && EVP_MAC_init(ctx, NULL, 0, NULL) != 1)
+		goto fail;
 	for (i = 0; i < count; i++) {
 		if (parts[i].len > 0 &&
 		    EVP_MAC_update(ctx, parts[i].data, parts[i].len) != 1)
-			goto out;
+			goto fail;
 	}
 	if (EVP_MAC_final(ctx, mac_r, &mac_len, HMAC_SHA256_LEN) != 1 ||
 	    mac_len != HMAC_SHA256_LEN)
-		goto out;
-	ret = 0;
-out:
-	/* Freeing the context cleanses the key schedule it holds. */
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac_owned);
-	if (ret < 0)
+		goto fail;
+	return 0;
+fail:
+	OPENSSL_cleanse(mac_r, HMAC_SHA256_LEN);
+	return -1;
+}
+
+static int hmac_sha256_parts(const void *key, size_t key_len,
+			     const struct hmac_part *parts, unsigned int count,
+			     unsigned char mac_r[HMAC_SHA256_LEN])
+{
+	EVP_MAC_CTX *ctx;
+	int ret;
+
+	ctx = hmac_ctx_keyed(key, key_len);
+	if (ctx == NULL) {
 		OPENSSL_cleanse(mac_r, HMAC_SHA256_LEN);
+		return -1;
+	}
+	ret = hmac_parts(ctx, true, parts, count, mac_r);
+	EVP_MAC_CTX_free(ctx);
 	return ret;
 }
 
@@ -116,8 +148,10 @@ int webhook_hmac_sha256(const void *key, size_t key_len, const void *data,
 	return hmac_sha256_parts(key, key_len, &part, 1, mac_r);
 }
 
-/* base64 of HMAC-SHA256(key, "msg_id.timestamp.body"), NUL-terminated */
+/* base64 of HMAC-SHA256(key, "msg_id.timestamp.body"), NUL-terminated:
+   under ctx (hmac_parts()) or, with ctx NULL, under secret's key */
 static int signature_compute(const struct webhook_secret *secret,
+			     EVP_MAC_CTX *ctx, bool fresh,
 			     const char *msg_id, int64_t timestamp,
 			     const void *body, size_t body_len,
 			     char b64_r[MAC_B64_LEN + 1])
@@ -125,9 +159,9 @@ static int signature_compute(const struct webhook_secret *secret,
 	char ts_str[TIMESTAMP_STR_SIZE];
 	unsigned char mac[HMAC_SHA256_LEN];
 	struct hmac_part parts[5];
-	int len;
+	int len, ret;
 
-	if (secret->key_len > WEBHOOK_SECRET_MAX_BYTES)
+	if (secret != NULL && secret->key_len > WEBHOOK_SECRET_MAX_BYTES)
 		return -1;
 	len = snprintf(ts_str, sizeof(ts_str), "%" PRId64, timestamp);
 	if (len < 0 || (size_t)len >= sizeof(ts_str))
@@ -138,7 +172,12 @@ static int signature_compute(const struct webhook_secret *secret,
 	parts[2] = (struct hmac_part){ ts_str, (size_t)len };
 	parts[3] = (struct hmac_part){ ".", 1 };
 	parts[4] = (struct hmac_part){ body, body_len };
-	if (hmac_sha256_parts(secret->key, secret->key_len, parts, 5, mac) < 0)
+	if (ctx != NULL)
+		ret = hmac_parts(ctx, fresh, parts, 5, mac);
+	else
+		ret = hmac_sha256_parts(secret->key, secret->key_len, parts,
+					5, mac);
+	if (ret < 0)
 		return -1;
 	if (EVP_EncodeBlock((unsigned char *)b64_r, mac, sizeof(mac)) !=
 	    MAC_B64_LEN) {
@@ -149,23 +188,36 @@ static int signature_compute(const struct webhook_secret *secret,
 	return 0;
 }
 
-int webhook_sign(const struct webhook_secrets *secrets, const char *msg_id,
-		 int64_t timestamp, const void *body, size_t body_len,
-		 char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE])
+struct webhook_signer {
+	/* one keyed context per secret, in the secrets' order */
+	EVP_MAC_CTX *ctx[WEBHOOK_SECRETS_MAX];
+	unsigned int count;
+};
+
+/* The header from one signature per secret: under the signer's contexts
+   if signer is not NULL, else under the secrets' keys. */
+static int sign_header(const struct webhook_secrets *secrets,
+		       struct webhook_signer *signer, const char *msg_id,
+		       int64_t timestamp, const void *body, size_t body_len,
+		       char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE])
 {
 	char b64[MAC_B64_LEN + 1];
+	unsigned int i, count;
 	size_t pos = 0;
-	unsigned int i;
+	int ret;
 
-	header_r[0] = '\0';
-	if (secrets == NULL || secrets->count == 0 ||
-	    secrets->count > WEBHOOK_SECRETS_MAX || msg_id == NULL ||
-	    (body == NULL && body_len > 0))
-		return -1;
-
-	for (i = 0; i < secrets->count; i++) {
-		if (signature_compute(&secrets->secrets[i], msg_id, timestamp,
-				      body, body_len, b64) < 0) {
+	count = signer != NULL ? signer->count : secrets->count;
+	for (i = 0; i < count; i++) {
+		if (signer != NULL) {
+			ret = signature_compute(NULL, signer->ctx[i], false,
+						msg_id, timestamp, body,
+						body_len, b64);
+		} else {
+			ret = signature_compute(&secrets->secrets[i], NULL,
+						false, msg_id, timestamp, body,
+						body_len, b64);
+		}
+		if (ret < 0) {
 			OPENSSL_cleanse(b64, sizeof(b64));
 			header_r[0] = '\0';
 			return -1;
@@ -183,6 +235,70 @@ int webhook_sign(const struct webhook_secrets *secrets, const char *msg_id,
 	return 0;
 }
 
+int webhook_sign(const struct webhook_secrets *secrets, const char *msg_id,
+		 int64_t timestamp, const void *body, size_t body_len,
+		 char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE])
+{
+	header_r[0] = '\0';
+	if (secrets == NULL || secrets->count == 0 ||
+	    secrets->count > WEBHOOK_SECRETS_MAX || msg_id == NULL ||
+	    (body == NULL && body_len > 0))
+		return -1;
+	return sign_header(secrets, NULL, msg_id, timestamp, body, body_len,
+			   header_r);
+}
+
+struct webhook_signer *
+webhook_signer_create(const struct webhook_secrets *secrets)
+{
+	struct webhook_signer *signer;
+	unsigned int i;
+
+	if (secrets == NULL || secrets->count == 0 ||
+	    secrets->count > WEBHOOK_SECRETS_MAX)
+		return NULL;
+	signer = calloc(1, sizeof(*signer));
+	if (signer == NULL)
+		return NULL;
+	for (i = 0; i < secrets->count; i++) {
+		if (secrets->secrets[i].key_len > WEBHOOK_SECRET_MAX_BYTES)
+			break;
+		signer->ctx[i] = hmac_ctx_keyed(secrets->secrets[i].key,
+						secrets->secrets[i].key_len);
+		if (signer->ctx[i] == NULL)
+			break;
+		signer->count++;
+	}
+	if (signer->count != secrets->count)
+		webhook_signer_destroy(&signer);
+	return signer;
+}
+
+int webhook_signer_sign(struct webhook_signer *signer, const char *msg_id,
+			int64_t timestamp, const void *body, size_t body_len,
+			char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE])
+{
+	header_r[0] = '\0';
+	if (signer == NULL || msg_id == NULL ||
+	    (body == NULL && body_len > 0))
+		return -1;
+	return sign_header(NULL, signer, msg_id, timestamp, body, body_len,
+			   header_r);
+}
+
+void webhook_signer_destroy(struct webhook_signer **signer)
+{
+	unsigned int i;
+
+	if (*signer == NULL)
+		return;
+	/* freeing a context cleanses the key schedule it holds */
+	for (i = 0; i < (*signer)->count; i++)
+		EVP_MAC_CTX_free((*signer)->ctx[i]);
+	free(*signer);
+	*signer = NULL;
+}
+
 int webhook_verify(const struct webhook_secret *secret, const char *msg_id,
 		   int64_t timestamp, const void *body, size_t body_len,
 		   const char *header)
@@ -194,8 +310,8 @@ int webhook_verify(const struct webhook_secret *secret, const char *msg_id,
 	if (secret == NULL || msg_id == NULL || header == NULL ||
 	    (body == NULL && body_len > 0))
 		return -1;
-	if (signature_compute(secret, msg_id, timestamp, body, body_len,
-			      expected) < 0)
+	if (signature_compute(secret, NULL, false, msg_id, timestamp, body,
+			      body_len, expected) < 0)
 		return -1;
 
 	/* Comparing the base64 text rather than decoded bytes accepts only

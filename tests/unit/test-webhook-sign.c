@@ -387,6 +387,61 @@ static void test_sign(void **state)
 	webhook_secrets_clear(&secrets);
 }
 
+/* A signer (keyed once) gives webhook_sign()'s header for every
+   message it signs, also after signing others: each signature starts
+   from the key's states, not from where the last one ended. */
+static void test_signer(void **state)
+{
+	const struct sign_case *c = *state;
+	size_t idx = (size_t)(c - sign_cases);
+	struct webhook_secrets secrets;
+	struct webhook_signer *signer;
+	char header[WEBHOOK_SIGNATURE_HEADER_SIZE];
+	char other[WEBHOOK_SIGNATURE_HEADER_SIZE];
+	char expected[WEBHOOK_SIGNATURE_HEADER_SIZE];
+	const char *other_body = "{\"type\":\"message.deleted\"}";
+	unsigned int i, round;
+
+	memset(&secrets, 0, sizeof(secrets));
+	for (i = 0; i < c->secret_count; i++) {
+		secret_parse_or_fail(idx, c->name, c->secrets[i],
+				     &secrets.secrets[i]);
+	}
+	secrets.count = c->secret_count;
+	signer = webhook_signer_create(&secrets);
+	if (signer == NULL)
+		case_fail(idx, c->name, "webhook_signer_create() failed");
+	if (webhook_sign(&secrets, c->msg_id, c->timestamp + 1, other_body,
+			 strlen(other_body), expected) != 0)
+		case_fail(idx, c->name, "webhook_sign() failed");
+	for (round = 0; round < 3; round++) {
+		if (webhook_signer_sign(signer, c->msg_id, c->timestamp,
+					c->body, strlen(c->body),
+					header) != 0)
+			case_fail(idx, c->name, "round %u: "
+				  "webhook_signer_sign() failed", round);
+		if (strcmp(header, c->header) != 0)
+			case_fail(idx, c->name, "round %u: header \"%s\", "
+				  "expected \"%s\"", round, header,
+				  c->header);
+		if (webhook_signer_sign(signer, c->msg_id, c->timestamp + 1,
+					other_body, strlen(other_body),
+					other) != 0)
+			case_fail(idx, c->name, "round %u: "
+				  "webhook_signer_sign() failed", round);
+		if (strcmp(other, expected) != 0 ||
+		    strcmp(other, header) == 0)
+			case_fail(idx, c->name, "round %u: other message's "
+				  "header \"%s\", expected \"%s\"", round,
+				  other, expected);
+	}
+	webhook_signer_destroy(&signer);
+	if (signer != NULL)
+		case_fail(idx, c->name, "webhook_signer_destroy() left the "
+			  "pointer");
+	webhook_secrets_clear(&secrets);
+}
+
 static void test_verify(void **state)
 {
 	const struct verify_case *c = *state;
@@ -536,6 +591,15 @@ static void test_misuse(void **state)
 	if (ret != -1)
 		fail_msg("misuse: signing with %u secrets returned %d",
 			 secrets.count, ret);
+	if (webhook_signer_create(&secrets) != NULL)
+		fail_msg("misuse: a signer with %u secrets", secrets.count);
+	secrets.count = 0;
+	if (webhook_signer_create(&secrets) != NULL)
+		fail_msg("misuse: a signer without a secret");
+	if (webhook_signer_sign(NULL, SPEC_ID, SPEC_TS, SPEC_BODY,
+				strlen(SPEC_BODY), header) != -1 ||
+	    header[0] != '\0')
+		fail_msg("misuse: signing without a signer");
 	webhook_secrets_clear(&secrets);
 }
 
@@ -548,6 +612,7 @@ int main(void)
 
 	failed += RUN_TABLE("webhook_hmac_sha256", test_hmac, hmac_cases);
 	failed += RUN_TABLE("webhook_sign", test_sign, sign_cases);
+	failed += RUN_TABLE("webhook_signer", test_signer, sign_cases);
 	failed += RUN_TABLE("webhook_verify", test_verify, verify_cases);
 	failed += RUN_TABLE("webhook_secret_parse", test_secret_parse,
 			    secret_cases);
