@@ -283,10 +283,16 @@ static void spool_sync(struct webhook_delivery *d)
 	}
 }
 
-/* Sync recorded outcomes unless the last sync was too recent (the timer
-   then comes back for it). */
+/* Write the outcomes of this loop turn (one write per segment), then
+   sync them unless the last sync was too recent (the timer then comes
+   back for it). Every entry point ends with this before the loop waits
+   again, so that a kill loses no outcome of an earlier turn. */
 static void maybe_sync(struct webhook_delivery *d)
 {
+	if (webhook_spool_flush(d->spool) < 0) {
+		delivery_log(d, WEBHOOK_LOG_ERROR, "webhook spool: %s",
+			     webhook_spool_error(d->spool));
+	}
 	if (d->sync_pending &&
 	    mono_ms() - d->last_sync >= WEBHOOK_DELIVERY_SYNC_INTERVAL_MS)
 		spool_sync(d);
@@ -996,6 +1002,7 @@ int webhook_delivery_start(struct webhook_delivery *d)
 		     "webhook delivery to %s started (%u in flight at most)",
 		     d->endpoint, d->max_in_flight);
 	pump(d);
+	maybe_sync(d);
 	rearm(d);
 	return 0;
 }
@@ -1093,6 +1100,7 @@ void webhook_delivery_kick(struct webhook_delivery *d)
 	if (!d->started)
 		return;
 	pump(d);
+	maybe_sync(d);
 	rearm(d);
 }
 
@@ -1114,6 +1122,7 @@ void webhook_delivery_enable(struct webhook_delivery *d)
 	if (!d->started)
 		return;
 	pump(d);
+	maybe_sync(d);
 	rearm(d);
 }
 

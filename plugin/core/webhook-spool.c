@@ -73,6 +73,9 @@
 /* An outcome log beyond this is not a log we wrote. */
 #define OUTCOME_LOG_MAX (256 * 1024 * 1024)
 #define OUTCOME_LINE_MAX 64
+/* A segment's outcome lines wait in memory up to this many bytes (see
+   webhook_spool_flush()) */
+#define OUTCOME_BUF_SIZE 4096
 #define SHA256_LEN 32
 #define SPOOL_DIR_MAX (PATH_MAX - 64)
 #define ATTEMPTS_MAX 1000000
@@ -105,6 +108,9 @@ struct spool_segment {
 	bool log_dirty;			/* written since the last sync */
 	bool log_broken;		/* a failed write may have left half a
 					   line: start the next on a new one */
+	/* outcome lines not written yet (webhook_spool_flush()) */
+	char *obuf;
+	size_t olen;
 };
 
 struct spool_entry {
@@ -180,6 +186,8 @@ struct webhook_spool {
 	int64_t next_rescan_ms;		/* monotonic */
 	bool rescan_wanted;		/* a writer holds a segment */
 	bool seg_dirty;			/* seg/ changed since its last fsync */
+	/* segments with outcome lines in their obuf */
+	unsigned int outcome_segs;
 
 	void (*log)(void *context, enum webhook_log_level level,
 		    const char *message);
@@ -778,8 +786,11 @@ static void seg_free(struct spool_segment *seg)
 {
 	close_fd(&seg->fd);
 	close_fd(&seg->log_fd);
+	free(seg->obuf);
 	free(seg);
 }
+
+static int seg_flush(struct webhook_spool *spool, struct spool_segment *seg);
 
 static struct spool_segment *seg_find(struct webhook_spool *spool,
 				      const char *name)
@@ -803,6 +814,12 @@ static void seg_delete(struct webhook_spool *spool, struct spool_segment *seg)
 {
 	char file[SEG_FILE_SIZE];
 
+	/* its log must say why, should the unlink not survive a crash */
+	if (seg_flush(spool, seg) < 0) {
+		spool_log(spool, WEBHOOK_LOG_ERROR, "%s",
+			  webhook_spool_error(spool));
+		clear_error(spool);
+	}
 	seg_file_name(seg, ".seg", file);
 	if (unlinkat(spool->seg_fd, file, 0) < 0 && errno != ENOENT) {
 		/* harmless: the next open finds it done again */
@@ -825,19 +842,16 @@ static void seg_maybe_delete(struct webhook_spool *spool,
 		seg_delete(spool, seg);
 }
 
-/* Append one outcome line to the segment's log. */
-static int seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
-		       const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
-		       const char *fmt, ...)
+/* Write the segment's buffered outcome lines to its log (one write).
+   On failure the lines are dropped (their events are sent again after a
+   restart, as after any lost outcome) and -1 returned with the error. */
+static int seg_flush(struct webhook_spool *spool, struct spool_segment *seg)
 {
-	char line[OUTCOME_LINE_MAX + 1], file[SEG_FILE_SIZE];
-	va_list args;
-	size_t len = 0;
-	int ret;
+	char file[SEG_FILE_SIZE];
+	int ret = 0;
 
+	if (seg->olen == 0)
+		return 0;
 	seg_file_name(seg, ".log", file);
 	if (seg->log_fd < 0) {
 		seg->log_fd = openat(spool->seg_fd, file,
@@ -846,28 +860,77 @@ static int seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
 		if (seg->log_fd < 0) {
 			set_error(spool, "open(%s/seg/%s) failed: %s",
 				  spool->dir, file, strerror(errno));
-			return -1;
+			ret = -1;
+			goto out;
 		}
 		/* a new directory entry, made durable by sync() */
 		spool->seg_dirty = true;
 	}
-	if (seg->log_broken)
-		line[len++] = '\n';
-	va_start(args, fmt);
-	ret = vsnprintf(line + len, sizeof(line) - len, fmt, args);
-	va_end(args);
-	if (ret < 0 || (size_t)ret >= sizeof(line) - len)
-		abort();
-	len += (size_t)ret;
 	seg->log_dirty = true;
-	if (write_full(seg->log_fd, line, len) < 0) {
+	if ((seg->log_broken && write_full(seg->log_fd, "\n", 1) < 0) ||
+	    write_full(seg->log_fd, seg->obuf, seg->olen) < 0) {
 		set_error(spool, "write(%s/seg/%s) failed: %s", spool->dir,
 			  file, strerror(errno));
 		seg->log_broken = true;
-		return -1;
+		ret = -1;
+		goto out;
 	}
 	seg->log_broken = false;
-	return 0;
+out:
+	seg->olen = 0;
+	spool->outcome_segs--;
+	return ret;
+}
+
+static int flush_all(struct webhook_spool *spool)
+{
+	struct spool_segment *seg;
+	int ret = 0;
+
+	for (seg = spool->segments;
+	     seg != NULL && spool->outcome_segs > 0; seg = seg->next) {
+		if (seg_flush(spool, seg) < 0)
+			ret = -1;
+	}
+	return ret;
+}
+
+/* Add one outcome line to the segment's buffer; with hold false, write
+   it (and what waited) at once. */
+static int seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
+		       bool hold, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
+		       bool hold, const char *fmt, ...)
+{
+	char line[OUTCOME_LINE_MAX + 1];
+	va_list args;
+	int ret, len;
+
+	va_start(args, fmt);
+	len = vsnprintf(line, sizeof(line), fmt, args);
+	va_end(args);
+	if (len < 0 || (size_t)len >= sizeof(line))
+		abort();
+	ret = 0;
+	if (seg->olen + (size_t)len > OUTCOME_BUF_SIZE)
+		ret = seg_flush(spool, seg);
+	if (seg->obuf == NULL) {
+		seg->obuf = malloc(OUTCOME_BUF_SIZE);
+		if (seg->obuf == NULL) {
+			set_error(spool, "outcome of seg/%s.seg: out of memory",
+				  seg->name);
+			return -1;
+		}
+	}
+	if (seg->olen == 0)
+		spool->outcome_segs++;
+	memcpy(seg->obuf + seg->olen, line, (size_t)len);
+	seg->olen += (size_t)len;
+	if (!hold && seg_flush(spool, seg) < 0)
+		ret = -1;
+	return ret;
 }
 
 /* ---- reading segments ---- */
@@ -1443,6 +1506,11 @@ static int seg_scan_dir(struct webhook_spool *spool, bool at_open)
 		if (seg != NULL) {
 			/* room now: read it again */
 			spool->unindexed -= seg->deferred;
+			if (seg_flush(spool, seg) < 0) {
+				spool_log(spool, WEBHOOK_LOG_ERROR, "%s",
+					  webhook_spool_error(spool));
+				clear_error(spool);
+			}
 			seg_list_remove(&spool->segments, seg);
 			seg_free(seg);
 		}
@@ -1659,8 +1727,8 @@ static void batch_publish(struct webhook_spool *spool, unsigned int count)
 			first_due(spool, entry.created_ms);
 		/* a migrated attempt count; sync() makes it durable */
 		if (entry.attempts > 0 &&
-		    seg_outcome(spool, seg, "R %" PRIu32 " %" PRIu32 " %"
-				PRId64 "\n", entry.index, entry.attempts,
+		    seg_outcome(spool, seg, false, "R %" PRIu32 " %" PRIu32
+				" %" PRId64 "\n", entry.index, entry.attempts,
 				item->next_ms) < 0) {
 			spool_log(spool, WEBHOOK_LOG_WARNING, "%s",
 				  webhook_spool_error(spool));
@@ -2266,6 +2334,11 @@ void webhook_spool_destroy(struct webhook_spool **_spool)
 		next = co->next;
 		free(co);
 	}
+	/* what the last outcomes say survives a kill, not a power loss
+	   (the caller syncs first for that) */
+	if (flush_all(spool) < 0)
+		spool_log(spool, WEBHOOK_LOG_ERROR, "%s",
+			  webhook_spool_error(spool));
 	/* the logs of doomed segments stay until the next open finds
 	   them without a segment */
 	seg_list_free(&spool->segments);
@@ -2733,7 +2806,8 @@ int webhook_spool_delivered(struct webhook_spool *spool,
 
 	spool_enter(spool);
 	checkout_free(spool, event, &entry);
-	ret = seg_outcome(spool, entry.seg, "D %" PRIu32 "\n", entry.index);
+	ret = seg_outcome(spool, entry.seg, true, "D %" PRIu32 "\n",
+			  entry.index);
 	entry.seg->live--;
 	seg_maybe_delete(spool, entry.seg);
 	spool_leave(spool);
@@ -2752,7 +2826,7 @@ int webhook_spool_reschedule(struct webhook_spool *spool,
 	checkout_free(spool, event, &entry);
 	attempts = entry.attempts < ATTEMPTS_MAX ? entry.attempts + 1 :
 		entry.attempts;
-	ret = seg_outcome(spool, entry.seg, "R %" PRIu32 " %" PRIu32 " %"
+	ret = seg_outcome(spool, entry.seg, true, "R %" PRIu32 " %" PRIu32 " %"
 			  PRId64 "\n", entry.index, attempts,
 			  due_ms < 0 ? 0 : due_ms);
 	if (ret == 0)
@@ -2845,7 +2919,8 @@ int webhook_spool_dead_letter(struct webhook_spool *spool,
 		return -1;
 	}
 	spool->dead_count++;
-	ret = seg_outcome(spool, entry.seg, "X %" PRIu32 "\n", entry.index);
+	ret = seg_outcome(spool, entry.seg, false, "X %" PRIu32 "\n",
+			  entry.index);
 	entry.seg->live--;
 	seg_maybe_delete(spool, entry.seg);
 	spool_leave(spool);
@@ -2863,6 +2938,16 @@ void webhook_spool_release(struct webhook_spool *spool,
 	spool_leave(spool);
 }
 
+int webhook_spool_flush(struct webhook_spool *spool)
+{
+	int ret;
+
+	spool_enter(spool);
+	ret = spool->outcome_segs == 0 ? 0 : flush_all(spool);
+	spool_leave(spool);
+	return ret;
+}
+
 int webhook_spool_sync(struct webhook_spool *spool)
 {
 	char error[WEBHOOK_SPOOL_ERROR_MAX] = "";
@@ -2876,6 +2961,8 @@ int webhook_spool_sync(struct webhook_spool *spool)
 		spool_leave(spool);
 		return 0;
 	}
+	if (flush_all(spool) < 0)
+		ret = -1;
 	for (seg = spool->segments; seg != NULL; seg = seg->next) {
 		if (seg->log_dirty)
 			count++;

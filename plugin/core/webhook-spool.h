@@ -33,8 +33,13 @@
    Durability: webhook_spool_commit() writes the batch and makes it
    durable with one fdatasync() of the segment (and one fsync() of seg/
    after a new segment was started); only then are its events visible.
-   Outcomes are written with write(2) when they happen, so a killed
-   process loses none; webhook_spool_sync() makes them durable with one
+   Outcomes of deliveries (D, R) wait in memory until
+   webhook_spool_flush(), which the delivery engine calls before it goes
+   back to its loop: one write(2) per segment for all the responses one
+   wake-up brought. Dead letters (X) are written at once. A process
+   killed between a response and the end of that loop turn loses those
+   outcomes (its events go out again: at-least-once), never a written
+   one; webhook_spool_sync() flushes and makes them durable with one
    fdatasync() per log written since the last call, which the engine
    does at a bounded rate: losing the last ones in a power failure only
    means an extra attempt (at-least-once; receivers dedupe on the
@@ -247,16 +252,17 @@ int webhook_spool_checkout(struct webhook_spool *spool, int64_t now_ms,
    writer holds a segment that the owner waits to adopt. */
 int64_t webhook_spool_next_due(const struct webhook_spool *spool);
 
-/* The event was delivered: append "D" to the outcome log, free the event
-   and NULL the pointer. Returns 0, or -1 with the error if the write
-   failed (the event would be sent again after a restart). */
+/* The event was delivered: add "D" to the outcome log's buffer (written
+   by webhook_spool_flush()), free the event and NULL the pointer.
+   Returns 0, or -1 with the error if lines waiting before it could not
+   be written (those events would be sent again after a restart). */
 int webhook_spool_delivered(struct webhook_spool *spool,
 			    struct webhook_spool_event **event);
 
 /* An attempt failed and another is due at due_ms: count the attempt,
-   append "R" to the outcome log, queue the event again, NULL the
-   pointer. Returns 0, or -1 with the error if the write failed (the
-   event is queued for due_ms anyway, with the attempt uncounted). */
+   add "R" to the outcome log's buffer, queue the event again, NULL the
+   pointer. Returns 0, or -1 with the error as for _delivered() (the
+   event is queued for due_ms anyway). */
 int webhook_spool_reschedule(struct webhook_spool *spool,
 			     struct webhook_spool_event **event,
 			     int64_t due_ms);
@@ -275,7 +281,12 @@ int webhook_spool_dead_letter(struct webhook_spool *spool,
 void webhook_spool_release(struct webhook_spool *spool,
 			   struct webhook_spool_event **event);
 
-/* Make the outcomes recorded since the last call durable: one
+/* Write the outcome lines waiting in memory: one write(2) per segment.
+   Returns 0, or -1 with the error (those lines are dropped: their
+   events go out again after a restart). Any thread. */
+int webhook_spool_flush(struct webhook_spool *spool);
+
+/* Flush, then make the outcomes recorded since the last call durable: one
    fdatasync() of each outcome log written, one fsync() of seg/ if
    files were created or removed there; only then are the logs of
    deleted segments removed. Returns 0, or -1 with the error. */

@@ -60,7 +60,9 @@ enum op_kind {
 	OP_ABORT,
 	OP_CRASH_APPEND, /* a child appends n events and dies uncommitted */
 	OP_CRASH_COMMIT, /* a child appends n, commits, dies unclosed */
-	OP_KILL_DELIVERED, /* a child owner delivers n and is SIGKILLed */
+	OP_KILL_DELIVERED, /* a child owner delivers n, flushes (as the
+			      engine does before it waits again) and is
+			      SIGKILLed; t != 0: killed before the flush */
 	OP_REOPEN,
 	OP_FIRST_DELAY,	/* t */
 	OP_CHECKOUT,	/* into slot n; s: expected id or NULL (none);
@@ -218,12 +220,24 @@ static const struct spool_case spool_cases[] = {
 	{ "killed after delivering: nothing is sent twice", {
 		{ OP_APPEND, 5, 0, NULL, NULL, 0, E0 },
 		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
-		/* no sync() in the child: write(2) alone must do */
+		/* no sync() in the child: flush's write(2) alone must do */
 		{ OP_KILL_DELIVERED, 3, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(2, 0, 0, 0, 0) },
 		{ OP_CHECKOUT, 0, 0, "evt_4", NULL, 0, E0 },
 		{ OP_CHECKOUT, 1, 0, "evt_5", NULL, 0, E0 },
 		{ OP_CHECKOUT, 2, 0, NULL, NULL, 0, E0 },
+	} },
+	{ "killed before flushing: those events go out again", {
+		{ OP_APPEND, 5, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_KILL_DELIVERED, 2, 0, NULL, NULL, 0, E0 },
+		/* the next turn's outcomes are lost with the process */
+		{ OP_KILL_DELIVERED, 2, 1, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(3, 0, 0, 0, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_3", NULL, 0, E0 },
+		{ OP_CHECKOUT, 1, 0, "evt_4", NULL, 0, E0 },
+		{ OP_CHECKOUT, 2, 0, "evt_5", NULL, 0, E0 },
+		{ OP_CHECKOUT, 3, 0, NULL, NULL, 0, E0 },
 	} },
 	{ "attempt bookkeeping survives reopen, then dead-letter", {
 		{ OP_APPEND, 2, 0, NULL, NULL, 0, E0 },
@@ -741,10 +755,11 @@ static void crash_child(size_t idx, const char *name, unsigned int step,
 	ctx->next_k += count;
 }
 
-/* A child owner checks out and delivers count events, then is killed
-   with SIGKILL: no destroy, no sync. */
+/* A child owner checks out and delivers count events, flushes unless
+   told not to, then is killed with SIGKILL: no destroy, no sync. */
 static void kill_delivered(size_t idx, const char *name, unsigned int step,
-			   struct test_ctx *ctx, unsigned int count)
+			   struct test_ctx *ctx, unsigned int count,
+			   bool flush)
 {
 	int fds[2], status;
 	char c = 0;
@@ -772,6 +787,8 @@ static void kill_delivered(size_t idx, const char *name, unsigned int step,
 			    webhook_spool_delivered(spool, &event) < 0)
 				_exit(2);
 		}
+		if (flush && webhook_spool_flush(spool) < 0)
+			_exit(4);
 		c = 'k';
 		if (write(fds[1], &c, 1) != 1)
 			_exit(3);
@@ -1005,7 +1022,7 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 			    op->kind == OP_CRASH_COMMIT);
 		break;
 	case OP_KILL_DELIVERED:
-		kill_delivered(idx, name, step, ctx, op->n);
+		kill_delivered(idx, name, step, ctx, op->n, op->t == 0);
 		break;
 	case OP_REOPEN:
 		ctx_reopen(idx, name, ctx);
@@ -1196,8 +1213,14 @@ static void test_spool(void **state)
 
 	ctx = ctx_init(idx, c->name);
 	ctx_open(idx, c->name, ctx);
-	for (i = 0; i < OPS_MAX && c->ops[i].kind != OP_END; i++)
+	for (i = 0; i < OPS_MAX && c->ops[i].kind != OP_END; i++) {
 		run_op(idx, c->name, i, ctx, &c->ops[i]);
+		/* each step is a loop turn of the delivery engine, which
+		   writes its outcomes before it waits again */
+		if (ctx->spool != NULL && webhook_spool_flush(ctx->spool) < 0)
+			case_fail(idx, c->name, "step %u: flush: %s", i,
+				  webhook_spool_error(ctx->spool));
+	}
 	ctx_free(ctx);
 }
 
