@@ -89,6 +89,8 @@ struct webhook_delivery {
 		       const struct webhook_delivery_report *report);
 	uint32_t (*random)(void *context);
 	unsigned int max_in_flight;
+	/* the host calls webhook_delivery_turn_end() */
+	bool turn_end;
 	char ca_file[RETENTION_PATH_MAX];
 	atomic_bool *shared_disabled;
 	/* see webhook_delivery_config.defer_ms */
@@ -285,9 +287,11 @@ static void spool_sync(struct webhook_delivery *d)
 
 /* Write the outcomes of this loop turn (one write per segment), then
    sync them unless the last sync was too recent (the timer then comes
-   back for it). Every entry point ends with this before the loop waits
-   again, so that a kill loses no outcome of an earlier turn. */
-static void maybe_sync(struct webhook_delivery *d)
+   back for it). Every entry point ends with this (or, with turn_end,
+   the host calls it through webhook_delivery_turn_end()) before the
+   loop waits again, so that a kill loses no outcome of an earlier
+   turn. */
+static void turn_flush(struct webhook_delivery *d)
 {
 	if (webhook_spool_flush(d->spool) < 0) {
 		delivery_log(d, WEBHOOK_LOG_ERROR, "webhook spool: %s",
@@ -296,6 +300,19 @@ static void maybe_sync(struct webhook_delivery *d)
 	if (d->sync_pending &&
 	    mono_ms() - d->last_sync >= WEBHOOK_DELIVERY_SYNC_INTERVAL_MS)
 		spool_sync(d);
+}
+
+static void maybe_sync(struct webhook_delivery *d)
+{
+	if (d->turn_end)
+		return;
+	turn_flush(d);
+}
+
+void webhook_delivery_turn_end(struct webhook_delivery *d)
+{
+	if (d->started)
+		turn_flush(d);
 }
 
 /* How late events are taken now (webhook_delivery_config.defer_ms). */
@@ -869,6 +886,7 @@ webhook_delivery_create(const struct webhook_delivery_config *config)
 	d->random = config->random;
 	d->shared_disabled = config->shared_disabled;
 	d->defer_ms = config->defer_ms;
+	d->turn_end = config->turn_end;
 	d->max_in_flight = config->max_in_flight == 0 ?
 		WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT : config->max_in_flight;
 	if (d->max_in_flight > WEBHOOK_DELIVERY_MAX_IN_FLIGHT)

@@ -144,6 +144,13 @@ struct webhook_delivery_config {
 	   webhook runner sets it while the machine's CPUs are busy with
 	   other work, and kicks the engine when it clears it. */
 	atomic_llong *defer_ms;
+	/* false: each entry point below writes the outcomes it recorded
+	   before it returns. true: the host calls
+	   webhook_delivery_turn_end() after each turn of its loop, which
+	   writes the outcomes of every callback of that turn at once (a
+	   loop that reports ready sockets one callback each would
+	   otherwise write once per response). */
+	bool turn_end;
 };
 
 struct webhook_delivery;
@@ -179,6 +186,11 @@ void webhook_delivery_timer_expired(struct webhook_delivery *delivery);
 /* New events were committed to (or imported into) the spool: start
    those that are due. */
 void webhook_delivery_kick(struct webhook_delivery *delivery);
+
+/* With config.turn_end: the loop's turn is over (it is about to wait):
+   write the outcomes recorded since the last call, and sync them if the
+   last sync was long enough ago. Cheap when there are none. */
+void webhook_delivery_turn_end(struct webhook_delivery *delivery);
 
 /* True after a 410: nothing more is sent until
    webhook_delivery_enable() (or a restart). */

@@ -503,7 +503,7 @@ static void *worker_main(void *context)
 	struct worker *w = context;
 	struct webhook_runner *r = w->runner;
 	pid_t tid = (pid_t)syscall(SYS_gettid);
-	int prio;
+	int prio, ret;
 
 	current_worker = w;
 	if (r->nice > 0) {
@@ -526,9 +526,19 @@ static void *worker_main(void *context)
 	r->ready_count++;
 	pthread_cond_broadcast(&r->ready_cond);
 	pthread_mutex_unlock(&r->lock);
-	if (event_base_dispatch(w->base) < 0) {
-		runner_log(r, WEBHOOK_LOG_ERROR, "delivery worker %u: the "
-			   "event loop failed", w->index);
+	/* one turn at a time: the engine writes the outcomes of all the
+	   responses of a turn with one write() per segment */
+	for (;;) {
+		ret = event_base_loop(w->base, EVLOOP_ONCE);
+		webhook_delivery_turn_end(w->engine);
+		if (ret < 0) {
+			runner_log(r, WEBHOOK_LOG_ERROR, "delivery worker %u: "
+				   "the event loop failed", w->index);
+			break;
+		}
+		if (ret > 0 || event_base_got_break(w->base) ||
+		    event_base_got_exit(w->base))
+			break;
 	}
 	return NULL;
 }
@@ -640,6 +650,7 @@ webhook_runner_create(const struct webhook_runner_config *config)
 		dconfig.max_in_flight = per_worker;
 		dconfig.shared_disabled = &r->disabled;
 		dconfig.defer_ms = &r->defer_ms;
+		dconfig.turn_end = true;
 		w->engine = webhook_delivery_create(&dconfig);
 		if (w->engine == NULL)
 			goto fail;

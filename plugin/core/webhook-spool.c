@@ -49,6 +49,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,9 @@
 /* A segment's outcome lines wait in memory up to this many bytes (see
    webhook_spool_flush()) */
 #define OUTCOME_BUF_SIZE 4096
+/* Checkouts read this much of a segment at a time: events go out in the
+   order they were appended, so the next ones come from memory */
+#define READ_CACHE_SIZE (64 * 1024)
 #define SHA256_LEN 32
 #define SPOOL_DIR_MAX (PATH_MAX - 64)
 #define ATTEMPTS_MAX 1000000
@@ -111,6 +115,9 @@ struct spool_segment {
 	/* outcome lines not written yet (webhook_spool_flush()) */
 	char *obuf;
 	size_t olen;
+	/* unique in the process (the read cache's key: a freed segment's
+	   address may come back) */
+	uint64_t serial;
 };
 
 struct spool_entry {
@@ -188,6 +195,12 @@ struct webhook_spool {
 	bool seg_dirty;			/* seg/ changed since its last fsync */
 	/* segments with outcome lines in their obuf */
 	unsigned int outcome_segs;
+	/* read cache for checkouts: bytes [rcache_start, +rcache_len) of
+	   the segment with serial rcache_serial (0: none) */
+	unsigned char *rcache;
+	uint64_t rcache_serial;
+	int64_t rcache_start;
+	size_t rcache_len;
 
 	void (*log)(void *context, enum webhook_log_level level,
 		    const char *message);
@@ -777,8 +790,11 @@ static struct spool_segment *seg_new(const char *name)
 	seg = calloc(1, sizeof(*seg));
 	if (seg == NULL)
 		return NULL;
+	static atomic_uint_least64_t serials;
+
 	memcpy(seg->name, name, strlen(name) + 1);
 	seg->fd = seg->log_fd = -1;
+	seg->serial = atomic_fetch_add(&serials, 1) + 1;
 	return seg;
 }
 
@@ -2346,6 +2362,7 @@ void webhook_spool_destroy(struct webhook_spool **_spool)
 	free(spool->batch);
 	free(spool->wbuf);
 	free(spool->heap);
+	free(spool->rcache);
 	close_all(spool);
 	(void)pthread_mutex_destroy(&spool->mutex);
 	free(spool);
@@ -2642,6 +2659,56 @@ static void checkout_free(struct webhook_spool *spool,
 	free(co);
 }
 
+/* Read an entry's record into rec: from the read cache, or through it
+   (one pread() of READ_CACHE_SIZE bytes from the record on), or
+   directly if it is bigger. Returns the bytes read, -1 with errno.
+
+   Cached bytes stay valid: a segment is only appended to, and a
+   record's bytes are all written before it is indexed (the commit). A
+   read may end inside a record being written; that record is then not
+   covered, and the next checkout that needs it reads again. A batch
+   that failed to commit is never indexed and its segment takes no
+   more appends. */
+static ssize_t checkout_read(struct webhook_spool *spool,
+			     const struct spool_entry *entry,
+			     unsigned char *rec)
+{
+	const struct spool_segment *seg = entry->seg;
+	ssize_t ret;
+
+	if (entry->rec_len > READ_CACHE_SIZE)
+		return read_full(seg->fd, rec, entry->rec_len,
+				 (off_t)entry->offset);
+	if (spool->rcache_serial != seg->serial ||
+	    entry->offset < spool->rcache_start ||
+	    entry->offset + entry->rec_len >
+	    spool->rcache_start + (int64_t)spool->rcache_len) {
+		spool->rcache_serial = 0;
+		if (spool->rcache == NULL &&
+		    (spool->rcache = malloc(READ_CACHE_SIZE)) == NULL)
+			return read_full(seg->fd, rec, entry->rec_len,
+					 (off_t)entry->offset);
+		do {
+			ret = pread(seg->fd, spool->rcache, READ_CACHE_SIZE,
+				    (off_t)entry->offset);
+		} while (ret < 0 && errno == EINTR);
+		if (ret < 0)
+			return -1;
+		if ((size_t)ret < entry->rec_len) {
+			/* a short read (a signal, or the file ends before
+			   the record): the exact length, as before */
+			return read_full(seg->fd, rec, entry->rec_len,
+					 (off_t)entry->offset);
+		}
+		spool->rcache_serial = seg->serial;
+		spool->rcache_start = entry->offset;
+		spool->rcache_len = (size_t)ret;
+	}
+	memcpy(rec, spool->rcache + (entry->offset - spool->rcache_start),
+	       entry->rec_len);
+	return (ssize_t)entry->rec_len;
+}
+
 /* Read an entry's record. The record was verified when it was indexed;
    a mismatch now means the file changed under us. */
 static int checkout_load(struct webhook_spool *spool,
@@ -2659,8 +2726,7 @@ static int checkout_load(struct webhook_spool *spool,
 		set_error(spool, "checkout: out of memory");
 		return -1;
 	}
-	ret = read_full(entry->seg->fd, co->rec, entry->rec_len,
-			(off_t)entry->offset);
+	ret = checkout_read(spool, entry, co->rec);
 	seg_file_name(entry->seg, ".seg", file);
 	if (ret < 0) {
 		set_error(spool, "pread(%s/seg/%s) failed: %s", spool->dir,
@@ -2677,6 +2743,8 @@ static int checkout_load(struct webhook_spool *spool,
 		reason = "bad record";
 	}
 	if (reason != NULL) {
+		/* the next try reads the disk again */
+		spool->rcache_serial = 0;
 		set_error(spool, "pread(%s/seg/%s): record at offset %" PRId64
 			  " changed on disk (%s)", spool->dir, file,
 			  entry->offset, reason);
