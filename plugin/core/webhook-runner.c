@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -85,11 +86,15 @@ struct webhook_runner {
 	/* a 410 seen by one engine disables them all */
 	atomic_bool disabled;
 	/* deferral under CPU load (cpu-load.h): the engines take events
-	   this late; sampled by worker 0's load timer */
+	   this late; sampled by a thread of its own at the process's
+	   priority (a sampler at the workers' niceness would be starved by
+	   the very load it is there to see, and notice it late) */
 	int64_t defer_max_ms;
 	atomic_llong defer_ms;
 	int stat_fd;
-	struct event *load_timer;
+	pthread_t load_thread;
+	bool load_thread_started;
+	int load_stop_fd;		/* eventfd: the sampler stops */
 	struct cpu_load_sample load_prev;
 	bool load_have_prev, load_busy, load_failed;
 	/* kicks held back while deferring, passed on by the load timer */
@@ -383,18 +388,15 @@ static void wake_cb(evutil_socket_t fd, short what, void *context)
 
 static void worker_wake(struct worker *w);
 
-/* Worker 0, every CPU_LOAD_SAMPLE_MSECS: defer delivery while the CPUs
-   are busy with other work, resume when they calm down. */
-static void load_timer_cb(evutil_socket_t fd, short what, void *context)
+/* Every CPU_LOAD_SAMPLE_MSECS (the sampler thread): defer delivery
+   while the CPUs are busy with other work, resume when they calm
+   down. */
+static void load_sample(struct webhook_runner *r)
 {
-	struct worker *w = context;
-	struct webhook_runner *r = w->runner;
 	struct cpu_load_sample cur;
 	unsigned int i;
 	bool busy;
 
-	(void)fd;
-	(void)what;
 	if (cpu_load_sample(r->stat_fd, &cur) < 0) {
 		if (!r->load_failed) {
 			r->load_failed = true;
@@ -435,6 +437,33 @@ static void load_timer_cb(evutil_socket_t fd, short what, void *context)
 		for (i = 0; i < r->worker_count; i++)
 			worker_wake(&r->workers[i]);
 	}
+}
+
+static void *load_thread_main(void *context)
+{
+	struct webhook_runner *r = context;
+	struct pollfd pfd = { .fd = r->load_stop_fd, .events = POLLIN };
+	unsigned int i;
+	int ret;
+
+	for (;;) {
+		ret = poll(&pfd, 1, CPU_LOAD_SAMPLE_MSECS);
+		if (ret > 0)
+			break;
+		if (ret < 0 && errno != EINTR) {
+			runner_log(r, WEBHOOK_LOG_ERROR, "webhook delivery: "
+				   "the CPU load sampler failed: poll(): %s; "
+				   "delivery is no longer deferred",
+				   strerror(errno));
+			atomic_store(&r->defer_ms, 0);
+			for (i = 0; i < r->worker_count; i++)
+				worker_wake(&r->workers[i]);
+			break;
+		}
+		if (ret == 0)
+			load_sample(r);
+	}
+	return NULL;
 }
 
 static int loop_fd_watch(void *context, int fd, unsigned int events)
@@ -597,6 +626,7 @@ webhook_runner_create(const struct webhook_runner_config *config)
 	atomic_init(&r->kick_held, false);
 	r->defer_max_ms = config->defer_max_ms < 0 ? 0 : config->defer_max_ms;
 	r->stat_fd = -1;
+	r->load_stop_fd = -1;
 	r->notify_fd = -1;
 	if (pthread_mutex_init(&r->lock, NULL) != 0) {
 		free(r);
@@ -656,17 +686,10 @@ webhook_runner_create(const struct webhook_runner_config *config)
 			goto fail;
 	}
 	if (r->defer_max_ms > 0) {
-		struct timeval tv = {
-			.tv_sec = 0,
-			.tv_usec = CPU_LOAD_SAMPLE_MSECS * 1000
-		};
-
 		/* a missing /proc/stat is logged by the first sample */
 		r->stat_fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
-		r->load_timer = event_new(r->workers[0].base, -1, EV_PERSIST,
-					  load_timer_cb, &r->workers[0]);
-		if (r->load_timer == NULL ||
-		    event_add(r->load_timer, &tv) < 0)
+		r->load_stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (r->load_stop_fd < 0)
 			goto fail;
 	}
 	return r;
@@ -711,6 +734,17 @@ int webhook_runner_start(struct webhook_runner *r)
 		}
 		w->thread_started = true;
 	}
+	if (err == 0 && r->load_stop_fd >= 0) {
+		err = pthread_create(&r->load_thread, NULL, load_thread_main,
+				     r);
+		if (err != 0) {
+			snprintf(r->error, sizeof(r->error),
+				 "pthread_create() failed: %s",
+				 strerror(err));
+		} else {
+			r->load_thread_started = true;
+		}
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_mutex_lock(&r->lock);
 	while (r->ready_count < i)
@@ -731,6 +765,12 @@ void webhook_runner_destroy(struct webhook_runner **_runner)
 	if (r == NULL)
 		return;
 	*_runner = NULL;
+	/* the sampler first: it wakes the workers */
+	if (r->load_thread_started) {
+		eventfd_signal(r->load_stop_fd);
+		(void)pthread_join(r->load_thread, NULL);
+		r->load_thread_started = false;
+	}
 	for (i = 0; i < r->worker_count; i++) {
 		struct worker *w = &r->workers[i];
 
@@ -748,8 +788,8 @@ void webhook_runner_destroy(struct webhook_runner **_runner)
 		w->thread_started = false;
 	}
 	/* the threads are gone: the engines' loops are this thread's */
-	if (r->load_timer != NULL)
-		event_free(r->load_timer);
+	if (r->load_stop_fd != -1)
+		close(r->load_stop_fd);
 	if (r->stat_fd != -1)
 		close(r->stat_fd);
 	for (i = 0; i < r->worker_count; i++) {

@@ -53,7 +53,8 @@ struct webhook_runner_config {
 	/* niceness added to the workers' (0..19) */
 	unsigned int nice;
 	/* 0: off. Otherwise, while the machine's CPUs are busy with other
-	   work (cpu-load.h, sampled by worker 0), events are taken this
+	   work (cpu-load.h, sampled by a thread of the runner's own at the
+	   process's niceness, not the workers'), events are taken this
 	   many milliseconds after they are due; delivery resumes as soon as
 	   the CPUs calm down. */
 	int64_t defer_max_ms;

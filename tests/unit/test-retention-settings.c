@@ -211,7 +211,7 @@ static void test_defaults(void **state)
 	assert_false(set.dry_run);
 	assert_int_equal(set.webhook_events, RETENTION_EVENT_ALL);
 	assert_int_equal(set.webhook_timeout_secs, 15);
-	assert_int_equal(set.webhook_max_in_flight, 8);
+	assert_int_equal(set.webhook_max_in_flight, 16);
 	assert_int_equal(set.webhook_workers, 2);
 	assert_int_equal(set.webhook_nice, 19);
 	assert_int_equal(set.retry_schedule_count, 8);
