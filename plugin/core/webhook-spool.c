@@ -201,6 +201,10 @@ struct webhook_spool {
 	uint64_t rcache_serial;
 	int64_t rcache_start;
 	size_t rcache_len;
+	/* where the last record checked out ended: a miss near it is
+	   read with its neighbours, one far from it is not */
+	uint64_t last_serial;
+	int64_t last_end;
 
 	void (*log)(void *context, enum webhook_log_level level,
 		    const char *message);
@@ -2659,9 +2663,15 @@ static void checkout_free(struct webhook_spool *spool,
 	free(co);
 }
 
-/* Read an entry's record into rec: from the read cache, or through it
-   (one pread() of READ_CACHE_SIZE bytes from the record on), or
-   directly if it is bigger. Returns the bytes read, -1 with errno.
+/* Read an entry's record into rec: from the read cache; through it
+   (one pread() of the READ_CACHE_SIZE-aligned block that holds the
+   record, or of READ_CACHE_SIZE bytes from the record on if it crosses
+   the block's end) when the record lies within READ_CACHE_SIZE of the
+   one checked out last, so that a backlog going out in about the order
+   it was appended (events of concurrent sessions interleave by their
+   creation times) is read in large pieces; else directly (events due in
+   an order unrelated to the file's, e.g. retries, would make every
+   large read a waste). Returns the bytes read, -1 with errno.
 
    Cached bytes stay valid: a segment is only appended to, and a
    record's bytes are all written before it is indexed (the commit). A
@@ -2674,8 +2684,15 @@ static ssize_t checkout_read(struct webhook_spool *spool,
 			     unsigned char *rec)
 {
 	const struct spool_segment *seg = entry->seg;
+	int64_t start, distance;
+	bool near;
 	ssize_t ret;
 
+	distance = entry->offset - spool->last_end;
+	near = spool->last_serial == seg->serial &&
+		distance > -READ_CACHE_SIZE && distance < READ_CACHE_SIZE;
+	spool->last_serial = seg->serial;
+	spool->last_end = entry->offset + entry->rec_len;
 	if (entry->rec_len > READ_CACHE_SIZE)
 		return read_full(seg->fd, rec, entry->rec_len,
 				 (off_t)entry->offset);
@@ -2683,25 +2700,31 @@ static ssize_t checkout_read(struct webhook_spool *spool,
 	    entry->offset < spool->rcache_start ||
 	    entry->offset + entry->rec_len >
 	    spool->rcache_start + (int64_t)spool->rcache_len) {
+		if (!near)
+			return read_full(seg->fd, rec, entry->rec_len,
+					 (off_t)entry->offset);
 		spool->rcache_serial = 0;
 		if (spool->rcache == NULL &&
 		    (spool->rcache = malloc(READ_CACHE_SIZE)) == NULL)
 			return read_full(seg->fd, rec, entry->rec_len,
 					 (off_t)entry->offset);
+		start = entry->offset - entry->offset % READ_CACHE_SIZE;
+		if (entry->offset + entry->rec_len > start + READ_CACHE_SIZE)
+			start = entry->offset;
 		do {
 			ret = pread(seg->fd, spool->rcache, READ_CACHE_SIZE,
-				    (off_t)entry->offset);
+				    (off_t)start);
 		} while (ret < 0 && errno == EINTR);
 		if (ret < 0)
 			return -1;
-		if ((size_t)ret < entry->rec_len) {
+		if (start + ret < entry->offset + (int64_t)entry->rec_len) {
 			/* a short read (a signal, or the file ends before
 			   the record): the exact length, as before */
 			return read_full(seg->fd, rec, entry->rec_len,
 					 (off_t)entry->offset);
 		}
 		spool->rcache_serial = seg->serial;
-		spool->rcache_start = entry->offset;
+		spool->rcache_start = start;
 		spool->rcache_len = (size_t)ret;
 	}
 	memcpy(rec, spool->rcache + (entry->offset - spool->rcache_start),
