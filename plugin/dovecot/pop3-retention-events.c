@@ -195,7 +195,16 @@ void pop3_retention_events_send(struct pop3_retention_events *events,
 		if (drop_open(events) == 0)
 			str_append(str, POP3_RETENTION_DROP_MAGIC);
 	}
-	str_printfa(str, "%lld\t%s\n", (long long)created_ms, fields);
+	/* not str_printfa(): "%s" of the whole line went through printf */
+	if (created_ms < 0) {
+		str_append_c(str, '-');
+		str_append(str, dec2str(-(uintmax_t)created_ms));
+	} else {
+		str_append(str, dec2str((uintmax_t)created_ms));
+	}
+	str_append_c(str, '\t');
+	str_append(str, fields);
+	str_append_c(str, '\n');
 	if (events->fd != -1 &&
 	    drop_write(events, str_c(str), str_len(str)) == 0)
 		return;

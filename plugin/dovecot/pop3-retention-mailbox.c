@@ -272,6 +272,21 @@ static int pr_state_write(void *context, unsigned int idx,
 	return 0;
 }
 
+/* Whether a debug event created from parent now could be logged or
+   sent: event_want_debug() of such a child is true only through what it
+   inherits from parent (forced debug, the minimum log level) or through
+   a global filter. Asked before creating the child, it spares the child
+   (about a third of what a download's event cost the pop3 process,
+   callgrind) when debugging is off, and keeps every filter working,
+   those on the child's name and fields included. */
+static bool debug_event_possible(struct event *parent)
+{
+	return event_get_global_debug_log_filter() != NULL ||
+		event_get_global_debug_send_filter() != NULL ||
+		event_get_global_core_log_filter() != NULL ||
+		event_want_debug(parent);
+}
+
 static void pr_event(void *context, const struct retention_event *event)
 {
 	struct pop3_retention_mbox *mbox = context;
@@ -281,10 +296,12 @@ static void pr_event(void *context, const struct retention_event *event)
 	string_t *fields = t_str_new(256);
 
 	pop3_retention_event_encode(fields, event);
-	e_debug(event_create_passthrough(mbox->event)->
-		set_name("pop3_retention_event")->
-		add_str("type", retention_event_type_name(event->type))->event(),
-		"event %s", str_c(fields));
+	if (debug_event_possible(mbox->event)) {
+		e_debug(event_create_passthrough(mbox->event)->
+			set_name("pop3_retention_event")->
+			add_str("type", retention_event_type_name(event->type))->
+			event(), "event %s", str_c(fields));
+	}
 	if (mbox->holding) {
 		/* removals and retains are facts only once the commit
 		   succeeded */

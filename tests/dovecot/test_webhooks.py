@@ -842,6 +842,32 @@ def test_secret_never_logged_even_with_debug(webhooks):
         assert s.secret not in path and s.secret.encode() not in content
 
 
+@pytest.mark.parametrize("debug_conf, retrieved, deleted", [
+    # a filter on the debug event's name and field: only that type
+    ("log_debug = event=pop3_retention_event AND "
+     "type=message.retrieved\n", True, False),
+    # forced debug, inherited from the user's event: every type
+    ("mail_debug = yes\n", True, True),
+    # no debugging: the pop3 process creates no debug event at all
+    ("", False, False),
+])
+def test_pop3_debug_event_follows_the_filters(webhooks, debug_conf,
+                                              retrieved, deleted):
+    """The pop3 process asks whether a pop3_retention_event could be
+    logged before it creates one; every way of asking for it must still
+    get it."""
+    s = webhooks(extra_conf=debug_conf)
+    s.deliver(2)
+    s.session(retr=(1,), dele=(2,))
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2)
+    log = s.log()
+    assert bool(re.search(r"Debug: .*event message\.retrieved", log)) \
+        == retrieved
+    assert bool(re.search(r"Debug: .*event message\.deleted", log)) \
+        == deleted
+    s.check()
+
+
 # ------------------------------------------------------------- outbox
 
 def owner_of(path):
