@@ -810,7 +810,8 @@ static void seg_free(struct spool_segment *seg)
 	free(seg);
 }
 
-static int seg_flush(struct webhook_spool *spool, struct spool_segment *seg);
+static void seg_flush_logged(struct webhook_spool *spool,
+			     struct spool_segment *seg);
 
 static struct spool_segment *seg_find(struct webhook_spool *spool,
 				      const char *name)
@@ -835,11 +836,7 @@ static void seg_delete(struct webhook_spool *spool, struct spool_segment *seg)
 	char file[SEG_FILE_SIZE];
 
 	/* its log must say why, should the unlink not survive a crash */
-	if (seg_flush(spool, seg) < 0) {
-		spool_log(spool, WEBHOOK_LOG_ERROR, "%s",
-			  webhook_spool_error(spool));
-		clear_error(spool);
-	}
+	seg_flush_logged(spool, seg);
 	seg_file_name(seg, ".seg", file);
 	if (unlinkat(spool->seg_fd, file, 0) < 0 && errno != ENOENT) {
 		/* harmless: the next open finds it done again */
@@ -900,6 +897,17 @@ out:
 	seg->olen = 0;
 	spool->outcome_segs--;
 	return ret;
+}
+
+/* seg_flush() where the caller has no way to report it: logged */
+static void seg_flush_logged(struct webhook_spool *spool,
+			     struct spool_segment *seg)
+{
+	if (seg_flush(spool, seg) < 0) {
+		spool_log(spool, WEBHOOK_LOG_ERROR, "%s",
+			  webhook_spool_error(spool));
+		clear_error(spool);
+	}
 }
 
 static int flush_all(struct webhook_spool *spool)
@@ -1526,11 +1534,7 @@ static int seg_scan_dir(struct webhook_spool *spool, bool at_open)
 		if (seg != NULL) {
 			/* room now: read it again */
 			spool->unindexed -= seg->deferred;
-			if (seg_flush(spool, seg) < 0) {
-				spool_log(spool, WEBHOOK_LOG_ERROR, "%s",
-					  webhook_spool_error(spool));
-				clear_error(spool);
-			}
+			seg_flush_logged(spool, seg);
 			seg_list_remove(&spool->segments, seg);
 			seg_free(seg);
 		}

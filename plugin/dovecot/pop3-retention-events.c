@@ -196,12 +196,7 @@ void pop3_retention_events_send(struct pop3_retention_events *events,
 			str_append(str, POP3_RETENTION_DROP_MAGIC);
 	}
 	/* not str_printfa(): "%s" of the whole line went through printf */
-	if (created_ms < 0) {
-		str_append_c(str, '-');
-		str_append(str, dec2str(-(uintmax_t)created_ms));
-	} else {
-		str_append(str, dec2str((uintmax_t)created_ms));
-	}
+	pop3_retention_str_append_int64(str, created_ms);
 	str_append_c(str, '\t');
 	str_append(str, fields);
 	str_append_c(str, '\n');

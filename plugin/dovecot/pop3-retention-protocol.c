@@ -29,6 +29,19 @@ static void encode_str(string_t *dest, const char *value)
 /* Numbers are formatted with dec2str_buf(), not str_printfa(): the
    printf machinery cost about 1,100 instructions a number, a sixth of
    what a download's event cost the pop3 process (callgrind). */
+void pop3_retention_str_append_int64(string_t *dest, int64_t value)
+{
+	char buf[MAX_INT_STRLEN];
+
+	if (value < 0) {
+		str_append_c(dest, '-');
+		/* two's complement: also right for the most negative */
+		str_append(dest, dec2str_buf(buf, -(uintmax_t)value));
+	} else {
+		str_append(dest, dec2str_buf(buf, (uintmax_t)value));
+	}
+}
+
 static void encode_num(string_t *dest, uint64_t value)
 {
 	char buf[MAX_INT_STRLEN];
@@ -39,18 +52,9 @@ static void encode_num(string_t *dest, uint64_t value)
 
 static void encode_time(string_t *dest, time_t value)
 {
-	char buf[MAX_INT_STRLEN];
-
 	str_append_c(dest, '\t');
-	if (value == 0)
-		return;
-	if (value < 0) {
-		str_append_c(dest, '-');
-		/* two's complement: also right for the most negative */
-		str_append(dest, dec2str_buf(buf, -(uintmax_t)value));
-	} else {
-		str_append(dest, dec2str_buf(buf, (uintmax_t)value));
-	}
+	if (value != 0)
+		pop3_retention_str_append_int64(dest, (int64_t)value);
 }
 
 void pop3_retention_event_encode(string_t *dest,

@@ -110,6 +110,9 @@
    retention_event_decode()). */
 #define POP3_RETENTION_EVENT_FIELDS RETENTION_EVENT_FIELDS
 
+/* Append value in decimal, as "%lld" would, without printf. */
+void pop3_retention_str_append_int64(string_t *dest, int64_t value);
+
 /* Append the event's fields to dest: TAB-separated, each tab-escaped,
    NULL strings and unknown times as empty fields. No LF. */
 void pop3_retention_event_encode(string_t *dest,
