@@ -349,6 +349,146 @@ def run_load(host: str, port: int, users: Sequence[str], password: str = "pass",
     return out
 
 
+def slot_config(k: int) -> int:
+    """Which target slot k of an interleaved run uses: pairs of slots
+    in ABBA order (0 1, 1 0, 0 1, ...), so that a steady drift of the
+    machine's speed favours neither target."""
+    pair, second = divmod(k, 2)
+    return second ^ (pair & 1)
+
+
+def _iworker(idx: int, cfg: dict, start_at: float, conn) -> None:
+    """One client of an interleaved run: sessions back to back, each to
+    the target of the slot in which it starts; sends the completion
+    times of its RETRs, per target."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    users: List[str] = cfg["users"]
+    user = users[idx % len(users)]
+    rng = random.Random(cfg["seed"] * 100003 + idx)
+    m = cfg["messages_per_session"]
+    count = cfg["message_count"]
+    slot, nslots = cfg["slot"], cfg["slots"]
+    done = (array.array("d"), array.array("d"))
+    res = {"errors": 0, "error_samples": [], "sessions": [0, 0]}
+    now = time.monotonic()
+    if start_at > now:
+        time.sleep(start_at - now)
+    try:
+        while True:
+            k = int((time.monotonic() - start_at) // slot)
+            if k >= nslots:
+                break
+            t = slot_config(k)
+            host, port = cfg["targets"][t]
+            c = None
+            try:
+                c = Conn(host, port, cfg["timeout"])
+                c.ok("greeting")
+                c.cmd(f"USER {user}")
+                c.cmd(f"PASS {cfg['password']}")
+                nums = rng.sample(range(1, count + 1), m)
+                for n in nums:
+                    c.retr(n)
+                    done[t].append(time.monotonic())
+                c.cmd("QUIT")
+                c.close()
+                res["sessions"][t] += 1
+            except (OSError, POP3Error, ValueError, IndexError) as e:
+                res["errors"] += 1
+                if len(res["error_samples"]) < 5:
+                    res["error_samples"].append(f"{user}@{port}: {e!r}")
+                if c is not None:
+                    c.close()
+                time.sleep(0.01)
+    except KeyboardInterrupt:
+        os._exit(130)
+    res["done"] = (done[0].tobytes(), done[1].tobytes())
+    conn.send(res)
+    conn.close()
+
+
+def run_interleaved(targets: Sequence[tuple], users: Sequence[str],
+                    password: str = "pass", clients: int = 8,
+                    slot: float = 1.0, pairs: int = 10,
+                    messages_per_session: int = 10, seed: int = 1,
+                    message_count: int = 0, timeout: float = 30.0) -> dict:
+    """Throughput of two targets measured in alternating slots.
+
+    The clients run without a pause for 2 x pairs slots of `slot`
+    seconds; a session goes to the target of the slot in which it
+    starts (slot_config()).  A slot's throughput is the RETRs of its
+    own target's sessions completed inside it, per second: sessions of
+    the previous slot's target that run into it count for neither
+    (the same loss for both targets).  The machine's speed changes
+    little from one second to the next, so the ratio of the two slots
+    of a pair is much less noisy than that of two rounds of several
+    seconds each.  Returns per-pair throughputs and ratios
+    (target 1 / target 0)."""
+    if len(targets) != 2 or not users or clients < 1 or pairs < 1:
+        raise ValueError("need two targets, users, clients and pairs")
+    if message_count < messages_per_session:
+        raise ValueError("message_count must be at least messages_per_session")
+    cfg = dict(targets=[tuple(t) for t in targets], users=list(users),
+               password=password, slot=float(slot), slots=2 * pairs,
+               messages_per_session=messages_per_session, seed=seed,
+               message_count=message_count, timeout=timeout)
+    ctx = mp.get_context("fork")
+    start_at = time.monotonic() + 0.2 + 0.005 * clients
+    procs, pipes, results = [], [], []
+    try:
+        for i in range(clients):
+            r, w = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=_iworker, args=(i, cfg, start_at, w),
+                            daemon=True)
+            p.start()
+            w.close()
+            procs.append(p)
+            pipes.append(r)
+        for p, r in zip(procs, pipes):
+            try:
+                results.append(r.recv())
+            except EOFError:
+                p.join(5)
+                if p.exitcode in (-signal.SIGINT, -signal.SIGTERM, 130):
+                    raise KeyboardInterrupt(f"load worker {p.pid} "
+                                            "interrupted")
+                raise RuntimeError(f"load worker {p.pid} died "
+                                   f"(exit code {p.exitcode})")
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    counts = [0] * (2 * pairs)
+    errors, samples, sessions = 0, [], [0, 0]
+    for res in results:
+        errors += res["errors"]
+        samples += res["error_samples"]
+        for t in (0, 1):
+            sessions[t] += res["sessions"][t]
+            a = array.array("d")
+            a.frombytes(res["done"][t])
+            for x in a:
+                k = int((x - start_at) // slot)
+                if 0 <= k < 2 * pairs and slot_config(k) == t:
+                    counts[k] += 1
+    per_pair = []
+    for p in range(pairs):
+        by = [0.0, 0.0]
+        for k in (2 * p, 2 * p + 1):
+            by[slot_config(k)] = counts[k] / slot
+        per_pair.append(by)
+    return {"slot_s": slot, "pairs": pairs, "clients": clients,
+            "messages_per_session": messages_per_session,
+            "retr_per_s": per_pair,
+            "ratios": [b / a if a else None for a, b in per_pair],
+            "sessions": sessions, "errors": errors,
+            "error_samples": samples}
+
+
 def _ms(v: Optional[float]) -> str:
     return "-" if v is None else "%.2f" % (v * 1000.0)
 

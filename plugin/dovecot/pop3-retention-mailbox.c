@@ -4,6 +4,8 @@
 #include "array.h"
 #include "ioloop.h"
 #include "str.h"
+#include "byteorder.h"
+#include "hex-binary.h"
 #include "var-expand.h"
 #include "mail-index.h"
 #include "mail-storage-private.h"
@@ -27,6 +29,11 @@ struct pop3_retention_mbox {
 	struct event *event;
 	struct retention_session *session;
 	const char *uidl_format;
+	/* uidl_format is Dovecot's default, %08Xu%08Xv: formatted
+	   without var_expand() (mbox_uidl()) */
+	bool uidl_default;
+	/* what uidl_format asks for besides the UID and UIDVALIDITY */
+	bool uidl_md5, uidl_filename, uidl_guid;
 
 	/* session index -> UID, ascending */
 	ARRAY_TYPE(uint32_t) uids;
@@ -74,27 +81,45 @@ static struct mail *mbox_mail(struct pop3_retention_mbox *mbox,
 	return mbox->mail;
 }
 
+/* var_expand()'s %08X of a 32-bit number: eight hex digits, lower-case
+   (its "%llx") */
+static void str_append_hex32(string_t *dest, uint32_t value)
+{
+	unsigned char be[4];
+
+	cpu32_to_be_unaligned(value, be);
+	binary_to_hex_append(dest, be, sizeof(be));
+}
+
+/* The message's UIDL as pop3 computes it (pop3-commands.c): the
+   backend's own, else pop3_uidl_format expanded. */
 static const char *mbox_uidl(struct pop3_retention_mbox *mbox,
 			     struct mail *mail)
 {
 	const char *backend, *md5 = "", *filename = "", *guid = "", *error;
-	const char *fmt = mbox->uidl_format;
+	uint32_t uid_validity = mbox->box->index->map == NULL ? 0 :
+		mail_index_get_header(mail->box->view)->uid_validity;
 
 	if (mail_get_special(mail, MAIL_FETCH_UIDL_BACKEND, &backend) == 0 &&
 	    *backend != '\0')
 		return backend;
+	str_truncate(mbox->uidl, 0);
+	if (mbox->uidl_default) {
+		/* without var_expand(): a tenth of the instructions */
+		str_append_hex32(mbox->uidl, mail->uid);
+		str_append_hex32(mbox->uidl, uid_validity);
+		return str_c(mbox->uidl);
+	}
 	/* look up only what the format asks for, as pop3 does */
-	if (strstr(fmt, "%m") != NULL || strstr(fmt, "md5") != NULL)
+	if (mbox->uidl_md5)
 		(void)mail_get_special(mail, MAIL_FETCH_HEADER_MD5, &md5);
-	if (strstr(fmt, "%f") != NULL || strstr(fmt, "filename") != NULL)
+	if (mbox->uidl_filename)
 		(void)mail_get_special(mail, MAIL_FETCH_STORAGE_ID, &filename);
-	if (strstr(fmt, "%g") != NULL || strstr(fmt, "guid") != NULL)
+	if (mbox->uidl_guid)
 		(void)mail_get_special(mail, MAIL_FETCH_GUID, &guid);
 
 	const struct var_expand_table tab[] = {
-		{ 'v', dec2str(mbox->box->index->map == NULL ? 0 :
-			       mail_index_get_header(mail->box->view)->
-				       uid_validity), "uidvalidity" },
+		{ 'v', dec2str(uid_validity), "uidvalidity" },
 		{ 'u', dec2str(mail->uid), "uid" },
 		{ 'm', md5, "md5" },
 		{ 'f', filename, "filename" },
@@ -102,8 +127,7 @@ static const char *mbox_uidl(struct pop3_retention_mbox *mbox,
 		{ '\0', NULL, NULL }
 	};
 
-	str_truncate(mbox->uidl, 0);
-	if (var_expand(mbox->uidl, fmt, tab, &error) <= 0)
+	if (var_expand(mbox->uidl, mbox->uidl_format, tab, &error) <= 0)
 		return dec2str(mail->uid);
 	return str_c(mbox->uidl);
 }
@@ -405,6 +429,13 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	mbox->uidl_format = p_strdup(pool, params->uidl_format != NULL ?
 					   params->uidl_format :
 					   "%08Xu%08Xv");
+	mbox->uidl_default = strcmp(mbox->uidl_format, "%08Xu%08Xv") == 0;
+	mbox->uidl_md5 = strstr(mbox->uidl_format, "%m") != NULL ||
+		strstr(mbox->uidl_format, "md5") != NULL;
+	mbox->uidl_filename = strstr(mbox->uidl_format, "%f") != NULL ||
+		strstr(mbox->uidl_format, "filename") != NULL;
+	mbox->uidl_guid = strstr(mbox->uidl_format, "%g") != NULL ||
+		strstr(mbox->uidl_format, "guid") != NULL;
 	mbox->uidl = str_new(pool, 128);
 	p_array_init(&mbox->uids, pool, 64);
 	p_array_init(&mbox->failed, pool, 4);
@@ -606,6 +637,11 @@ unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,
 bool pop3_retention_mbox_has_events(const struct pop3_retention_mbox *mbox)
 {
 	return mbox->host.event != NULL;
+}
+
+struct event *pop3_retention_mbox_event(struct pop3_retention_mbox *mbox)
+{
+	return mbox->event;
 }
 
 void pop3_retention_mbox_retrieved(struct pop3_retention_mbox *mbox,

@@ -63,6 +63,9 @@ void pop3_retention_mbox_release_events(struct pop3_retention_mbox *mbox,
    a message's Message-ID needed. */
 bool pop3_retention_mbox_has_events(const struct pop3_retention_mbox *mbox);
 
+/* The session's event (its log lines' prefix and filters). */
+struct event *pop3_retention_mbox_event(struct pop3_retention_mbox *mbox);
+
 /* A complete download of mail (in pop3's transaction). message_id_known:
    the caller read the message's first Message-ID header already
    (message_id, NULL if there is none), so that the event does not look

@@ -7,6 +7,7 @@
 #include "lib.h"
 #include "ioloop.h"
 #include "istream.h"
+#include "str.h"
 #include "message-header-parser.h"
 #include "seq-range-array.h"
 #include "net.h"
@@ -51,6 +52,11 @@ struct pop3_retention_mail {
 	struct client *bypass_client;
 	struct ostream *bypass_filter;
 	bool is_top;
+	/* the Message-ID, found in the stream's first read before pop3
+	   sent anything (retr_peek_message_id()): known, and its value
+	   (NULL: the message has none) */
+	bool message_id_known;
+	const char *message_id;
 };
 
 static MODULE_CONTEXT_DEFINE_INIT(pop3_retention_storage_module,
@@ -359,6 +365,113 @@ void pop3_retention_storage_mailbox_allocated(struct mailbox *box)
 	MODULE_CONTEXT_SET(box, pop3_retention_storage_module, prbox);
 }
 
+#define HDR_IS_LWSP(c) ((c) == ' ' || (c) == '\t')
+
+/* The header line at data[pos]: *lf_r is its LF, *len_r its length
+   without the LF and a CR before it. FALSE if data has no LF after pos
+   or the line has a NUL. */
+static bool hdr_line(const unsigned char *data, size_t size, size_t pos,
+		     size_t *lf_r, size_t *len_r)
+{
+	const unsigned char *lf = memchr(data + pos, '\n', size - pos);
+	size_t len;
+
+	if (lf == NULL)
+		return FALSE;
+	len = (size_t)(lf - (data + pos));
+	if (memchr(data + pos, '\0', len) != NULL)
+		return FALSE;
+	*lf_r = (size_t)(lf - data);
+	*len_r = len > 0 && data[pos + len - 1] == '\r' ? len - 1 : len;
+	return TRUE;
+}
+
+/* The first header called name in the message header at the start of
+   data, appended to dest as message_parse_header_next() would give its
+   full value with MESSAGE_HEADER_PARSER_FLAG_SKIP_INITIAL_LWSP and
+   _DROP_CR (blanks after the colon skipped, but one if there is nothing
+   else; folded lines joined with LF; the CR of a CRLF dropped). Returns
+   1 if found, 0 if the header ended without it, -1 if data does not
+   tell: it ends first, or has what that parser treats specially (a NUL,
+   a line without a colon, a header starting with a blank). */
+static int hdr_first_value(const unsigned char *data, size_t size,
+			   const char *name, string_t *dest)
+{
+	size_t name_len = strlen(name), pos = 0, lf, len, end, v, colon;
+	const unsigned char *line, *c;
+
+	if (size == 0 || HDR_IS_LWSP(data[0]))
+		return -1;
+	for (;; pos = lf + 1) {
+		if (pos >= size || !hdr_line(data, size, pos, &lf, &len))
+			return -1;
+		line = data + pos;
+		if (len == 0)
+			return 0;
+		if (HDR_IS_LWSP(line[0]))
+			continue; /* a folded line of a header before */
+		if ((c = memchr(line, ':', len)) == NULL)
+			return -1;
+		colon = end = (size_t)(c - line);
+		while (end > 0 && HDR_IS_LWSP(line[end - 1]))
+			end--;
+		if (end != name_len ||
+		    strncasecmp((const char *)line, name, name_len) != 0)
+			continue;
+		for (v = colon + 1; v < len && HDR_IS_LWSP(line[v]); v++) ;
+		if (v == len && len > colon + 1)
+			v = colon + 2;
+		str_append_data(dest, line + v, len - v);
+		/* its folded lines: one byte past each LF tells */
+		for (pos = lf + 1;; pos = lf + 1) {
+			if (pos >= size)
+				return -1;
+			if (!HDR_IS_LWSP(data[pos]))
+				return 1;
+			if (!hdr_line(data, size, pos, &lf, &len))
+				return -1;
+			str_append_c(dest, '\n');
+			str_append_data(dest, data + pos, len);
+		}
+	}
+}
+
+/* Finds the Message-ID in what the download's stream reads first,
+   before pop3 sends any of it: the bytes pop3 then sends from the same
+   buffer, so nothing is read twice. Reading it again after the
+   download (retr_message_id()) costs a read() and Dovecot's header
+   parser: 11,000 instructions per RETR (docs/benchmarks.md). That
+   remains for a header larger than the first read, or one that the
+   scan above leaves to Dovecot's parser. */
+static void retr_peek_message_id(struct pop3_retention_mail *prmail,
+				 struct mail_private *mail)
+{
+	struct pop3_retention_mailbox *prbox =
+		POP3_RETENTION_CONTEXT(mail->mail.box);
+	struct istream *input = prmail->retr_input;
+	const unsigned char *data;
+	size_t size;
+	int ret;
+
+	prmail->message_id_known = FALSE;
+	prmail->message_id = NULL;
+	if (prbox == NULL || prbox->mbox == NULL ||
+	    !pop3_retention_mbox_has_events(prbox->mbox) ||
+	    input->v_offset != 0 ||
+	    i_stream_read_more(input, &data, &size) <= 0)
+		return;
+	T_BEGIN {
+		string_t *value = t_str_new(128);
+
+		ret = hdr_first_value(data, size, "Message-ID", value);
+		if (ret >= 0) {
+			prmail->message_id_known = TRUE;
+			prmail->message_id = ret == 0 ? NULL :
+				p_strdup(mail->pool, str_c(value));
+		}
+	} T_END;
+}
+
 static int pop3_retention_mail_get_stream(struct mail *_mail, bool get_body,
 					  struct message_size *hdr_size,
 					  struct message_size *body_size,
@@ -378,6 +491,7 @@ static int pop3_retention_mail_get_stream(struct mail *_mail, bool get_body,
 		prmail->retr_input = *stream_r;
 		prmail->is_top = strcmp(reason, "TOP") == 0;
 		i_stream_ref(prmail->retr_input);
+		retr_peek_message_id(prmail, mail);
 		if (client != NULL && prmail->bypass_filter == NULL) {
 			prmail->bypass_filter =
 				pop3_retention_capa_bypass_begin(client);
@@ -446,10 +560,21 @@ static void pop3_retention_mail_close(struct mail *_mail)
 		if (input->eof && input->stream_errno == 0 &&
 		    !i_stream_have_bytes_left(input) && prbox->mbox != NULL) {
 			T_BEGIN {
-				const char *message_id = NULL;
-				bool known = pop3_retention_mbox_has_events(
-					prbox->mbox) &&
-					retr_message_id(input, &message_id);
+				const char *message_id = prmail->message_id;
+				bool known = prmail->message_id_known;
+
+				if (!known &&
+				    pop3_retention_mbox_has_events(prbox->mbox)) {
+					known = retr_message_id(input,
+								&message_id);
+					e_debug(pop3_retention_mbox_event(
+							prbox->mbox),
+						"Message-ID of UID %u: not "
+						"within the download's first "
+						"read, read again%s",
+						_mail->uid, known ? "" :
+						" (failed)");
+				}
 
 				pop3_retention_mbox_retrieved(prbox->mbox,
 							      _mail,
@@ -459,6 +584,8 @@ static void pop3_retention_mail_close(struct mail *_mail)
 			} T_END;
 		}
 		prmail->retr_input = NULL;
+		prmail->message_id_known = FALSE;
+		prmail->message_id = NULL;
 		i_stream_unref(&input);
 	}
 	if (prmail->bypass_filter != NULL) {

@@ -272,34 +272,100 @@ def test_downloads_produce_verified_retrieved_events(webhooks):
     s.check()
 
 
+# (message, its message_id as Dovecot's mail_get_first_header() returns
+# it: blanks after the colon skipped, but one if there is nothing else;
+# folded lines joined with LF; the CR of a CRLF dropped; none -> None)
+MESSAGE_IDS = [
+    (make_message("plain", msgid="<plain@test.invalid>"),
+     "<plain@test.invalid>"),
+    (make_message("crlf", crlf=True, msgid="<crlf@test.invalid>"),
+     "<crlf@test.invalid>"),
+    (b"From: a@example.com\nMessage-ID:\n\t<folded@test.invalid>"
+     b"\nMessage-ID: <second@test.invalid>\nSubject: f\n\nbody\n",
+     "\n\t<folded@test.invalid>"),
+    (b"From: a@example.com\nSubject: none\n\nbody\n", None),
+    (make_message("big", size_kb=200, msgid="  <big@test.invalid>"),
+     "<big@test.invalid>"),
+    (b"From: a@example.com\r\nMessage-ID:\r\n <crlf-folded@t"
+     b".invalid>\r\nSubject: f\r\n\r\nbody\r\n",
+     "\n <crlf-folded@t.invalid>"),
+    (b"From: a@example.com\nmessage-id: <lower@t.invalid>\n\nbody\n",
+     "<lower@t.invalid>"),
+    (b"From: a@example.com\nMessage-ID \t:\t <blank@t.invalid>\n\nbody\n",
+     "<blank@t.invalid>"),
+    (b"From: a@example.com\nMessage-ID:  \n <only@t.invalid>\n\nbody\n",
+     " \n <only@t.invalid>"),
+    (b"X-Note: a\n Message-ID: <fake@t.invalid>\nMessage-ID: <real@t"
+     b".invalid>\nSubject: s\n\nbody\n", "<real@t.invalid>"),
+    (b"From: a@example.com\nMessage-ID: <body@t.invalid>\n\n"
+     b"Message-ID: <in-body@t.invalid>\n", "<body@t.invalid>"),
+    (b"Subject: s\n\nMessage-ID: <in-body@t.invalid>\n", None),
+    # what the plugin's scan leaves to Dovecot's parser (read again):
+    # a line without a colon, a NUL, a header without a newline
+    (b"From: a@example.com\nNo colon here\nMessage-ID: <nocolon@t"
+     b".invalid>\n\nbody\n", "<nocolon@t.invalid>"),
+    (b"Subject: a\0b\nMessage-ID: <nul@t.invalid>\n\nbody\n",
+     "<nul@t.invalid>"),
+    (b"From: a@example.com\nMessage-ID: <eof@t.invalid>", "<eof@t.invalid>"),
+]
+READ_AGAIN = {13, 14, 15}   # 1-based, in MESSAGE_IDS
+
+
 def test_retrieved_events_carry_the_message_id(webhooks):
     """message_id is the first Message-ID header as Dovecot's
-    mail_get_first_header() returns it (what the plugin used to ask):
-    leading blanks skipped, a folded value keeps its newline (LF); none
-    -> null. LF and CRLF files, folded headers followed by a second one,
-    none, and a message larger than one read of its stream."""
-    s = webhooks()
+    mail_get_first_header() returns it. The plugin finds it in the
+    download's first read; a header longer than that read, or one its
+    scan leaves to Dovecot's parser, is read again and parsed by
+    Dovecot. Every message goes both ways (the second time after 150 KB
+    of other header lines), and both must agree with the table, whose
+    values are what Dovecot's parser gives (the read-again path)."""
+    s = webhooks(extra_conf="mail_debug = yes\n")
     md = s.inst.maildir("alice")
-    md.deliver(make_message("plain", msgid="<plain.1@test.invalid>"))
-    md.deliver(make_message("crlf", crlf=True,
-                            msgid="<crlf.2@test.invalid>"))
-    md.deliver(b"From: a@example.com\nMessage-ID:\n\t<folded.3@test.invalid>"
-               b"\nMessage-ID: <second@test.invalid>\nSubject: f\n\nbody\n")
-    md.deliver(b"From: a@example.com\nSubject: none\n\nbody\n")
-    md.deliver(make_message("big", size_kb=200,
-                            msgid="  <big.5@test.invalid>"))
-    md.deliver(b"From: a@example.com\r\nMessage-ID:\r\n <crlf-folded.6@t"
-               b".invalid>\r\nSubject: f\r\n\r\nbody\r\n")
-    s.session(retr=(1, 2, 3, 4, 5, 6))
-    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 6)
+    pad = b"".join(b"X-Pad-%05d: %s\n" % (i, b"p" * 60)
+                   for i in range(2000))
+    n = len(MESSAGE_IDS)
+    for msg, _ in MESSAGE_IDS:
+        md.deliver(msg)
+    for msg, _ in MESSAGE_IDS:
+        md.deliver(pad + msg)
+    s.session(retr=range(1, 2 * n + 1))
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2 * n)
     got = {r.data["uid"]: r.data.get("message_id")
            for r in s.rx.delivered()}
-    assert got == {1: "<plain.1@test.invalid>",
-                   2: "<crlf.2@test.invalid>",
-                   3: "\n\t<folded.3@test.invalid>",
-                   4: None,
-                   5: "<big.5@test.invalid>",
-                   6: "\n <crlf-folded.6@t.invalid>"}, got
+    want = {}
+    for i, (_, mid) in enumerate(MESSAGE_IDS, start=1):
+        want[i] = want[n + i] = mid
+    assert got == want, [(u, got.get(u), want[u]) for u in want
+                         if got.get(u) != want[u]]
+    # which went which way: the debug line of the read-again path
+    again = {int(u) for u in re.findall(
+        r"Message-ID of UID (\d+): not within the download's first read, "
+        r"read again\n", s.log())}
+    assert again == READ_AGAIN | set(range(n + 1, 2 * n + 1)), again
+    s.check()
+
+
+@pytest.mark.parametrize("uidl_format", [None, "%f", "%v.%u", "%g"])
+def test_retrieved_events_carry_pop3s_uidl(webhooks, uidl_format):
+    """An event's uidl is what pop3 answers to UIDL, for Dovecot's
+    default format (which the plugin formats itself) and others (which
+    it expands as pop3 does)."""
+    extra = f"pop3_uidl_format = {uidl_format}\n" if uidl_format else ""
+    s = webhooks(extra_conf=extra)
+    s.deliver(3)
+    p = s.inst.pop3("alice")
+    listed = {}
+    for line in p.uidl()[1]:
+        num, uidl = line.decode().split(" ", 1)
+        listed[int(num)] = uidl
+    for i in (1, 2, 3):
+        p.retr(i)
+    p.quit()
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3)
+    got = {r.data["uid"]: r.data["uidl"] for r in s.rx.delivered()}
+    assert got == listed, (got, listed)
+    if uidl_format is None:
+        assert all(re.fullmatch(r"[0-9a-f]{16}", u) for u in got.values())
     s.check()
 
 
