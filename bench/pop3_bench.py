@@ -475,6 +475,10 @@ def run_interleaved(targets: Sequence[tuple], users: Sequence[str],
                 k = int((x - start_at) // slot)
                 if 0 <= k < 2 * pairs and slot_config(k) == t:
                     counts[k] += 1
+    retr = [0, 0]
+    for res in results:
+        for t in (0, 1):
+            retr[t] += len(res["done"][t]) // array.array("d").itemsize
     per_pair = []
     for p in range(pairs):
         by = [0.0, 0.0]
@@ -485,7 +489,7 @@ def run_interleaved(targets: Sequence[tuple], users: Sequence[str],
             "messages_per_session": messages_per_session,
             "retr_per_s": per_pair,
             "ratios": [b / a if a else None for a, b in per_pair],
-            "sessions": sessions, "errors": errors,
+            "sessions": sessions, "retr": retr, "errors": errors,
             "error_samples": samples}
 
 
