@@ -244,6 +244,41 @@ def _worker(idx: int, cfg: dict, start_at: float, conn) -> None:
     conn.close()
 
 
+def _run_clients(worker, cfg: dict, clients: int):
+    """Runs worker(i, cfg, start_at, conn) in `clients` processes that
+    start together at start_at; returns start_at and their results."""
+    ctx = mp.get_context("fork")
+    start_at = time.monotonic() + 0.2 + 0.005 * clients
+    procs, pipes, results = [], [], []
+    try:
+        for i in range(clients):
+            r, w = ctx.Pipe(duplex=False)
+            p = ctx.Process(target=worker, args=(i, cfg, start_at, w),
+                            daemon=True)
+            p.start()
+            w.close()
+            procs.append(p)
+            pipes.append(r)
+        for p, r in zip(procs, pipes):
+            try:
+                results.append(r.recv())
+            except EOFError:
+                p.join(5)
+                if p.exitcode in (-signal.SIGINT, -signal.SIGTERM, 130):
+                    raise KeyboardInterrupt(f"load worker {p.pid} "
+                                            "interrupted")
+                raise RuntimeError(f"load worker {p.pid} died "
+                                   f"(exit code {p.exitcode})")
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    return start_at, results
+
+
 def run_load(host: str, port: int, users: Sequence[str], password: str = "pass",
              clients: int = 8, seconds: float = 20.0, sessions: int = 0,
              messages_per_session: int = 10, seed: int = 1,
@@ -266,36 +301,7 @@ def run_load(host: str, port: int, users: Sequence[str], password: str = "pass",
                seconds=seconds if seconds else 0, sessions=0 if seconds else sessions,
                sessions_per_worker=per, messages_per_session=messages_per_session,
                seed=seed, message_count=message_count, timeout=timeout)
-    ctx = mp.get_context("fork")
-    start_at = time.monotonic() + 0.2 + 0.005 * clients
-    procs, pipes = [], []
-    try:
-        for i in range(clients):
-            r, w = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_worker, args=(i, cfg, start_at, w),
-                            daemon=True)
-            p.start()
-            w.close()
-            procs.append(p)
-            pipes.append(r)
-        results = []
-        for p, r in zip(procs, pipes):
-            try:
-                results.append(r.recv())
-            except EOFError:
-                p.join(5)
-                if p.exitcode in (-signal.SIGINT, -signal.SIGTERM, 130):
-                    raise KeyboardInterrupt(f"load worker {p.pid} "
-                                            "interrupted")
-                raise RuntimeError(f"load worker {p.pid} died "
-                                   f"(exit code {p.exitcode})")
-        for p in procs:
-            p.join()
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
+    start_at, results = _run_clients(_worker, cfg, clients)
 
     retr, login, sess = array.array("d"), array.array("d"), array.array("d")
     first, later = array.array("d"), array.array("d")
@@ -433,35 +439,7 @@ def run_interleaved(targets: Sequence[tuple], users: Sequence[str],
                password=password, slot=float(slot), slots=2 * pairs,
                messages_per_session=messages_per_session, seed=seed,
                message_count=message_count, timeout=timeout)
-    ctx = mp.get_context("fork")
-    start_at = time.monotonic() + 0.2 + 0.005 * clients
-    procs, pipes, results = [], [], []
-    try:
-        for i in range(clients):
-            r, w = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_iworker, args=(i, cfg, start_at, w),
-                            daemon=True)
-            p.start()
-            w.close()
-            procs.append(p)
-            pipes.append(r)
-        for p, r in zip(procs, pipes):
-            try:
-                results.append(r.recv())
-            except EOFError:
-                p.join(5)
-                if p.exitcode in (-signal.SIGINT, -signal.SIGTERM, 130):
-                    raise KeyboardInterrupt(f"load worker {p.pid} "
-                                            "interrupted")
-                raise RuntimeError(f"load worker {p.pid} died "
-                                   f"(exit code {p.exitcode})")
-        for p in procs:
-            p.join()
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                p.join()
+    start_at, results = _run_clients(_iworker, cfg, clients)
     counts = [0] * (2 * pairs)
     errors, samples, sessions = 0, [], [0, 0]
     for res in results:
