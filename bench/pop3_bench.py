@@ -139,6 +139,16 @@ def summarize(values: Sequence[float]) -> Dict[str, Optional[float]]:
     }
 
 
+def _session_failed(res: dict, what: str, c: Optional[Conn]) -> None:
+    """A client's session failed: count it, keep a few samples, close."""
+    res["errors"] += 1
+    if len(res["error_samples"]) < 5:
+        res["error_samples"].append(what)
+    if c is not None:
+        c.close()
+    time.sleep(0.01)
+
+
 def _worker(idx: int, cfg: dict, start_at: float, conn) -> None:
     """One client: sessions back to back; sends its raw results on conn."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -201,12 +211,7 @@ def _worker(idx: int, cfg: dict, start_at: float, conn) -> None:
                 t2 = time.perf_counter()
                 c.close()
             except (OSError, POP3Error, ValueError, IndexError) as e:
-                res["errors"] += 1
-                if len(res["error_samples"]) < 5:
-                    res["error_samples"].append(f"{user}: {e!r}")
-                if c is not None:
-                    c.close()
-                time.sleep(0.01)
+                _session_failed(res, f"{user}: {e!r}", c)
                 continue
             end = time.monotonic()
             last_end = end
@@ -401,12 +406,7 @@ def _iworker(idx: int, cfg: dict, start_at: float, conn) -> None:
                 c.close()
                 res["sessions"][t] += 1
             except (OSError, POP3Error, ValueError, IndexError) as e:
-                res["errors"] += 1
-                if len(res["error_samples"]) < 5:
-                    res["error_samples"].append(f"{user}@{port}: {e!r}")
-                if c is not None:
-                    c.close()
-                time.sleep(0.01)
+                _session_failed(res, f"{user}@{port}: {e!r}", c)
     except KeyboardInterrupt:
         os._exit(130)
     res["done"] = (done[0].tobytes(), done[1].tobytes())
