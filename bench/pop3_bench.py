@@ -139,6 +139,16 @@ def summarize(values: Sequence[float]) -> Dict[str, Optional[float]]:
     }
 
 
+def _client_setup(idx: int, cfg: dict):
+    """A client process's start: default signal handling, its user and
+    its random sequence (the same for the same seed and index)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    users: List[str] = cfg["users"]
+    return (users[idx % len(users)],
+            random.Random(cfg["seed"] * 100003 + idx))
+
+
 def _session_failed(res: dict, what: str, c: Optional[Conn]) -> None:
     """A client's session failed: count it, keep a few samples, close."""
     res["errors"] += 1
@@ -151,11 +161,7 @@ def _session_failed(res: dict, what: str, c: Optional[Conn]) -> None:
 
 def _worker(idx: int, cfg: dict, start_at: float, conn) -> None:
     """One client: sessions back to back; sends its raw results on conn."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    users: List[str] = cfg["users"]
-    user = users[idx % len(users)]
-    rng = random.Random(cfg["seed"] * 100003 + idx)
+    user, rng = _client_setup(idx, cfg)
     m = cfg["messages_per_session"]
     count = cfg.get("message_count") or 0
     deadline = start_at + cfg["seconds"] if cfg["seconds"] else None
@@ -372,11 +378,7 @@ def _iworker(idx: int, cfg: dict, start_at: float, conn) -> None:
     """One client of an interleaved run: sessions back to back, each to
     the target of the slot in which it starts; sends the completion
     times of its RETRs, per target."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    users: List[str] = cfg["users"]
-    user = users[idx % len(users)]
-    rng = random.Random(cfg["seed"] * 100003 + idx)
+    user, rng = _client_setup(idx, cfg)
     m = cfg["messages_per_session"]
     count = cfg["message_count"]
     slot, nslots = cfg["slot"], cfg["slots"]
