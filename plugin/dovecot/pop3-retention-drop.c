@@ -19,8 +19,10 @@
 #include <unistd.h>
 
 /* While the CPUs are busy: how often the files are read. Producers wait
-   for nothing, and nothing is delivered before the load ends anyway. */
-#define DROP_BUSY_TICK_MSECS 50
+   for nothing, and nothing is delivered before the load ends anyway;
+   the events read in one tick share one spool commit (see
+   GROUP_COMMIT_BUSY_INTERVAL_MSECS in the service). */
+#define DROP_BUSY_TICK_MSECS 500
 /* inotify may report a producer's close before its lock is released:
    such a file is looked at again after this long. */
 #define DROP_CLOSE_RECHECK_MSECS 10

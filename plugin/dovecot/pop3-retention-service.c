@@ -94,9 +94,14 @@
 #define GROUP_COMMIT_INTERVAL_MSECS 10
 /* The interval while delivery is deferred because other work (POP3)
    saturates the CPUs: nothing is delivered before the load ends anyway,
-   so fewer, larger commits leave more CPU to that work. Producers still
-   wait only at the end of a session (far below their 2 s). */
-#define GROUP_COMMIT_BUSY_INTERVAL_MSECS 50
+   so fewer, larger commits leave more CPU to that work. At 50 ms the
+   syncs were still a quarter of the main thread's CPU under POP3 load
+   (docs/benchmarks.md, eighth iteration). Socket producers still wait
+   far below their timeout; events in drop files stay in memory (a
+   tmpfs) this long at most after they were read. */
+#define GROUP_COMMIT_BUSY_INTERVAL_MSECS 500
+/* The longest sleep of commit_pause() */
+#define COMMIT_PAUSE_MAX_MSECS 50
 /* How often a standby service tries to take the spool over (meanwhile
    nobody reads the drop files, and pop3 processes that start a drop
    file use their outboxes instead). */
@@ -699,7 +704,7 @@ static unsigned int group_commit_interval_msecs(void)
    few hundred microseconds apart, and each one would wake this thread
    (on a VM a context switch costs more than handling the event): after
    a commit that carried several events, sleep for the rest of the commit
-   interval instead, so that the events of the next interval are read
+   interval (COMMIT_PAUSE_MAX_MSECS at most) instead, so that the events of the next interval are read
    together from the ready sockets and share one wake-up as they share
    one sync. Nothing waits longer than before: they would have waited
    for the next commit anyway. Signals interrupt the sleep. */
@@ -714,6 +719,10 @@ static void commit_pause(void)
 	left_usecs = group_commit_interval_msecs() * 1000LL - elapsed_usecs;
 	if (elapsed_usecs < 0 || left_usecs <= 0)
 		return;
+	/* not the whole busy interval: doveadm's questions and the
+	   workers' log lines would wait for it */
+	if (left_usecs > COMMIT_PAUSE_MAX_MSECS * 1000LL)
+		left_usecs = COMMIT_PAUSE_MAX_MSECS * 1000LL;
 	ts.tv_sec = 0;
 	ts.tv_nsec = (long)(left_usecs * 1000);
 	(void)nanosleep(&ts, NULL);
