@@ -85,6 +85,8 @@ struct drop_reader {
 	struct timeout *to_tick;
 	unsigned int tick_msecs;
 	struct timeout *to_retry;
+	/* the first read of the files found at the start */
+	struct timeout *to_start;
 
 	HASH_TABLE(char *, struct drop_file *) files;
 	/* the state file's offsets, until the files are found */
@@ -646,6 +648,15 @@ static void drop_reader_update_mode(struct drop_reader *r)
 
 /* ---- API ---- */
 
+static void drop_reader_first_read(struct drop_reader *r)
+{
+	timeout_remove(&r->to_start);
+	T_BEGIN {
+		drop_reader_read_files(r, TRUE);
+	} T_END;
+	drop_reader_update_mode(r);
+}
+
 struct drop_reader *
 drop_reader_init(const char *dir, const char *state_path,
 		 const char *rejected_dir, struct event *event,
@@ -703,9 +714,11 @@ drop_reader_init(const char *dir, const char *state_path,
 	T_BEGIN {
 		state_load(r);
 		drop_reader_scan_dir(r);
-		drop_reader_read_files(r, TRUE);
 	} T_END;
-	drop_reader_update_mode(r);
+	/* not read here: the callbacks may commit (and call back into this
+	   reader) in the middle of reading, which they can do only once
+	   the caller has the reader */
+	r->to_start = timeout_add_short(0, drop_reader_first_read, r);
 	return r;
 }
 
@@ -723,6 +736,7 @@ void drop_reader_deinit(struct drop_reader **_r)
 	io_remove(&r->io);
 	timeout_remove(&r->to_tick);
 	timeout_remove(&r->to_retry);
+	timeout_remove(&r->to_start);
 	iter = hash_table_iterate_init(r->files);
 	while (hash_table_iterate(iter, r->files, &name, &f))
 		drop_file_free(f);

@@ -44,7 +44,10 @@ void drop_dir_prepare(const char *dir, const char *socket_path, uid_t uid,
 
 /* Start reading dir. state_path keeps the committed offsets,
    rejected_dir receives lines that are not events (created, 0700).
-   Reads every file already there at once. */
+   The files already there are read as soon as the ioloop runs: not
+   from inside this call, because reading calls back, and the
+   callbacks commit through the returned reader (a start with more
+   events waiting than one spool batch takes crashed on that). */
 struct drop_reader *
 drop_reader_init(const char *dir, const char *state_path,
 		 const char *rejected_dir, struct event *event,

@@ -758,6 +758,31 @@ def test_drop_files_survive_a_dovecot_restart(webhooks):
     s.check()
 
 
+def test_drop_files_with_more_events_than_a_spool_batch(webhooks):
+    """More events than one spool batch takes (WEBHOOK_SPOOL_BATCH_MAX,
+    1024) waiting in the drop files when the service starts, as after a
+    restart under load, or read in one tick while delivery is deferred:
+    the service commits in the middle of reading them, and every event
+    is delivered exactly once (this crashed the service before)."""
+    s = webhooks()
+    good = sample_event_line(s)
+    s.inst.stop()
+    n = 2600
+    for f in range(2):
+        lines = [good.replace("\t1\t", f"\t{1000 + f * n + i}\t", 1)
+                 for i in range(n)]
+        assert len(set(lines)) == n
+        plant_drop_file(s, f"1700000000.{20 + f}.00000000000000a{f}",
+                        (DROP_MAGIC + "\n".join(lines) + "\n").encode())
+    s.inst.start()
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2 * n, timeout=60)
+    wait_until(lambda: s.drop_files() == [], timeout=10)
+    uids = sorted(r.data["uid"] for r in s.rx.delivered())
+    assert uids == list(range(1000, 1000 + 2 * n))
+    assert s.outbox_files() == []
+    s.check()
+
+
 def test_drop_directory_ignores_links_and_old_empty_files(webhooks):
     """A hard link to some other file is not read (nor removed), a
     symbolic link is not followed; an empty unlocked file a minute old (a
