@@ -96,9 +96,9 @@
    saturates the CPUs: nothing is delivered before the load ends anyway,
    so fewer, larger commits leave more CPU to that work. At 50 ms the
    syncs were still a quarter of the main thread's CPU under POP3 load
-   (docs/benchmarks.md, eighth iteration). Socket producers still wait
-   far below their timeout; events in drop files stay in memory (a
-   tmpfs) this long at most after they were read. */
+   (docs/benchmarks.md, eighth iteration). Socket producers (doveadm)
+   wait this long at most, well below their 30 s; events in drop files
+   stay in memory (a tmpfs) this long at most after they were read. */
 #define GROUP_COMMIT_BUSY_INTERVAL_MSECS 500
 /* The longest sleep of commit_pause() */
 #define COMMIT_PAUSE_MAX_MSECS 50
@@ -704,9 +704,9 @@ static unsigned int group_commit_interval_msecs(void)
    few hundred microseconds apart, and each one would wake this thread
    (on a VM a context switch costs more than handling the event): after
    a commit that carried several events, sleep for the rest of the commit
-   interval (COMMIT_PAUSE_MAX_MSECS at most) instead, so that the events of the next interval are read
-   together from the ready sockets and share one wake-up as they share
-   one sync. Nothing waits longer than before: they would have waited
+   interval (COMMIT_PAUSE_MAX_MSECS at most) instead, so that the events
+   of the next interval are read together from the ready sockets and
+   share one wake-up as they share one sync. Nothing waits longer than before: they would have waited
    for the next commit anyway. Signals interrupt the sleep. */
 static void commit_pause(void)
 {

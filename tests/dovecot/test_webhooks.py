@@ -761,9 +761,10 @@ def test_drop_files_survive_a_dovecot_restart(webhooks):
 def test_drop_files_with_more_events_than_a_spool_batch(webhooks):
     """More events than one spool batch takes (WEBHOOK_SPOOL_BATCH_MAX,
     1024) waiting in the drop files when the service starts, as after a
-    restart under load, or read in one tick while delivery is deferred:
-    the service commits in the middle of reading them, and every event
-    is delivered exactly once (this crashed the service before)."""
+    kill or restart under load: the service commits in the middle of
+    its first read (as it does in a busy tick with that many), and
+    every event is delivered exactly once (this crashed the service at
+    every start before)."""
     s = webhooks()
     good = sample_event_line(s)
     s.inst.stop()
