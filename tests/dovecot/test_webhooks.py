@@ -19,6 +19,7 @@ import socket
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -619,6 +620,76 @@ def test_service_kill9_during_a_session_loses_nothing(webhooks):
                   timeout=20)
     time.sleep(1.5)
     assert sorted(r.data["uid"] for r in s.rx.delivered()) == [1, 2, 3, 4]
+    s.check()
+
+
+def test_service_kill9_under_pop3_load_loses_nothing(webhooks):
+    """Under POP3 load on saturated CPUs (delivery deferred, the drop
+    files read every 500 ms, many sessions' files open at once) the
+    service is killed with kill -9 and restarted by the master: every
+    completed RETR's event arrives exactly once, from the drop files the
+    restarted service reads on from their committed offsets, or from
+    the outbox of sessions that started while no service ran (flushed
+    with doveadm)."""
+    s = webhooks(webhook_defer_when_busy="60s")
+    s.deliver(20)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(os.cpu_count() or 1)]
+    stop = threading.Event()
+    done, errors = [], []
+
+    def client(k):
+        n = 0
+        try:
+            while not stop.is_set():
+                # ten different messages per session: a second RETR of
+                # one message in the same second and session is the
+                # same event (the same webhook-id)
+                p = s.inst.pop3("alice", timeout=30)
+                for i in range(10):
+                    p.retr((i + 7 * k + n) % 20 + 1)
+                p.quit()
+                n += 10
+        except Exception as e:          # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+        done.append(n)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(3)]
+    try:
+        wait_until(lambda: s.queue()[0].get("state") == "deferring",
+                   timeout=20, message="never deferred under full load")
+        for t in threads:
+            t.start()
+        time.sleep(3)
+        old = s.service_pids()
+        assert len(old) == 1
+        os.kill(old[0], signal.SIGKILL)
+        wait_until(lambda: s.service_pids() and s.service_pids() != old,
+                   timeout=20, message="the master did not restart it")
+        time.sleep(3)
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        wait_until(lambda: not s.pop3_pids(), timeout=20)
+    finally:
+        stop.set()
+        for b in burners:
+            b.kill()
+            b.wait()
+    assert errors == []
+    total = sum(done)
+    assert total >= 30
+    # nothing was delivered while the CPUs were saturated
+    r = s.inst.doveadm_plugin("pop3-retention", "flush", "-u", "alice")
+    assert r.returncode == 0, r.stderr
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= total, timeout=60)
+    time.sleep(1.5)
+    retrieved = [r for r in s.rx.delivered()
+                 if r.type == "message.retrieved"]
+    assert len(retrieved) == total
+    assert len({r.id for r in retrieved}) == total
+    assert s.outbox_files() == []
+    wait_until(lambda: s.drop_files() == [], timeout=10)
     s.check()
 
 
