@@ -276,6 +276,9 @@ static int event_id_digest(const struct retention_event *event,
 	    digest_uint64(ctx, event->uid) == 0 &&
 	    digest_string(ctx, event->session) == 0 &&
 	    digest_uint64(ctx, (uint64_t)(int64_t)event->timestamp) == 0 &&
+	    /* absent when 0: the ids of events written before seq
+	       existed do not change */
+	    (event->seq == 0 || digest_uint64(ctx, event->seq) == 0) &&
 	    EVP_DigestFinal_ex(ctx, md_r, &md_len) == 1 &&
 	    md_len * 2 >= EVENT_ID_HEX_LEN)
 		ret = 0;
@@ -449,7 +452,7 @@ int retention_event_decode(char *fields, struct retention_event *event_r,
 {
 	struct retention_event *e = event_r;
 	char *f[RETENTION_EVENT_FIELDS], *p = fields;
-	unsigned int n = 0;
+	unsigned int n = 0, count;
 	uint64_t size;
 
 	memset(e, 0, sizeof(*e));
@@ -466,14 +469,15 @@ int retention_event_decode(char *fields, struct retention_event *event_r,
 	}
 	if (*fields == '\0')
 		n = 0;	/* an empty line has no field at all */
-	if (n != RETENTION_EVENT_FIELDS) {
+	if (n != RETENTION_EVENT_FIELDS && n != RETENTION_EVENT_FIELDS_NO_SEQ) {
 		snprintf(count_error, sizeof(count_error),
 			 "%u event fields, expected %u", n,
 			 RETENTION_EVENT_FIELDS);
 		*error_r = count_error;
 		return -1;
 	}
-	for (n = 0; n < RETENTION_EVENT_FIELDS; n++)
+	count = n;
+	for (n = 0; n < count; n++)
 		field_unescape(f[n]);
 
 	if (parse_type(f[0], &e->type) < 0) {
@@ -508,6 +512,12 @@ int retention_event_decode(char *fields, struct retention_event *event_r,
 	if (parse_time(f[14], &e->retain_until) < 0 ||
 	    parse_bool(f[17], &e->dry_run) < 0) {
 		*error_r = "invalid retain_until or dry_run";
+		return -1;
+	}
+	/* empty: none (0) */
+	if (count > RETENTION_EVENT_FIELDS_NO_SEQ && f[18][0] != '\0' &&
+	    parse_uint32(f[18], &e->seq) < 0) {
+		*error_r = "invalid seq";
 		return -1;
 	}
 	return 0;

@@ -36,13 +36,18 @@ struct retention_event {
 	const char *session;
 	const char *remote_ip;
 	bool dry_run;
+	/* the event's number in its retention session, from 1, in the
+	   order the session handed its events over (retention-hooks.h);
+	   0: none (a line written before the number existed) */
+	uint32_t seq;
 };
 
 /* The webhook-id of an event: "evt_" followed by 32 lower-case hex digits
    of SHA-256 over the event's identity (type, user, mailbox, uidvalidity,
-   uid, session, timestamp). Deterministic, so a host that rebuilds the
-   same event gets the same id; stored with the event and reused on every
-   retry. Writes RETENTION_EVENT_ID_SIZE bytes (NUL included) to id_r.
+   uid, session, timestamp, and seq unless it is 0: without it two
+   downloads of one message in one session and second would share an
+   id). Deterministic, so a host that rebuilds the same event gets the
+   same id; stored with the event and reused on every retry. Writes RETENTION_EVENT_ID_SIZE bytes (NUL included) to id_r.
    Cannot fail: if OpenSSL cannot compute SHA-256 (out of memory) it
    aborts, as no fallback id would be both unique and stable. */
 void retention_event_id(const struct retention_event *event,
@@ -63,13 +68,17 @@ char *retention_event_to_json(const struct retention_event *event);
    TAB, in the order type, timestamp, user, mailbox, uidl, uid,
    uidvalidity, message_id, size, arrived_at, retrieved_at,
    first_retrieval (0/1), policy, reason, retain_until, session,
-   remote_ip, dry_run (0/1). Times are Unix seconds, empty when unknown;
-   an empty string field is NULL. Each field is tab-escaped as in
+   remote_ip, dry_run (0/1), seq (empty for 0). Times are Unix seconds,
+   empty when unknown; an empty string field is NULL. Lines of
+   RETENTION_EVENT_FIELDS_NO_SEQ fields, written before seq existed
+   (outboxes, drop files and spool records outlive an upgrade), decode
+   with seq 0. Each field is tab-escaped as in
    Dovecot's internal protocols: \001 followed by '0', '1', 't', 'r' or
    'n' stands for NUL, \001, TAB, CR or LF. This is the form of the
    pop3-retention wire protocol and outbox files (the Dovecot host
    writes it), and of compact spool records (below). */
-#define RETENTION_EVENT_FIELDS 18
+#define RETENTION_EVENT_FIELDS 19
+#define RETENTION_EVENT_FIELDS_NO_SEQ 18
 
 /* Decode fields (NUL-terminated, no LF) in place into event_r, whose
    strings then point into fields. Returns 0, or -1 with error_r (valid

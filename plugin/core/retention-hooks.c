@@ -31,6 +31,8 @@ struct retention_session {
 	struct retention_plan plan;
 
 	struct retention_session_stats stats;
+	/* the seq of the last event handed to the host */
+	uint32_t event_seq;
 	bool update_applied;
 };
 
@@ -229,11 +231,19 @@ static bool event_wanted(const struct retention_session *session,
 	       (session->set.webhook_events & type) != 0;
 }
 
+/* Numbered in the order they are handed over: two downloads of one
+   message in one session and second are two events with two ids. */
 static void event_emit(struct retention_session *session,
-		       const struct retention_event *event)
+		       struct retention_event *event)
 {
-	if (event_wanted(session, event->type))
-		session->host.event(session->context, event);
+	if (!event_wanted(session, event->type))
+		return;
+	/* 2^32 events in one session: start again at 1, never 0 (no
+	   number), rather than stop reporting */
+	if (++session->event_seq == 0)
+		session->event_seq = 1;
+	event->seq = session->event_seq;
+	session->host.event(session->context, event);
 }
 
 static void audit_emit(struct retention_session *session,

@@ -86,7 +86,9 @@ struct retention_host {
 	   webhook_events). NULL when the host sends no webhooks: the core
 	   then builds no events at all (and looks nothing up for them).
 	   The event is valid only during the call; the host gives it its
-	   webhook-id (retention_event_id()) where it is spooled. */
+	   webhook-id (retention_event_id()) where it is spooled. The
+	   session numbers its events (event->seq) 1, 2, ... in the order
+	   of these calls. */
 	void (*event)(void *context, const struct retention_event *event);
 	/* Log one audit record. */
 	void (*audit)(void *context, const struct retention_audit *audit);

@@ -80,6 +80,11 @@ void pop3_retention_event_encode(string_t *dest,
 	encode_str(dest, event->session);
 	encode_str(dest, event->remote_ip);
 	encode_num(dest, event->dry_run ? 1 : 0);
+	/* empty when there is none, as the core decodes it */
+	if (event->seq != 0)
+		encode_num(dest, event->seq);
+	else
+		str_append_c(dest, '\t');
 }
 
 static int mkdir_if_missing(const char *path, const char **error_r)

@@ -273,6 +273,27 @@ def test_downloads_produce_verified_retrieved_events(webhooks):
     s.check()
 
 
+def test_repeated_downloads_in_one_session_have_their_own_ids(webhooks):
+    """Each download is its own event, even in the same session and the
+    same second: a receiver that deduplicates on webhook-id must keep
+    every one, and so the first_retrieval: true one."""
+    s = webhooks()
+    s.deliver(2)
+    # five RETRs of message 1 take milliseconds: at least two of them
+    # fall in the same second
+    s.session(retr=(1, 1, 2, 1, 1, 1))
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 6)
+    got = s.rx.delivered()
+    assert len(got) == 6
+    assert len({r.id for r in got}) == 6, sorted(r.id for r in got)
+    one = [r for r in got if r.data["uid"] == 1]
+    assert len(one) == 5
+    assert [r.data["first_retrieval"] for r in one].count(True) == 1
+    assert len({r.data["retrieved_at"] for r in one}) < len(one), \
+        "no two downloads in the same second: the test proves nothing"
+    s.check()
+
+
 # (message, its message_id as Dovecot's mail_get_first_header() returns
 # it: blanks after the colon skipped, but one if there is nothing else;
 # folded lines joined with LF; the CR of a CRLF dropped; none -> None)
@@ -1184,13 +1205,16 @@ class Client:
 V2 = "VERSION\tpop3-retention\t2\t0"
 
 
-def event_fields(uid, user="proto"):
-    """The 18 wire fields of a message.retrieved event (protocol v2)."""
+def event_fields(uid, user="proto", seq=None):
+    """The wire fields of a message.retrieved event (protocol v2): 19
+    with seq, the event's number in its session; without it the 18 that
+    pop3 processes wrote before seq existed, still accepted."""
     now = int(time.time())
     return "\t".join([
         "message.retrieved", str(now), user, "INBOX", f"uidl{uid}",
         str(uid), "1700000000", f"<{uid}@x>", "123", str(now - 60),
-        str(now), "1", "keep", "", "", "sess", "127.0.0.1", "0"])
+        str(now), "1", "keep", "", "", "sess", "127.0.0.1", "0"]
+        + ([] if seq is None else [str(seq)]))
 
 
 def event_line(seq, fields=None, created=None, uid=None):
@@ -1205,14 +1229,17 @@ def test_protocol_batch_acks_and_refusals(webhooks):
     s = webhooks()
     c = Client(s)
     assert c.line() == V2
-    lines = [event_line(f"p{i}", uid=i + 1) for i in range(50)]
+    # half of them with a seq, half without (as before seq existed)
+    lines = [event_line(f"p{i}", uid=i + 1) if i % 2 else
+             event_line(f"p{i}", fields=event_fields(i + 1, seq=i + 1))
+             for i in range(50)]
     lines.insert(10, event_line("bad_time", created="soon"))
     lines.insert(20, event_line("bad_fields", fields="message.retrieved\t1"))
     c.send(V2 + "\n" + "".join(lines) + "Q\n")
     answers = [c.line() for _ in range(53)]
     assert answers[:-1] == [
         ("R\tbad_time\tinvalid creation time" if "bad_time" in l else
-         "R\tbad_fields\tinvalid event: 2 event fields, expected 18"
+         "R\tbad_fields\tinvalid event: 2 event fields, expected 19"
          if "bad_fields" in l else
          "A\t" + l.split("\t")[1]) for l in lines]
     q = answers[-1].split("\t")

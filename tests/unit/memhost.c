@@ -85,6 +85,7 @@ static void mh_event(void *context, const struct retention_event *event)
 	e->first_retrieval = event->first_retrieval;
 	e->dry_run = event->dry_run;
 	e->retain_until = event->retain_until;
+	e->seq = event->seq;
 	retention_event_id(event, event_id);
 	snprintf(e->id, sizeof(e->id), "%s", event_id);
 	json = retention_event_to_json(event);

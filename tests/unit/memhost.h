@@ -31,6 +31,7 @@ struct memhost_event {
 	bool first_retrieval;
 	bool dry_run;
 	time_t retain_until;
+	uint32_t seq;
 	char id[RETENTION_EVENT_ID_SIZE];
 	char json[1024];
 };

@@ -409,6 +409,22 @@ static void mutate_non_identity(struct retention_event *event)
 	event->dry_run = !event->dry_run;
 }
 
+static void mutate_seq_1(struct retention_event *event)
+{
+	event->seq = 1;
+}
+
+static void mutate_seq_2(struct retention_event *event)
+{
+	event->seq = 2;
+}
+
+static void mutate_non_identity_seq_2(struct retention_event *event)
+{
+	mutate_non_identity(event);
+	event->seq = 2;
+}
+
 static const struct id_case id_cases[] = {
 	{ "same event", NULL, NULL, true },
 	{ "fields outside the identity", NULL, mutate_non_identity, true },
@@ -429,6 +445,11 @@ static const struct id_case id_cases[] = {
 	{ "mailbox", NULL, mutate_mailbox, false },
 	{ "user/mailbox boundary", NULL, mutate_user_mailbox_boundary,
 	  false },
+	{ "seq vs none", NULL, mutate_seq_1, false },
+	{ "seq 1 vs 2", mutate_seq_1, mutate_seq_2, false },
+	{ "same seq", mutate_seq_2, mutate_seq_2, true },
+	{ "seq, fields outside the identity", mutate_seq_2,
+	  mutate_non_identity_seq_2, true },
 };
 
 /* Every failure names the table row. */
@@ -737,6 +758,10 @@ struct decode_case {
 	const char *user, *mailbox, *message_id;
 	uint32_t uid;
 	bool check_json;	/* JSON and id equal event_cases[0]'s */
+	/* checked when it decodes */
+	uint32_t seq;
+	/* the id expected instead of event_cases[0]'s (check_json) */
+	const char *id;
 };
 
 static const struct decode_case decode_cases[] = {
@@ -756,12 +781,28 @@ static const struct decode_case decode_cases[] = {
 	  "keep_expired\t1795821229\t\t\t0", NULL, "u", "INBOX", NULL,
 	  4294967295u, false },
 	{ "17 fields", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1\t\t"
-	  "0\t\t\t0\tkeep\t\t\t\t", "17 event fields, expected 18", NULL,
+	  "0\t\t\t0\tkeep\t\t\t\t", "17 event fields, expected 19", NULL,
 	  NULL, NULL, 0, false },
-	{ "19 fields", FIELDS_RETRIEVED "\tx", "19 event fields, expected 18",
-	  NULL, NULL, NULL,
-	  0, false },
-	{ "empty line", "", "0 event fields, expected 18", NULL, NULL, NULL,
+	/* the same event with its number: the same JSON, its own id
+	   (evt_953696eb… from the Python model, with seq appended to the
+	   identity) */
+	{ "seq", FIELDS_RETRIEVED "\t7", NULL, "alice@example.org", "INBOX",
+	  "<20261127.1234@example.org>", 1, true, 7,
+	  "evt_953696eb3d344472ae0ae3c354dfcf9a" },
+	{ "empty seq is none", FIELDS_RETRIEVED "\t", NULL,
+	  "alice@example.org", "INBOX", "<20261127.1234@example.org>", 1,
+	  true, 0, NULL },
+	{ "largest seq", FIELDS_RETRIEVED "\t4294967295", NULL, NULL, NULL,
+	  NULL, 1, false, 4294967295u, NULL },
+	{ "seq not a number", FIELDS_RETRIEVED "\tx", "invalid seq", NULL,
+	  NULL, NULL, 0, false },
+	{ "seq above 32 bits", FIELDS_RETRIEVED "\t4294967296",
+	  "invalid seq", NULL, NULL, NULL, 0, false },
+	{ "seq with a sign", FIELDS_RETRIEVED "\t+7", "invalid seq", NULL,
+	  NULL, NULL, 0, false },
+	{ "20 fields", FIELDS_RETRIEVED "\t7\tx",
+	  "20 event fields, expected 19", NULL, NULL, NULL, 0, false },
+	{ "empty line", "", "0 event fields, expected 19", NULL, NULL, NULL,
 	  0, false },
 	{ "unknown type", "message.read\t1795821228\tu\tINBOX\t\t1\t1\t\t0"
 	  "\t\t\t0\tkeep\t\t\t\t\t0", "unknown event type", NULL, NULL,
@@ -841,7 +882,13 @@ static void test_decode(void **state)
 	if (event.uid != c->uid)
 		case_fail(idx, c->name, "uid %u, expected %u", event.uid,
 			  c->uid);
+	if (event.seq != c->seq)
+		case_fail(idx, c->name, "seq %u, expected %u", event.seq,
+			  c->seq);
 	if (c->check_json) {
+		const char *expected_id = c->id != NULL ? c->id :
+			event_cases[0].id;
+
 		json = retention_event_to_json(&event);
 		if (json == NULL || strcmp(json, event_cases[0].json) != 0)
 			case_fail(idx, c->name, "JSON %s, expected %s",
@@ -849,9 +896,9 @@ static void test_decode(void **state)
 				  event_cases[0].json);
 		free(json);
 		retention_event_id(&event, id);
-		if (strcmp(id, event_cases[0].id) != 0)
+		if (strcmp(id, expected_id) != 0)
 			case_fail(idx, c->name, "id %s, expected %s", id,
-				  event_cases[0].id);
+				  expected_id);
 	}
 	free(fields);
 }

@@ -283,7 +283,54 @@ static void test_scenario(void **state)
 		if (strncmp(host.events[i].id, "evt_", 4) != 0)
 			fail_msg("row %u (%s): event %u id '%s'", row,
 				 sc->name, i, host.events[i].id);
+		/* every event is a fact of its own */
+		for (unsigned int j = 0; j < i; j++) {
+			if (strcmp(host.events[i].id, host.events[j].id) == 0)
+				fail_msg("row %u (%s): events %u and %u share "
+					 "the id %s", row, sc->name, j, i,
+					 host.events[i].id);
+		}
 	}
+	memhost_deinit(&host);
+}
+
+/* A session numbers its events 1, 2, ... in the order it hands them
+   over; downloads of one message in the same second are distinct
+   events. A new session starts again at 1. */
+static void test_events_numbered(void **state)
+{
+	struct retention_settings set;
+	struct memhost host;
+	unsigned int i;
+
+	(void)state;
+	retention_settings_init(&set);
+	assert_int_equal(retention_settings_set(&set, "pop3_retention_policy",
+						"delete-after-download"), 0);
+	memhost_init(&host, &set);
+	(void)memhost_deliver(&host, 0);
+	(void)memhost_deliver(&host, 0);
+	assert_int_equal(memhost_login(&host, 10), 0);
+	assert_int_equal(memhost_retr(&host, 1, 10), 0);
+	assert_int_equal(memhost_retr(&host, 1, 10), 0);
+	assert_int_equal(memhost_retr(&host, 1, 10), 0);
+	memhost_quit(&host, 10);
+	/* three downloads, then the removal at QUIT */
+	assert_int_equal(host.event_count, 4);
+	for (i = 0; i < host.event_count; i++)
+		assert_int_equal(host.events[i].seq, i + 1);
+	assert_true(host.events[0].first_retrieval);
+	assert_false(host.events[1].first_retrieval);
+	assert_string_not_equal(host.events[0].id, host.events[1].id);
+	assert_string_not_equal(host.events[1].id, host.events[2].id);
+	assert_string_not_equal(host.events[0].id, host.events[2].id);
+
+	assert_int_equal(memhost_login(&host, 10), 0);
+	assert_int_equal(memhost_retr(&host, 1, 10), 0);
+	memhost_quit(&host, 10);
+	assert_int_equal(host.event_count, 6);
+	assert_int_equal(host.events[4].seq, 1);
+	assert_int_equal(host.events[5].seq, 2);
 	memhost_deinit(&host);
 }
 
@@ -333,7 +380,7 @@ static void test_audit_lines(void **state)
 int main(void)
 {
 	const unsigned int n = sizeof(scenarios) / sizeof(scenarios[0]);
-	struct CMUnitTest tests[sizeof(scenarios) / sizeof(scenarios[0]) + 2];
+	struct CMUnitTest tests[sizeof(scenarios) / sizeof(scenarios[0]) + 3];
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
@@ -342,11 +389,13 @@ int main(void)
 		tests[i].test_func = test_scenario;
 		tests[i].initial_state = (void *)&scenarios[i];
 	}
-	memset(&tests[n], 0, sizeof(tests[n]) * 2);
+	memset(&tests[n], 0, sizeof(tests[n]) * 3);
 	tests[n].name = "hold lifted: sweep removes retained";
 	tests[n].test_func = test_hold_lifted;
 	tests[n + 1].name = "audit lines name uid, uidl, reason";
 	tests[n + 1].test_func = test_audit_lines;
-	return _cmocka_run_group_tests("retention-hooks", tests, n + 2, NULL,
+	tests[n + 2].name = "events numbered in their session";
+	tests[n + 2].test_func = test_events_numbered;
+	return _cmocka_run_group_tests("retention-hooks", tests, n + 3, NULL,
 				       NULL);
 }
