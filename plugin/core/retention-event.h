@@ -47,7 +47,8 @@ struct retention_event {
    uid, session, timestamp, and seq unless it is 0: without it two
    downloads of one message in one session and second would share an
    id). Deterministic, so a host that rebuilds the same event gets the
-   same id; stored with the event and reused on every retry. Writes RETENTION_EVENT_ID_SIZE bytes (NUL included) to id_r.
+   same id; stored with the event and reused on every retry. Writes
+   RETENTION_EVENT_ID_SIZE bytes (NUL included) to id_r.
    Cannot fail: if OpenSSL cannot compute SHA-256 (out of memory) it
    aborts, as no fallback id would be both unique and stable. */
 void retention_event_id(const struct retention_event *event,

@@ -766,23 +766,23 @@ struct decode_case {
 
 static const struct decode_case decode_cases[] = {
 	{ "event_cases[0]", FIELDS_RETRIEVED, NULL, "alice@example.org",
-	  "INBOX", "<20261127.1234@example.org>", 1, true },
+	  "INBOX", "<20261127.1234@example.org>", 1, true, 0, NULL },
 	{ "escapes", "message.deleted\t1795821228\ta\001tb\001nc\tx\0011y"
 	  "\001rz\t\t7\t1\t<m\001zid>\t0\t\t\t0\tkeep\tpolicy\t\t\t\t1",
-	  NULL, "a\tb\nc", "x\001y\rz", "<mzid>", 7, false },
+	  NULL, "a\tb\nc", "x\001y\rz", "<mzid>", 7, false, 0, NULL },
 	{ "escaped NUL ends the field", "message.deleted\t1795821228\t"
 	  "ab\0010cd\tINBOX\t\t7\t1\t\t0\t\t\t0\tkeep\t\t\t\t\t0",
-	  NULL, "ab", "INBOX", NULL, 7, false },
+	  NULL, "ab", "INBOX", NULL, 7, false, 0, NULL },
 	{ "trailing lone escape byte dropped", "message.deleted\t1795821228\t"
 	  "ab\001\tINBOX\t\t7\t1\t\t0\t\t\t0\tkeep\t\t\t\t\t0",
-	  NULL, "ab", "INBOX", NULL, 7, false },
+	  NULL, "ab", "INBOX", NULL, 7, false, 0, NULL },
 	{ "largest uid", "message.expired\t1795821228\tu\tINBOX\t\t"
 	  "4294967295\t4294967295\t\t18446744073709551615\t\t\t0\tkeep\t"
 	  "keep_expired\t1795821229\t\t\t0", NULL, "u", "INBOX", NULL,
-	  4294967295u, false },
+	  4294967295u, false, 0, NULL },
 	{ "17 fields", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1\t\t"
 	  "0\t\t\t0\tkeep\t\t\t\t", "17 event fields, expected 19", NULL,
-	  NULL, NULL, 0, false },
+	  NULL, NULL, 0, false, 0, NULL },
 	/* the same event with its number: the same JSON, its own id
 	   (evt_953696eb… from the Python model, with seq appended to the
 	   identity) */
@@ -795,49 +795,53 @@ static const struct decode_case decode_cases[] = {
 	{ "largest seq", FIELDS_RETRIEVED "\t4294967295", NULL, NULL, NULL,
 	  NULL, 1, false, 4294967295u, NULL },
 	{ "seq not a number", FIELDS_RETRIEVED "\tx", "invalid seq", NULL,
-	  NULL, NULL, 0, false },
+	  NULL, NULL, 0, false, 0, NULL },
 	{ "seq above 32 bits", FIELDS_RETRIEVED "\t4294967296",
-	  "invalid seq", NULL, NULL, NULL, 0, false },
+	  "invalid seq", NULL, NULL, NULL, 0, false, 0, NULL },
 	{ "seq with a sign", FIELDS_RETRIEVED "\t+7", "invalid seq", NULL,
-	  NULL, NULL, 0, false },
+	  NULL, NULL, 0, false, 0, NULL },
 	{ "20 fields", FIELDS_RETRIEVED "\t7\tx",
-	  "20 event fields, expected 19", NULL, NULL, NULL, 0, false },
+	  "20 event fields, expected 19", NULL, NULL, NULL, 0, false, 0, NULL },
 	{ "empty line", "", "0 event fields, expected 19", NULL, NULL, NULL,
-	  0, false },
+	  0, false, 0, NULL },
 	{ "unknown type", "message.read\t1795821228\tu\tINBOX\t\t1\t1\t\t0"
 	  "\t\t\t0\tkeep\t\t\t\t\t0", "unknown event type", NULL, NULL,
-	  NULL, 0, false },
+	  NULL, 0, false, 0, NULL },
 	{ "no timestamp", "message.retrieved\t\tu\tINBOX\t\t1\t1\t\t0\t\t\t0"
-	  "\tkeep\t\t\t\t\t0", "timestamp", NULL, NULL, NULL, 0, false },
+	  "\tkeep\t\t\t\t\t0", "timestamp", NULL, NULL, NULL, 0, false,
+	  0, NULL },
 	{ "timestamp 0", "message.retrieved\t0\tu\tINBOX\t\t1\t1\t\t0\t\t\t0"
-	  "\tkeep\t\t\t\t\t0", "timestamp", NULL, NULL, NULL, 0, false },
+	  "\tkeep\t\t\t\t\t0", "timestamp", NULL, NULL, NULL, 0, false,
+	  0, NULL },
 	{ "negative timestamp", "message.retrieved\t-5\tu\tINBOX\t\t1\t1\t\t0"
 	  "\t\t\t0\tkeep\t\t\t\t\t0", "timestamp", NULL, NULL, NULL, 0,
-	  false },
+	  false, 0, NULL },
 	{ "no user", "message.retrieved\t1795821228\t\tINBOX\t\t1\t1\t\t0\t\t"
-	  "\t0\tkeep\t\t\t\t\t0", "user", NULL, NULL, NULL, 0, false },
+	  "\t0\tkeep\t\t\t\t\t0", "user", NULL, NULL, NULL, 0, false, 0, NULL },
 	{ "uid above 32 bits", "message.retrieved\t1795821228\tu\tINBOX\t\t"
 	  "4294967296\t1\t\t0\t\t\t0\tkeep\t\t\t\t\t0", "uid", NULL, NULL,
-	  NULL, 0, false },
+	  NULL, 0, false, 0, NULL },
 	{ "uid with a sign", "message.retrieved\t1795821228\tu\tINBOX\t\t+1\t"
 	  "1\t\t0\t\t\t0\tkeep\t\t\t\t\t0", "uid", NULL, NULL, NULL, 0,
-	  false },
+	  false, 0, NULL },
 	{ "size above 64 bits", "message.retrieved\t1795821228\tu\tINBOX\t\t"
 	  "1\t1\t\t18446744073709551616\t\t\t0\tkeep\t\t\t\t\t0", "size",
-	  NULL, NULL, NULL, 0, false },
+	  NULL, NULL, NULL, 0, false, 0, NULL },
 	{ "empty size", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1\t\t"
-	  "\t\t\t0\tkeep\t\t\t\t\t0", "size", NULL, NULL, NULL, 0, false },
+	  "\t\t\t0\tkeep\t\t\t\t\t0", "size", NULL, NULL, NULL, 0, false,
+	  0, NULL },
 	{ "flag 2", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1\t\t0\t"
-	  "\t\t2\tkeep\t\t\t\t\t0", "flag", NULL, NULL, NULL, 0, false },
+	  "\t\t2\tkeep\t\t\t\t\t0", "flag", NULL, NULL, NULL, 0, false,
+	  0, NULL },
 	{ "unknown policy", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1"
 	  "\t\t0\t\t\t0\tforever\t\t\t\t\t0", "policy", NULL, NULL, NULL, 0,
-	  false },
+	  false, 0, NULL },
 	{ "bad retain_until", "message.retained\t1795821228\tu\tINBOX\t\t1\t"
 	  "1\t\t0\t\t\t0\tkeep\t\tsoon\t\t\t0", "retain_until", NULL, NULL,
-	  NULL, 0, false },
+	  NULL, 0, false, 0, NULL },
 	{ "empty dry_run", "message.retrieved\t1795821228\tu\tINBOX\t\t1\t1"
 	  "\t\t0\t\t\t0\tkeep\t\t\t\t\t", "dry_run", NULL, NULL, NULL, 0,
-	  false },
+	  false, 0, NULL },
 };
 
 static void check_str_field(size_t idx, const char *name, const char *key,
