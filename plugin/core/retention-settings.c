@@ -28,6 +28,7 @@ const char *const retention_settings_keys[] = {
 	"pop3_retention_capa_expire",
 	"pop3_retention_webhook_url",
 	"pop3_retention_webhook_secret_file",
+	"pop3_retention_webhook_ca_file",
 	"pop3_retention_webhook_events",
 	"pop3_retention_webhook_allow_private",
 	"pop3_retention_webhook_retry_schedule",
@@ -43,6 +44,7 @@ const char *const retention_settings_keys[] = {
 static const char *const site_only_keys[] = {
 	"pop3_retention_webhook_url",
 	"pop3_retention_webhook_secret_file",
+	"pop3_retention_webhook_ca_file",
 	"pop3_retention_webhook_allow_private",
 	"pop3_retention_webhook_retry_schedule",
 	"pop3_retention_webhook_timeout",
@@ -472,6 +474,21 @@ static int set_uint_range(struct retention_settings *set, const char *key,
 	return 0;
 }
 
+/* An absolute path of printable characters into dest. */
+static int set_path(struct retention_settings *set, const char *key,
+		    const char *value, char *dest, size_t dest_size)
+{
+	size_t len = strlen(value);
+
+	if (value[0] != '/' || len >= dest_size || !str_is_printable(value)) {
+		set_error(set, "%s: invalid value '%s': expected an absolute "
+			  "path", key, value);
+		return -1;
+	}
+	memcpy(dest, value, len + 1);
+	return 0;
+}
+
 static int set_bool(struct retention_settings *set, const char *key,
 		    const char *value, bool *result_r)
 {
@@ -556,18 +573,12 @@ static int set_one(struct retention_settings *set, const char *name,
 		return set_bool(set, key, value, &set->capa_expire);
 	if (strcmp(name, "webhook_url") == 0)
 		return parse_url(set, key, value);
-	if (strcmp(name, "webhook_secret_file") == 0) {
-		size_t len = strlen(value);
-
-		if (value[0] != '/' || len >= sizeof(set->webhook_secret_file) ||
-		    !str_is_printable(value)) {
-			set_error(set, "%s: invalid value '%s': expected an "
-				  "absolute path", key, value);
-			return -1;
-		}
-		memcpy(set->webhook_secret_file, value, len + 1);
-		return 0;
-	}
+	if (strcmp(name, "webhook_secret_file") == 0)
+		return set_path(set, key, value, set->webhook_secret_file,
+				sizeof(set->webhook_secret_file));
+	if (strcmp(name, "webhook_ca_file") == 0)
+		return set_path(set, key, value, set->webhook_ca_file,
+				sizeof(set->webhook_ca_file));
 	if (strcmp(name, "webhook_events") == 0)
 		return parse_event_list(set, key, value, &set->webhook_events);
 	if (strcmp(name, "webhook_allow_private") == 0)
@@ -647,6 +658,8 @@ static void reset_one(struct retention_settings *set, const char *name)
 		set->webhook_url[0] = '\0';
 	else if (strcmp(name, "webhook_secret_file") == 0)
 		set->webhook_secret_file[0] = '\0';
+	else if (strcmp(name, "webhook_ca_file") == 0)
+		set->webhook_ca_file[0] = '\0';
 	else if (strcmp(name, "webhook_events") == 0)
 		set->webhook_events = defaults.webhook_events;
 	else if (strcmp(name, "webhook_allow_private") == 0)

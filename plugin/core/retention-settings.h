@@ -61,6 +61,8 @@ struct retention_settings {
 	/* Webhook endpoint (site-wide in Dovecot, read by the service). */
 	char webhook_url[RETENTION_URL_MAX];
 	char webhook_secret_file[RETENTION_PATH_MAX];
+	/* PEM CA certificates for https URLs; empty: the system's */
+	char webhook_ca_file[RETENTION_PATH_MAX];
 	unsigned int webhook_events; /* enum retention_event_type bits */
 	bool webhook_allow_private;
 	unsigned int retry_schedule[RETENTION_RETRY_SCHEDULE_MAX];

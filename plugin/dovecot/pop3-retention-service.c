@@ -463,9 +463,23 @@ static void service_delivery_start(void)
 		return;
 	}
 
+	if (service_set.webhook_ca_file[0] != '\0' &&
+	    access(service_set.webhook_ca_file, R_OK) < 0) {
+		e_error(service_event, "access(%s) failed: %m "
+			"(pop3_retention_webhook_ca_file): webhooks are not "
+			"delivered until it is fixed and the service "
+			"restarted; events are kept in the spool %s",
+			service_set.webhook_ca_file, spool_dir);
+		webhook_secrets_clear(&secrets);
+		delivery_state = DELIVERY_FAILED;
+		return;
+	}
+
 	i_zero(&config);
 	config.delivery.set = &service_set;
 	config.delivery.secrets = &secrets;
+	if (service_set.webhook_ca_file[0] != '\0')
+		config.delivery.ca_file = service_set.webhook_ca_file;
 	config.delivery.spool = spool;
 	config.delivery.log = service_log;
 	config.delivery.report = service_report;

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from dovecot_harness import REPO_ROOT, make_message, wait_until
-from webhook_receiver import WebhookReceiver, make_secret
+from webhook_receiver import WebhookReceiver, make_certificate, make_secret
 
 P = "pop3_retention_"
 SERVICE_BIN = REPO_ROOT / "plugin" / "dovecot" / "pop3-retention"
@@ -74,9 +74,9 @@ class Setup:
     def __init__(self, dovecot, schedule="0s 1s 1s 2s", service=True,
                  users=None, secret_mode=0o600, secret_owner=None,
                  extra_conf="", allow_private="yes", start=True,
-                 **settings):
+                 tls=None, **settings):
         self.secret = make_secret()
-        self.rx = WebhookReceiver(self.secret)
+        self.rx = WebhookReceiver(self.secret, tls=tls)
         self.inst = dovecot(plugin=True, users=users, start=False)
         self.secret_file = self.inst.dir / "webhook.secret"
         self.secret_file.write_text(self.secret + "\n")
@@ -971,6 +971,77 @@ def test_graceful_restart_returns_in_flight_events(webhooks):
 
 
 # ------------------------------------------------------------- safety
+
+def ca_file_for(s, cert):
+    """A copy of cert that the service's user can read."""
+    dest = s.inst.dir / os.path.basename(cert)
+    dest.write_bytes(Path(cert).read_bytes())
+    os.chmod(dest, 0o644)
+    return str(dest)
+
+
+def test_tls_certificate_is_verified(webhooks, tmp_path):
+    """https: a certificate nobody vouches for is refused (the event
+    waits, each attempt logged with the reason); one that
+    pop3_retention_webhook_ca_file vouches for is accepted; a vouched-for
+    certificate of another name is refused."""
+    good = make_certificate(tmp_path, "good", "IP:127.0.0.1")
+    other = make_certificate(tmp_path, "other", "DNS:other.invalid")
+    s = webhooks(tls=good, schedule="0s 1s 8s 1h")
+    assert s.rx.url.startswith("https://127.0.0.1:")
+    s.deliver(1)
+    s.session(retr=(1,))
+    s.wait_log("attempt 2 of 4 failed")
+    log = s.log()
+    assert re.search(r"attempt 1 of 4 failed: [^\n]*self-signed "
+                     r"certificate", log), log
+    assert s.rx.all() == []             # refused in the TLS handshake
+    assert s.spool_pending() == 1
+
+    # trusted: the third attempt (8 s after the second) goes through
+    conf = dict(s.inst.settings)
+    conf[P + "webhook_ca_file"] = ca_file_for(s, good[0])
+    s.inst.reconfigure(settings=conf)
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 1, timeout=30)
+    got = s.rx.delivered()
+    assert len(got) == 1 and got[0].verified and got[0].fresh
+    assert got[0].type == "message.retrieved"
+    wait_until(lambda: s.spool_pending() == 0, timeout=20,
+               message="the event is still pending")
+
+    # the right CA, the wrong name
+    s.rx.stop()
+    s.rx.tls = other
+    s.rx.start()
+    conf[P + "webhook_ca_file"] = ca_file_for(s, other[0])
+    s.inst.reconfigure(settings=conf)
+    s.session(retr=(1,))
+    wait_until(lambda: re.search(r"attempt 1 of 4 failed: [^\n]*subject "
+                                 r"name", s.log()), timeout=30,
+               message="no failure for the certificate's name")
+    assert len(s.rx.delivered()) == 1
+    s.check()
+
+
+@pytest.mark.parametrize("which,reason", [
+    ("missing", "No such file or directory"),
+    ("unreadable", "Permission denied")])
+def test_bad_ca_file_keeps_events(webhooks, tmp_path, which, reason):
+    """A CA file the service cannot read: one error naming the setting
+    and the file; nothing is delivered and nothing is lost."""
+    good = make_certificate(tmp_path, "good", "IP:127.0.0.1")
+    # root's tmp_path: the service's user cannot read what is in it
+    path = "/nonexistent-p3r/ca.pem" if which == "missing" else good[0]
+    s = webhooks(tls=good, webhook_ca_file=path)
+    s.deliver(1)
+    s.session(retr=(1,))
+    s.wait_log("(pop3_retention_webhook_ca_file)")
+    assert f"access({path}) failed: {reason}" in s.log()
+    wait_until(lambda: s.spool_pending() == 1, timeout=20,
+               message="the event is not in the spool")
+    assert s.rx.all() == []
+    s.check()
+
 
 def test_private_target_refused_without_allow_private(webhooks):
     s = webhooks(allow_private="no")

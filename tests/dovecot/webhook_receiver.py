@@ -11,6 +11,7 @@ Python's hmac/hashlib/base64, secrets "whsec_" + base64.
     rx.respond("500", "200", per_id=True)   # per webhook-id: 1st 500, 2nd 200
     rx.default = "503 ra=2"                 # answer once the script is used up
     rx.stop(); rx.start()                   # down / up again on the same port
+    WebhookReceiver(secret, tls=(cert, key))  # https, that certificate
     rx.wait_for(lambda rx: len(rx.delivered_ids()) >= 3)
 
 Answers (strings):
@@ -39,6 +40,8 @@ import json
 import os
 import socket
 import socketserver
+import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -187,8 +190,10 @@ class WebhookReceiver:
     """See the module docstring."""
 
     def __init__(self, secrets, path: str = "/hook", port: int = 0,
-                 start: bool = True):
+                 start: bool = True, tls=None):
         self.secrets = [secrets] if isinstance(secrets, str) else list(secrets)
+        # (certificate file, key file): https, else http
+        self.tls = tls
         self.path = path
         self.port = port
         self.lock = threading.Lock()
@@ -220,6 +225,12 @@ class WebhookReceiver:
                     raise
                 time.sleep(0.1)
         srv.receiver = self
+        if self.tls is not None:
+            # the handshake runs in accept(): one the client refuses is
+            # an OSError there, which socketserver drops
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
         self.port = srv.server_address[1]
         self._server = srv
         self._thread = threading.Thread(target=srv.serve_forever,
@@ -247,7 +258,8 @@ class WebhookReceiver:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -335,3 +347,18 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def make_certificate(directory, name: str, san: str):
+    """A self-signed certificate (also its own CA) for san, e.g.
+    "IP:127.0.0.1" or "DNS:other.invalid", made with openssl(1).
+    Returns (certificate file, key file)."""
+    cert = os.path.join(str(directory), name + ".pem")
+    key = os.path.join(str(directory), name + ".key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "2",
+         "-subj", f"/CN={name}", "-addext", f"subjectAltName={san}"],
+        check=True, capture_output=True, timeout=60)
+    os.chmod(cert, 0o644)
+    return cert, key

@@ -21,7 +21,7 @@ struct row {
 	/* for successes: which field to check and its expected value */
 	enum { NONE, POLICY, KEEP, MIN, MAX, HOLD, REMOVE, VISIBLE, EVENTS,
 	       SCHEDULE, TIMEOUT, URL, TOPC, DRY, CAPA, INFLIGHT, WORKERS,
-	       NICE } field;
+	       NICE, SECRET, CA } field;
 	long long want;
 	const char *want_str;
 };
@@ -93,6 +93,14 @@ static const struct row rows[] = {
 	{ P "webhook_url", "https://a b/", "space", NONE, 0, NULL },
 	{ P "webhook_secret_file", "relative/path", "absolute path", NONE, 0,
 	  NULL },
+	{ P "webhook_secret_file", "/etc/dovecot/hook.secret", NULL, SECRET,
+	  0, "/etc/dovecot/hook.secret" },
+	{ P "webhook_ca_file", "/etc/ssl/private-ca.pem", NULL, CA, 0,
+	  "/etc/ssl/private-ca.pem" },
+	{ P "webhook_ca_file", "ca.pem", P "webhook_ca_file: invalid value "
+	  "'ca.pem': expected an absolute path", NONE, 0, NULL },
+	{ P "webhook_ca_file", "/etc/ca\001.pem", "absolute path", NONE, 0,
+	  NULL },
 	{ P "webhook_events", "message.deleted, message.expired", NULL, EVENTS,
 	  RETENTION_EVENT_DELETED | RETENTION_EVENT_EXPIRED, NULL },
 	{ P "webhook_events", "all", NULL, EVENTS, RETENTION_EVENT_ALL, NULL },
@@ -155,6 +163,8 @@ static long long field_value(const struct retention_settings *set, int field,
 	case INFLIGHT: return set->webhook_max_in_flight;
 	case WORKERS: return set->webhook_workers;
 	case NICE: return set->webhook_nice;
+	case SECRET: *str_r = set->webhook_secret_file; return 0;
+	case CA: *str_r = set->webhook_ca_file; return 0;
 	}
 	return 0;
 }
@@ -278,6 +288,8 @@ static void test_per_user(void **state)
 	assert_true(retention_settings_key_is_per_user(P "webhook_events"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_url"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_secret_file"));
+	assert_false(retention_settings_key_is_per_user(P "webhook_ca_file"));
+	assert_true(retention_settings_key_is_site_wide(P "webhook_ca_file"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_timeout"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_workers"));
 	assert_true(retention_settings_key_is_site_wide(P "webhook_workers"));
