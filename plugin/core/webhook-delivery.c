@@ -612,10 +612,14 @@ static void transfer_done(struct webhook_delivery *d, struct transfer *t,
 	    CURLE_OK)
 		status = 0;
 	/* a body over the cap is cut after the status line: the receiver
-	   has answered all the same */
+	   has answered all the same. So has an HTTP/2 receiver that
+	   answered before it read the whole request and then reset the
+	   stream (RST_STREAM, as nginx's "return 204" does): libcurl 7.88
+	   reports the reset as an error after the final status. */
 	responded = status >= 200 &&
 		(result == CURLE_OK ||
-		 (result == CURLE_WRITE_ERROR && t->capped));
+		 (result == CURLE_WRITE_ERROR && t->capped) ||
+		 result == CURLE_HTTP2_STREAM);
 
 	if (responded && status <= 299) {
 		outcome_delivered(d, event, status, duration);
