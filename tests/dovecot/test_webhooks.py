@@ -1023,6 +1023,37 @@ def test_tls_certificate_is_verified(webhooks, tmp_path):
     s.check()
 
 
+def test_http2_answer_before_the_body_is_read_counts(webhooks, tmp_path):
+    """An HTTP/2 receiver that answers 204 before it has read the request
+    and then resets the stream: the answer counts (libcurl reports a
+    stream error after it), so nothing is sent twice and no attempt is
+    logged as failed."""
+    from h2_receiver import EarlyAnswerH2Receiver
+    good = make_certificate(tmp_path, "good", "IP:127.0.0.1")
+    h2rx = EarlyAnswerH2Receiver(*good)
+    try:
+        s = webhooks(webhook_url=h2rx.url, schedule="0s 1s 1s 1h",
+                     start=False)
+        conf = dict(s.inst.settings)
+        conf[P + "webhook_ca_file"] = ca_file_for(s, good[0])
+        s.inst.reconfigure(settings=conf, restart=False)
+        s.inst.start()
+        s.deliver(5)
+        s.session(retr=(1, 2, 3, 4, 5))
+        wait_until(lambda: len(h2rx.ids()) >= 5, timeout=20,
+                   message="the HTTP/2 receiver got fewer than 5 requests")
+        wait_until(lambda: s.spool_pending() == 0, timeout=20,
+                   message="events still pending")
+        time.sleep(2.5)             # a retry would come within 2 s
+        ids = h2rx.ids()
+        assert len(ids) == 5 and len(set(ids)) == 5, ids
+        log = s.log()
+        assert "failed" not in log, log
+        assert "HTTP/2" not in log, log
+    finally:
+        h2rx.stop()
+
+
 @pytest.mark.parametrize("which,reason", [
     ("missing", "No such file or directory"),
     ("unreadable", "Permission denied")])
