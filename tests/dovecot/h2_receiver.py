@@ -34,7 +34,7 @@ import h2.settings
 
 class EarlyAnswerH2Receiver:
     def __init__(self, cert: str, key: str, status: int = 204,
-                 reset_delay: float = 0.1):
+                 reset_delay: float = 0.3):
         self.status = status
         self.reset_delay = reset_delay
         self.lock = threading.Lock()

@@ -987,7 +987,9 @@ def test_tls_certificate_is_verified(webhooks, tmp_path):
     certificate of another name is refused."""
     good = make_certificate(tmp_path, "good", "IP:127.0.0.1")
     other = make_certificate(tmp_path, "other", "DNS:other.invalid")
-    s = webhooks(tls=good, schedule="0s 1s 8s 1h")
+    # not deferred by a busy machine: the test times the attempts
+    s = webhooks(tls=good, schedule="0s 1s 8s 1h",
+                 webhook_defer_when_busy="0")
     assert s.rx.url.startswith("https://127.0.0.1:")
     s.deliver(1)
     s.session(retr=(1,))
@@ -1033,7 +1035,7 @@ def test_http2_answer_before_the_body_is_read_counts(webhooks, tmp_path):
     h2rx = EarlyAnswerH2Receiver(*good)
     try:
         s = webhooks(webhook_url=h2rx.url, schedule="0s 1s 1s 1h",
-                     start=False)
+                     webhook_defer_when_busy="0", start=False)
         conf = dict(s.inst.settings)
         conf[P + "webhook_ca_file"] = ca_file_for(s, good[0])
         s.inst.reconfigure(settings=conf, restart=False)
@@ -1063,7 +1065,8 @@ def test_bad_ca_file_keeps_events(webhooks, tmp_path, which, reason):
     good = make_certificate(tmp_path, "good", "IP:127.0.0.1")
     # root's tmp_path: the service's user cannot read what is in it
     path = "/nonexistent-p3r/ca.pem" if which == "missing" else good[0]
-    s = webhooks(tls=good, webhook_ca_file=path)
+    s = webhooks(tls=good, webhook_ca_file=path,
+                 webhook_defer_when_busy="0")
     s.deliver(1)
     s.session(retr=(1,))
     s.wait_log("(pop3_retention_webhook_ca_file)")
