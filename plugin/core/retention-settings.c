@@ -695,7 +695,6 @@ static bool key_is_known(const char *key)
 int retention_settings_set(struct retention_settings *set, const char *key,
 			   const char *value)
 {
-	struct retention_settings tmp;
 	const char *name;
 
 	if (!key_is_known(key)) {
@@ -703,20 +702,20 @@ int retention_settings_set(struct retention_settings *set, const char *key,
 		return -1;
 	}
 	name = key + strlen(KEY_PREFIX);
-	/* Work on a copy so that a failed parse leaves set unchanged. */
-	tmp = *set;
+	/* No copy of set to fall back on (it is 11 KB, and every pop3
+	   process parses its settings at login): every parser above
+	   writes its field only once the whole value is good, so a failed
+	   parse leaves set unchanged but for set->error (the unit tests
+	   check each bad value for that). */
 	if (value == NULL || *value == '\0')
-		reset_one(&tmp, name);
+		reset_one(set, name);
 	else if (strlen(value) >= RETENTION_URL_MAX) {
 		set_error(set, "%s: invalid value: longer than %d bytes", key,
 			  RETENTION_URL_MAX - 1);
 		return -1;
-	} else if (set_one(&tmp, name, key, value) < 0) {
-		memcpy(set->error, tmp.error, sizeof(set->error));
+	} else if (set_one(set, name, key, value) < 0)
 		return -1;
-	}
-	tmp.error[0] = '\0';
-	*set = tmp;
+	set->error[0] = '\0';
 	return 0;
 }
 
@@ -761,6 +760,13 @@ bool retention_settings_key_is_per_user(const char *key)
 bool retention_settings_key_is_site_wide(const char *key)
 {
 	return key_is_known(key) && str_match_any(key, site_only_keys);
+}
+
+bool retention_settings_key_is_for_sessions(const char *key)
+{
+	return key_is_known(key) &&
+	       (!str_match_any(key, site_only_keys) ||
+		strcmp(key, "pop3_retention_webhook_url") == 0);
 }
 
 const char *retention_policy_kind_name(enum retention_policy_kind kind)

@@ -111,6 +111,13 @@ bool retention_settings_key_is_per_user(const char *key);
    ones, which only the delivery service reads. */
 bool retention_settings_key_is_site_wide(const char *key);
 
+/* True for the settings a POP3 session uses: the per-user ones and
+   pop3_retention_webhook_url (whether events are made at all). The
+   other site-wide ones are the delivery service's alone: a session
+   neither parses them nor fails a login over them (the service does,
+   at its start). */
+bool retention_settings_key_is_for_sessions(const char *key);
+
 /* Parse a Dovecot-style interval ("30d", "2 weeks", "12h", "3s", "0").
    A unit is required unless the number is 0. Returns 0 and the seconds in
    secs_r, or -1 and a static error text in error_r. */

@@ -32,6 +32,9 @@
    file is taken for complete only once it is this old (its producer was
    killed in between). */
 #define DROP_EMPTY_GRACE_SECS 60
+/* While busy: finished files (read whole, every event committed) wait
+   for the load to end before they are removed, up to this many. */
+#define DROP_FINISHED_MAX 4096
 /* inotify events: while the CPUs are busy, not one per write */
 #define DROP_INOTIFY_BUSY_MASK (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | \
 				IN_ONLYDIR)
@@ -59,6 +62,10 @@ struct drop_file {
 	bool done;
 	/* named by the inotify events being handled */
 	bool touched;
+	/* done and every event committed: closed, removed once the CPUs
+	   have time (it stays in the state file until then, so that a
+	   restart does not read it again) */
+	bool finished;
 };
 
 struct saved_offset {
@@ -89,6 +96,8 @@ struct drop_reader {
 	struct timeout *to_start;
 
 	HASH_TABLE(char *, struct drop_file *) files;
+	/* files in it that are finished */
+	unsigned int finished_count;
 	/* the state file's offsets, until the files are found */
 	ARRAY(struct saved_offset) saved;
 
@@ -267,7 +276,8 @@ static void reject(struct drop_reader *r, struct drop_file *f,
 
 static void drop_file_free(struct drop_file *f)
 {
-	i_close_fd(&f->fd);
+	if (f->fd != -1)
+		i_close_fd(&f->fd);
 	i_free(f->name);
 	i_free(f);
 }
@@ -431,20 +441,33 @@ static void drop_file_read(struct drop_reader *r, struct drop_file *f)
 }
 
 /* Remove the complete files whose events are all committed; keep the
-   state file up to date. */
+   state file up to date. While the CPUs are busy the removal waits
+   (DROP_FINISHED_MAX files at most): an unlink() and the close() that
+   frees a tmpfs file are a fifth of what taking an event in costs
+   (docs/benchmarks.md), and nothing needs them done before the load
+   ends. */
 static void drop_reader_reap(struct drop_reader *r)
 {
 	struct hash_iterate_context *iter;
 	ARRAY(struct drop_file *) gone;
 	struct drop_file *f, *const *fp;
+	bool wait;
 	char *name;
 
+	wait = r->busy_mode && r->finished_count < DROP_FINISHED_MAX;
 	t_array_init(&gone, 8);
 	iter = hash_table_iterate_init(r->files);
 	while (hash_table_iterate(iter, r->files, &name, &f)) {
-		if (f->done && f->committed == f->read)
-			array_push_back(&gone, &f);
-		else if (f->committed != f->saved)
+		if (f->done && f->committed == f->read) {
+			if (!wait)
+				array_push_back(&gone, &f);
+			else if (!f->finished) {
+				f->finished = TRUE;
+				r->finished_count++;
+				i_close_fd(&f->fd);
+			}
+		}
+		if (f->committed != f->saved)
 			r->state_dirty = TRUE;
 	}
 	hash_table_iterate_deinit(&iter);
@@ -458,6 +481,8 @@ static void drop_reader_reap(struct drop_reader *r)
 		}
 		if (f->saved > 0)
 			r->state_dirty = TRUE;
+		if (f->finished)
+			r->finished_count--;
 		hash_table_remove(r->files, f->name);
 		drop_file_free(f);
 	}
@@ -611,6 +636,10 @@ static void drop_reader_update_mode(struct drop_reader *r)
 	unsigned int msecs = 0;
 
 	r->busy_mode = r->cb.busy(r->context);
+	if (!r->busy_mode && r->finished_count > 0 && !r->reading) T_BEGIN {
+		/* the load ended: remove the files that waited for it */
+		drop_reader_reap(r);
+	} T_END;
 	if (r->blocked) {
 		io_remove(&r->io);
 		timeout_remove(&r->to_tick);
@@ -795,5 +824,5 @@ bool drop_reader_blocked(const struct drop_reader *r)
 
 unsigned int drop_reader_open_files(const struct drop_reader *r)
 {
-	return hash_table_count(r->files);
+	return hash_table_count(r->files) - r->finished_count;
 }

@@ -4,7 +4,8 @@
 /* The service's side of the drop files (pop3-retention-protocol.h):
    reads the events that producers append to their drop files, hands
    each one to the service, and removes a file once it is complete and
-   every event in it is in a committed spool batch.
+   every event in it is in a committed spool batch (while busy() says
+   the CPUs are saturated, once they have time again).
 
    Wake-ups: when the CPUs have time to spare, inotify wakes the reader
    for every event, so an event is spooled as soon as it is written.
@@ -63,7 +64,7 @@ void drop_reader_committed(struct drop_reader *reader, bool success);
    before the retry. */
 bool drop_reader_blocked(const struct drop_reader *reader);
 
-/* Open drop files (for the Q answer and tests). */
+/* Drop files still being read (for the Q answer and tests). */
 unsigned int drop_reader_open_files(const struct drop_reader *reader);
 
 #endif

@@ -24,8 +24,13 @@ int pop3_retention_settings_load(struct mail_user *user,
 
 	retention_settings_init(set_r);
 	for (key = retention_settings_keys; *key != NULL; key++) {
-		const char *value = mail_user_plugin_getenv(user, *key);
+		const char *value;
 
+		/* the delivery settings are the service's (it reads them
+		   at its start, and refuses to start over a bad one) */
+		if (!retention_settings_key_is_for_sessions(*key))
+			continue;
+		value = mail_user_plugin_getenv(user, *key);
 		if (value == NULL)
 			continue;
 		if (retention_settings_set(set_r, *key, value) < 0) {

@@ -1538,6 +1538,45 @@ def test_delivery_defers_while_other_work_keeps_the_cpus_busy(webhooks):
     s.check()
 
 
+def test_finished_drop_files_wait_for_the_load_to_end(webhooks):
+    """While delivery is deferred, a session's drop file that was read
+    whole and committed stays until the CPUs have time (removing it is
+    work that can wait). A kill -9 of the service meanwhile does not
+    make the restarted one spool its events again: each event arrives
+    once, and the file goes once the load has ended."""
+    s = webhooks(webhook_defer_when_busy="60s")
+    s.deliver(3)
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(os.cpu_count() or 1)]
+    try:
+        wait_until(lambda: s.queue()[0].get("state") == "deferring",
+                   timeout=20, message="never deferred under full load")
+        s.session(retr=(1, 2, 3))
+        wait_until(lambda: s.spool_pending() == 3, timeout=20)
+        # read whole and committed, and still there a few ticks later
+        time.sleep(2)
+        assert len(s.drop_files()) == 1, s.drop_files()
+        assert s.queue()[0]["state"] == "deferring"
+        old = s.service_pids()
+        os.kill(old[0], signal.SIGKILL)
+        wait_until(lambda: s.service_pids() and s.service_pids() != old,
+                   timeout=20, message="the master did not restart it")
+        # (a new service delivers what it finds before its first look
+        # at the load)
+        wait_until(lambda: s.queue()[0].get("state") == "deferring",
+                   timeout=20, message="the new service never deferred")
+        time.sleep(2)
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3, timeout=30)
+    wait_until(lambda: s.drop_files() == [], timeout=10)
+    time.sleep(1.5)
+    assert sorted(r.data["uid"] for r in s.rx.delivered()) == [1, 2, 3]
+    s.check()
+
+
 # ------------------------------------- the Standard Webhooks reference library
 
 JS_DIR = Path(__file__).resolve().parent / "js"

@@ -169,6 +169,36 @@ static long long field_value(const struct retention_settings *set, int field,
 	return 0;
 }
 
+/* Every setting away from its default: a failed set() must not touch
+   any of them either (set() has no copy to fall back on). */
+static void settings_all_set(struct retention_settings *set)
+{
+	static const char *const values[][2] = {
+		{ P "policy", "keep" }, { P "keep", "7d" }, { P "min", "1d" },
+		{ P "max", "90d" }, { P "hold", "yes" },
+		{ P "remove", "move:Trash" },
+		{ P "visible_since", "2020-01-02" },
+		{ P "top_counts", "yes" }, { P "dry_run", "yes" },
+		{ P "capa_expire", "no" },
+		{ P "webhook_url", "https://hooks.example.com/x" },
+		{ P "webhook_secret_file", "/etc/secret" },
+		{ P "webhook_ca_file", "/etc/ca.pem" },
+		{ P "webhook_events", "message.deleted" },
+		{ P "webhook_allow_private", "yes" },
+		{ P "webhook_retry_schedule", "1s 2s" },
+		{ P "webhook_timeout", "3s" },
+		{ P "webhook_max_in_flight", "3" },
+		{ P "webhook_workers", "3" }, { P "webhook_nice", "3" },
+		{ P "webhook_defer_when_busy", "3s" },
+	};
+	unsigned int i;
+
+	retention_settings_init(set);
+	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++)
+		assert_int_equal(retention_settings_set(set, values[i][0],
+							values[i][1]), 0);
+}
+
 static void test_row(void **state)
 {
 	const struct row *r = *state;
@@ -192,6 +222,15 @@ static void test_row(void **state)
 		memcpy(before.error, set.error, sizeof(set.error));
 		if (memcmp(&before, &set, sizeof(set)) != 0)
 			fail_msg("row %u: failed set() changed settings", i);
+		/* also when every setting has a value of its own */
+		settings_all_set(&set);
+		before = set;
+		if (retention_settings_set(&set, r->key, r->value) != -1)
+			fail_msg("row %u: accepted after the others", i);
+		memcpy(before.error, set.error, sizeof(set.error));
+		if (memcmp(&before, &set, sizeof(set)) != 0)
+			fail_msg("row %u: failed set() changed settings that "
+				 "were set", i);
 		return;
 	}
 	if (ret != 0)
@@ -301,6 +340,17 @@ static void test_per_user(void **state)
 	assert_false(retention_settings_key_is_per_user(
 		P "webhook_max_in_flight"));
 	assert_false(retention_settings_key_is_per_user("mail_plugins"));
+	/* what a POP3 session parses: per-user ones and the URL only */
+	assert_true(retention_settings_key_is_for_sessions(P "policy"));
+	assert_true(retention_settings_key_is_for_sessions(P "webhook_events"));
+	assert_true(retention_settings_key_is_for_sessions(P "webhook_url"));
+	assert_false(retention_settings_key_is_for_sessions(
+		P "webhook_secret_file"));
+	assert_false(retention_settings_key_is_for_sessions(
+		P "webhook_nice"));
+	assert_false(retention_settings_key_is_for_sessions(
+		P "webhook_defer_when_busy"));
+	assert_false(retention_settings_key_is_for_sessions(P "unknown"));
 }
 
 int main(void)
