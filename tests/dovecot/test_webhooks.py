@@ -934,11 +934,18 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
         alive = open(alive_path, "w")
         os.chmod(alive_path, 0o644)
         fcntl.flock(alive, fcntl.LOCK_EX)
+        # a file the old process read whole (its offset in the state
+        # file is the file's size): it only waits to be removed
+        read = s.drop_dir() / "1700000000.9.00000000000000ee"
+        read.write_text("pop3-retention-drop 1\nnot read again\n")
+        offsets = spool / "drop-offsets"
+        offsets.write_text(f"{read.name}\t{read.stat().st_size}\nend\n")
+        os.chown(offsets, DOVECOT_USER.pw_uid, DOVECOT_USER.pw_gid)
         s.session(retr=(1, 2))
         assert s.outbox_files() == []
         # only the spool's owner reads the drop files: they wait there
         time.sleep(1)
-        files = s.drop_files()
+        files = [f for f in s.drop_files() if f != read.name]
         assert len(files) == 1
         assert len((s.drop_dir() / files[0]).read_text().splitlines()) == 3
         q, r = s.queue()
@@ -952,6 +959,10 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
         lock.close()
     s.wait_log("Took over the spool")
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2)
+    wait_until(lambda: s.drop_files() == [], timeout=10)
+    time.sleep(1)
+    assert len(s.rx.all()) == 2
+    assert "not read again" not in s.log()
     s.check()
 
 
