@@ -95,7 +95,7 @@
    they come; an unlocked file with data is complete (its producer
    locked it before writing), an unlocked empty one only once it is a
    minute old; a complete file is removed once its events are in the
-   spool. Files are POP3_RETENTION_DROP_FILE_MODE: the service, not
+   spool (while the CPUs are busy, once they have time again). Files are POP3_RETENTION_DROP_FILE_MODE: the service, not
    their owner, reads them; names starting with "." are not drop
    files. */
 #define POP3_RETENTION_DROP_DIR "pop3-retention-drop"
