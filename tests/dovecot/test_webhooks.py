@@ -9,6 +9,7 @@ the secret. Retry schedules are seconds long; nothing asserts on speed,
 only on order and lower bounds of delays."""
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -644,6 +645,22 @@ def test_service_kill9_during_a_session_loses_nothing(webhooks):
     s.check()
 
 
+@contextlib.contextmanager
+def saturated_cpus(s):
+    """Every CPU busy-looping in other processes for the block, which
+    starts once the service of s says it is deferring delivery."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+               for _ in range(os.cpu_count() or 1)]
+    try:
+        wait_until(lambda: s.queue()[0].get("state") == "deferring",
+                   timeout=20, message="never deferred under full load")
+        yield
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+
+
 def test_service_kill9_under_pop3_load_loses_nothing(webhooks):
     """Under POP3 load on saturated CPUs (delivery deferred, the drop
     files read every 500 ms, many sessions' files open at once) the
@@ -654,8 +671,6 @@ def test_service_kill9_under_pop3_load_loses_nothing(webhooks):
     with doveadm)."""
     s = webhooks(webhook_defer_when_busy="60s")
     s.deliver(20)
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-               for _ in range(os.cpu_count() or 1)]
     stop = threading.Event()
     done, errors = [], []
 
@@ -677,26 +692,22 @@ def test_service_kill9_under_pop3_load_loses_nothing(webhooks):
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(3)]
     try:
-        wait_until(lambda: s.queue()[0].get("state") == "deferring",
-                   timeout=20, message="never deferred under full load")
-        for t in threads:
-            t.start()
-        time.sleep(3)
-        old = s.service_pids()
-        assert len(old) == 1
-        os.kill(old[0], signal.SIGKILL)
-        wait_until(lambda: s.service_pids() and s.service_pids() != old,
-                   timeout=20, message="the master did not restart it")
-        time.sleep(3)
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-        wait_until(lambda: not s.pop3_pids(), timeout=20)
+        with saturated_cpus(s):
+            for t in threads:
+                t.start()
+            time.sleep(3)
+            old = s.service_pids()
+            assert len(old) == 1
+            os.kill(old[0], signal.SIGKILL)
+            wait_until(lambda: s.service_pids() and s.service_pids() != old,
+                       timeout=20, message="the master did not restart it")
+            time.sleep(3)
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+            wait_until(lambda: not s.pop3_pids(), timeout=20)
     finally:
         stop.set()
-        for b in burners:
-            b.kill()
-            b.wait()
     assert errors == []
     total = sum(done)
     assert total >= 30
@@ -1399,20 +1410,12 @@ def test_protocol_stored_form_follows_the_load(webhooks):
     assert b'{"type":"message.retrieved","timestamp":' in stored()
     assert b"pop3-retention-event 1\t" not in stored()
 
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-               for _ in range(os.cpu_count() or 1)]
-    try:
-        wait_until(lambda: s.queue()[0].get("state") == "deferring",
-                   timeout=20, message="never deferred under full load")
+    with saturated_cpus(s):
         long_id = "<" + "m" * 30000 + "@x>"
         c.send(event_line("busy", fields=fields("tab\x01tuser", 2, "<2@x>"))
                + event_line("big", fields=fields("big", 3, long_id)))
         assert c.line() == "A\tbusy"
         assert c.line() == "A\tbig"
-    finally:
-        for b in burners:
-            b.kill()
-            b.wait()
     data = stored()
     # the compact record keeps the fields as they came (escapes too)
     assert b"pop3-retention-event 1\tmessage.retrieved\t" in data
@@ -1525,20 +1528,12 @@ def test_delivery_defers_while_other_work_keeps_the_cpus_busy(webhooks):
     delivers them as soon as the load stops, long before the bound."""
     s = webhooks(webhook_defer_when_busy="60s")
     s.deliver(3)
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-               for _ in range(os.cpu_count() or 1)]
-    try:
-        wait_until(lambda: s.queue()[0].get("state") == "deferring",
-                   timeout=20, message="never deferred under full load")
+    with saturated_cpus(s):
         s.session(retr=(1, 2, 3))
         wait_until(lambda: s.spool_pending() == 3, timeout=20)
         time.sleep(2)
         assert s.rx.delivered() == []
         assert s.queue()[0]["state"] == "deferring"
-    finally:
-        for b in burners:
-            b.kill()
-            b.wait()
     stopped = time.monotonic()
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3, timeout=30)
     assert time.monotonic() - stopped < 30
@@ -1557,11 +1552,7 @@ def test_finished_drop_files_wait_for_the_load_to_end(webhooks):
     once, and the file goes once the load has ended."""
     s = webhooks(webhook_defer_when_busy="60s")
     s.deliver(3)
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-               for _ in range(os.cpu_count() or 1)]
-    try:
-        wait_until(lambda: s.queue()[0].get("state") == "deferring",
-                   timeout=20, message="never deferred under full load")
+    with saturated_cpus(s):
         s.session(retr=(1, 2, 3))
         wait_until(lambda: s.spool_pending() == 3, timeout=20)
         # read whole and committed, and still there a few ticks later
@@ -1577,10 +1568,6 @@ def test_finished_drop_files_wait_for_the_load_to_end(webhooks):
         wait_until(lambda: s.queue()[0].get("state") == "deferring",
                    timeout=20, message="the new service never deferred")
         time.sleep(2)
-    finally:
-        for b in burners:
-            b.kill()
-            b.wait()
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3, timeout=30)
     wait_until(lambda: s.drop_files() == [], timeout=10)
     time.sleep(1.5)
