@@ -18,6 +18,7 @@
    A tight loop: caches stay warm, so a real session pays more. */
 
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +104,20 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	dir = argv[1];
-	n = argc > 2 ? atoi(argv[2]) : 20000;
+	n = 20000;
+	if (argc > 2) {
+		char *end;
+		long v;
+
+		errno = 0;
+		v = strtol(argv[2], &end, 10);
+		if (errno != 0 || *end != '\0' || v < 1 || v > 10000000) {
+			fprintf(stderr, "N: expected 1 to 10000000, not '%s'\n",
+				argv[2]);
+			return 2;
+		}
+		n = (int)v;
+	}
 	memset(line, 'x', sizeof(line) - 1);
 	line[sizeof(line) - 1] = '\n';
 
