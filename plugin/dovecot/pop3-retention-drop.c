@@ -458,14 +458,16 @@ static void drop_reader_reap(struct drop_reader *r)
 	t_array_init(&gone, 8);
 	iter = hash_table_iterate_init(r->files);
 	while (hash_table_iterate(iter, r->files, &name, &f)) {
-		if (f->done && f->committed == f->read) {
-			if (!wait)
+		if (f->done && f->committed == f->read && !f->finished) {
+			if (!wait || r->finished_count >= DROP_FINISHED_MAX)
 				array_push_back(&gone, &f);
-			else if (!f->finished) {
+			else {
 				f->finished = TRUE;
 				r->finished_count++;
 				i_close_fd(&f->fd);
 			}
+		} else if (f->finished && !wait) {
+			array_push_back(&gone, &f);
 		}
 		if (f->committed != f->saved)
 			r->state_dirty = TRUE;
