@@ -1522,15 +1522,24 @@ def test_bad_delivery_setting_is_fatal_and_named(webhooks, key, value,
     s.check()
 
 
-def test_delivery_defers_while_other_work_keeps_the_cpus_busy(webhooks):
-    """With every CPU busy-looping in other processes the service holds
-    the events of fresh downloads (doveadm shows "deferring"), and
-    delivers them as soon as the load stops, long before the bound."""
+@contextlib.contextmanager
+def three_downloads_deferred(webhooks):
+    """A service that defers (60 s bound) on saturated CPUs, holding the
+    events of three downloads in its spool; the CPUs are freed when the
+    block ends."""
     s = webhooks(webhook_defer_when_busy="60s")
     s.deliver(3)
     with saturated_cpus(s):
         s.session(retr=(1, 2, 3))
         wait_until(lambda: s.spool_pending() == 3, timeout=20)
+        yield s
+
+
+def test_delivery_defers_while_other_work_keeps_the_cpus_busy(webhooks):
+    """With every CPU busy-looping in other processes the service holds
+    the events of fresh downloads (doveadm shows "deferring"), and
+    delivers them as soon as the load stops, long before the bound."""
+    with three_downloads_deferred(webhooks) as s:
         time.sleep(2)
         assert s.rx.delivered() == []
         assert s.queue()[0]["state"] == "deferring"
@@ -1550,11 +1559,7 @@ def test_finished_drop_files_wait_for_the_load_to_end(webhooks):
     work that can wait). A kill -9 of the service meanwhile does not
     make the restarted one spool its events again: each event arrives
     once, and the file goes once the load has ended."""
-    s = webhooks(webhook_defer_when_busy="60s")
-    s.deliver(3)
-    with saturated_cpus(s):
-        s.session(retr=(1, 2, 3))
-        wait_until(lambda: s.spool_pending() == 3, timeout=20)
+    with three_downloads_deferred(webhooks) as s:
         # read whole and committed, and still there a few ticks later
         time.sleep(2)
         assert len(s.drop_files()) == 1, s.drop_files()
