@@ -17,7 +17,7 @@
 #include "str-sanitize.h"
 #include "ioloop.h"
 #include "net.h"
-#include "file-dotlock.h"
+#include "file-lock.h"
 #include "module-dir.h"
 #include "mail-namespace.h"
 #include "mail-storage.h"
@@ -30,6 +30,7 @@
 #include "doveadm-mail.h"
 #include "doveadm-print.h"
 #include "pop3-retention-common.h"
+#include "pop3-retention-lock.h"
 #include "pop3-retention-mailbox.h"
 #include "pop3-retention-protocol.h"
 
@@ -44,12 +45,6 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-/* pop3's own session lock (src/pop3/pop3-client.c, pop3_lock_session()):
-   same name, same place, same staleness, so that a sweep and a POP3
-   session with pop3_lock_session=yes exclude each other. */
-#define POP3_LOCK_FNAME "dovecot-pop3-session.lock"
-#define POP3_SESSION_DOTLOCK_STALE_TIMEOUT_SECS (60 * 5)
 
 /* How long a command waits for the pop3-retention service to answer
    (each answer; a batch is committed with one sync). */
@@ -294,62 +289,6 @@ static struct doveadm_mail_cmd_context *cmd_status_alloc(void)
 
 /* sweep */
 
-/* Take pop3's session lock without waiting. Returns 1 locked, 0 held by
-   a POP3 session (or another sweep), -1 error. A dry run takes it too:
-   DOTLOCK_CREATE_FLAG_CHECKONLY panics in 2.3.19 when the lock is free,
-   and the preview should skip the same users as the real sweep. */
-static int sweep_lock(struct mail_user *user, struct dotlock **dotlock_r,
-		      const char **error_r)
-{
-	const struct mail_storage_settings *mail_set =
-		mail_user_set_get_storage_set(user);
-	struct mail_namespace *ns = mail_namespace_find_inbox(user->namespaces);
-	struct dotlock_settings set;
-	enum mailbox_list_path_type type;
-	const char *dir, *path;
-	int ret;
-
-	if (mailbox_list_get_root_path(ns->list, MAILBOX_LIST_PATH_TYPE_INDEX,
-				       &dir))
-		type = MAILBOX_LIST_PATH_TYPE_INDEX;
-	else if (mailbox_list_get_root_path(ns->list,
-					    MAILBOX_LIST_PATH_TYPE_DIR, &dir))
-		type = MAILBOX_LIST_PATH_TYPE_DIR;
-	else {
-		*error_r = "Storage has no root/index directory for the "
-			   "POP3 session lock";
-		return -1;
-	}
-	if (mailbox_list_mkdir_root(ns->list, dir, type) < 0) {
-		*error_r = t_strdup_printf(
-			"Couldn't create root directory %s: %s", dir,
-			mailbox_list_get_last_internal_error(ns->list, NULL));
-		return -1;
-	}
-	path = t_strdup_printf("%s/"POP3_LOCK_FNAME, dir);
-
-	i_zero(&set);
-	set.timeout = 0;
-	set.stale_timeout = POP3_SESSION_DOTLOCK_STALE_TIMEOUT_SECS;
-	set.lock_suffix = "";
-	set.use_excl_lock = mail_set->dotlock_use_excl;
-	set.nfs_flush = mail_set->mail_nfs_storage;
-	ret = file_dotlock_create(&set, path, DOTLOCK_CREATE_FLAG_NONBLOCK,
-				  dotlock_r);
-	if (ret == 0) {
-		/* a non-blocking attempt that finds a stale lock (its
-		   process is gone) only removes it: try once more */
-		ret = file_dotlock_create(&set, path,
-					  DOTLOCK_CREATE_FLAG_NONBLOCK,
-					  dotlock_r);
-	}
-	if (ret < 0) {
-		*error_r = t_strdup_printf("file_dotlock_create(%s) failed: %m",
-					   path);
-	}
-	return ret;
-}
-
 static void sweep_progress_clear(struct pop3_retention_cmd_context *pctx)
 {
 	if (!pctx->progress_shown)
@@ -409,28 +348,34 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 	struct retention_session_stats stats;
 	const struct retention_plan *plan;
 	struct retention_session *session;
-	struct dotlock *dotlock;
+	struct file_lock *lock;
 	const char *error;
 	unsigned int hidden;
 	int ret;
 
-	ret = sweep_lock(user, &dotlock, &error);
+	/* every POP3 session holds the retention lock shared, whatever
+	   pop3_lock_session says: a user with a live session is skipped
+	   (its session begin removes what is due) */
+	ret = pop3_retention_lock(user, TRUE, 0, &lock, &error);
 	if (ret < 0) {
-		i_error("pop3-retention: %s", error);
+		i_error("pop3-retention: user %s: Can't take the retention "
+			"lock, skipped (nothing removed): %s", user->username,
+			error);
 		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
 		sweep_print_skipped();
 		return -1;
 	}
 	if (ret == 0) {
 		/* pop3 removes what is due at its own session begin */
-		i_warning("pop3-retention: POP3 session in progress, skipped");
+		i_warning("pop3-retention: user %s: POP3 session in progress, "
+			  "skipped", user->username);
 		sweep_print_skipped();
 		return 0;
 	}
 
 	if (cmd_user_open(pctx, user, &cu) < 0) {
 		cmd_user_close(&cu);
-		(void)file_dotlock_delete(&dotlock);
+		file_unlock(&lock);
 		sweep_print_skipped();
 		return -1;
 	}
@@ -472,7 +417,7 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 		ret = -1;
 	}
 	cmd_user_close(&cu);
-	(void)file_dotlock_delete(&dotlock);
+	file_unlock(&lock);
 
 	sweep_print_row(&stats, hidden);
 	pctx->removed += stats.removed;

@@ -62,6 +62,8 @@ struct pop3_retention_mbox {
 	/* session indexes whose action failed in the last apply */
 	ARRAY(unsigned int) failed;
 	bool in_action;
+	/* inside _retrieved(): state goes to a transaction of its own */
+	bool retrieving;
 };
 
 static struct mail *mbox_mail(struct pop3_retention_mbox *mbox,
@@ -277,6 +279,35 @@ static int pr_message_retain(void *context, unsigned int idx,
 	return 0;
 }
 
+/* The first retrieval of a download, in a transaction of its own that
+   is committed at once: recording a fact removes nothing, so it does not
+   wait for QUIT, and a pop3 process killed right after the download
+   leaves the same state as one that disconnects (the message.retrieved
+   event, emitted after this, then agrees with the next session). */
+static int state_write_committed(struct pop3_retention_mbox *mbox,
+				 uint32_t uid, uint32_t value,
+				 const char **error_r)
+{
+	struct mailbox_transaction_context *t;
+	uint32_t seq;
+
+	t = mailbox_transaction_begin(mbox->box, 0,
+				      "pop3-retention retrieved");
+	if (!mail_index_lookup_seq(t->view, uid, &seq)) {
+		mailbox_transaction_rollback(&t);
+		*error_r = "message not in the mailbox's view";
+		return -1;
+	}
+	mail_index_update_ext(t->itrans, seq, mbox->ext_id, &value, NULL);
+	if (mailbox_transaction_commit(&t) < 0) {
+		*error_r = t_strdup_printf(
+			"commit failed: %s",
+			mailbox_get_last_internal_error(mbox->box, NULL));
+		return -1;
+	}
+	return 0;
+}
+
 static int pr_state_write(void *context, unsigned int idx,
 			  time_t first_retrieved_at, const char **error_r)
 {
@@ -284,6 +315,15 @@ static int pr_state_write(void *context, unsigned int idx,
 	uint32_t uid = pop3_retention_mbox_uid(mbox, idx), seq;
 	uint32_t value = (uint32_t)first_retrieved_at;
 
+	if (mbox->retrieving) {
+		if (state_write_committed(mbox, uid, value, error_r) < 0) {
+			e_warning(mbox->event, "uid=%u: first retrieval not "
+				  "recorded: %s (removal under keep is "
+				  "delayed)", uid, *error_r);
+			return -1;
+		}
+		return 0;
+	}
 	if (mbox->trans == NULL ||
 	    !mail_index_lookup_seq(mbox->trans->view, uid, &seq)) {
 		*error_r = "message not in the transaction's view";
@@ -657,11 +697,13 @@ void pop3_retention_mbox_retrieved(struct pop3_retention_mbox *mbox,
 	mbox->cur_mail = mail;
 	mbox->cur_message_id_known = message_id_known;
 	mbox->cur_message_id = message_id;
+	mbox->retrieving = TRUE;
 	T_BEGIN {
 		(void)retention_session_retrieved(mbox->session,
 						  (unsigned int)idx, is_top,
 						  ioloop_time);
 	} T_END;
+	mbox->retrieving = FALSE;
 	mbox->cur_mail = NULL;
 	mbox->cur_message_id_known = FALSE;
 	mbox->cur_message_id = NULL;

@@ -11,6 +11,7 @@
 #include "message-header-parser.h"
 #include "seq-range-array.h"
 #include "net.h"
+#include "file-lock.h"
 #include "mail-storage-private.h"
 #include "mail-user.h"
 #include "pop3-common.h"
@@ -18,6 +19,7 @@
 #include "pop3-settings.h"
 #include "pop3-retention-capa.h"
 #include "pop3-retention-common.h"
+#include "pop3-retention-lock.h"
 #include "pop3-retention-mailbox.h"
 #include "pop3-retention-plugin.h"
 
@@ -37,11 +39,22 @@ struct pop3_retention_mailbox {
 	bool *listed;
 	unsigned int listed_count;
 
+	/* the retention lock, shared (pop3-retention-lock.h); NULL when it
+	   could not be taken (lock_error says why) */
+	struct file_lock *lock;
+	const char *lock_error;
+	/* pop3's own expunges at QUIT that were not carried out because
+	   the session runs with every removal withheld */
+	unsigned int withheld;
+
 	bool begun:1;
 	bool updated:1;
 	/* our own transaction/search is running: no filtering */
 	bool busy:1;
 	bool quit:1;
+	/* session begin failed: the user's retention state is unknown, so
+	   nothing is removed in this session, not even a client's DELE */
+	bool withhold:1;
 };
 
 struct pop3_retention_mail {
@@ -85,6 +98,24 @@ static uint32_t client_msgnum_to_seq(const struct client *client,
 		       client->msgnum_to_seq_map[msgnum] : msgnum + 1;
 }
 
+/* Without the user's retention state nothing can be decided: the
+   session serves mail, but removes nothing, not even what the client
+   DELEs (pop3_retention_mail_expunge() drops pop3's expunges). A later
+   session that can read the state decides. A passive user (nothing to
+   enforce) keeps plain RFC 1939. */
+static void session_begin_failed(struct pop3_retention_mailbox *prbox,
+				 const char *cause)
+{
+	if (prbox->puser->passive) {
+		e_error(prbox->puser->event, "Session begin failed (no "
+			"retention rule applies to this user): %s", cause);
+		return;
+	}
+	prbox->withhold = TRUE;
+	e_error(prbox->puser->event, "Session begin failed, every removal "
+		"is withheld in this session (DELEs are ignored): %s", cause);
+}
+
 static void session_begin(struct mailbox *box,
 			  struct pop3_retention_mailbox *prbox)
 {
@@ -107,19 +138,21 @@ static void session_begin(struct mailbox *box,
 				      POP3_DELETE_TYPE_FLAG)
 		params.deleted_flag = client->set->pop3_deleted_flag;
 
+	if (prbox->lock == NULL && !prbox->puser->passive) {
+		session_begin_failed(prbox, prbox->lock_error);
+		return;
+	}
 	prbox->mbox = pop3_retention_mbox_init(box, prbox->puser, &params,
 					       &error);
 	if (prbox->mbox == NULL) {
-		e_error(prbox->puser->event, "Session begin skipped "
-			"(nothing removed): %s", error);
+		session_begin_failed(prbox, error);
 		return;
 	}
 	t = mailbox_transaction_begin(box, 0, "pop3-retention begin");
 	if (pop3_retention_mbox_load(prbox->mbox, t, &error) < 0) {
-		e_error(prbox->puser->event, "Session begin skipped "
-			"(nothing removed): %s", error);
 		mailbox_transaction_rollback(&t);
 		pop3_retention_mbox_deinit(&prbox->mbox);
+		session_begin_failed(prbox, error);
 		return;
 	}
 	plan = retention_session_begin(
@@ -288,6 +321,10 @@ pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 		prbox->busy = FALSE;
 		updating = TRUE;
 	}
+	if (prbox->withhold && !prbox->quit &&
+	    (client = box_client(box)) != NULL && client->quit_seen &&
+	    client->trans == NULL)
+		prbox->quit = TRUE;
 	ret = prbox->module_ctx.super.transaction_commit(t, changes_r);
 	if (updating) {
 		if (ret < 0) {
@@ -341,7 +378,17 @@ static void pop3_retention_mailbox_free(struct mailbox *box)
 		else
 			e_debug(e->event(), "%s", summary);
 		pop3_retention_mbox_deinit(&prbox->mbox);
+	} else if (prbox->withhold) {
+		e_info(event_create_passthrough(prbox->puser->event)->
+		       set_name("pop3_retention_session_finished")->
+		       add_int("withheld", prbox->withheld)->event(),
+		       "session end: policy=%s quit=%s removals withheld "
+		       "(session begin failed): %u DELE(s) not carried out",
+		       retention_policy_kind_name(prbox->puser->set.policy),
+		       prbox->quit ? "yes" : "no", prbox->withheld);
 	}
+	if (prbox->lock != NULL)
+		file_unlock(&prbox->lock);
 	prbox->module_ctx.super.free(box);
 }
 
@@ -356,6 +403,25 @@ void pop3_retention_storage_mailbox_allocated(struct mailbox *box)
 		return;
 	prbox = p_new(box->pool, struct pop3_retention_mailbox, 1);
 	prbox->puser = puser;
+	if (!puser->passive) {
+		const char *error;
+		int ret;
+
+		/* before pop3's first sync: a sweep that runs now finishes
+		   before this session's listing exists */
+		ret = pop3_retention_lock(box->storage->user, FALSE,
+					  POP3_RETENTION_LOCK_WAIT_SECS,
+					  &prbox->lock, &error);
+		if (ret == 0) {
+			error = t_strdup_printf("Timed out after %u s waiting "
+				"for the retention lock (a sweep of this "
+				"user?)", POP3_RETENTION_LOCK_WAIT_SECS);
+		}
+		if (ret <= 0) {
+			prbox->lock_error = p_strdup_printf(box->pool,
+				"Can't take the retention lock: %s", error);
+		}
+	}
 	prbox->module_ctx.super = *v;
 	box->vlast = &prbox->module_ctx.super;
 	v->transaction_begin = pop3_retention_transaction_begin;
@@ -607,6 +673,16 @@ static void pop3_retention_mail_expunge(struct mail *_mail)
 		POP3_RETENTION_CONTEXT(_mail->box);
 	struct client *client;
 
+	/* session begin failed: nothing is removed */
+	if (prbox->withhold && (client = box_client(_mail->box)) != NULL &&
+	    client->quit_seen && client->trans == _mail->transaction) {
+		prbox->withheld++;
+		e_info(prbox->puser->event, "user=%s action=keep uid=%u "
+		       "reason=unknown-state (DELE withheld: session begin "
+		       "failed)", _mail->box->storage->user->username,
+		       _mail->uid);
+		return;
+	}
 	/* pop3's own DELE expunges at QUIT are deferred to the plan that
 	   the QUIT commit carries out: floor/hold/keep may retain them */
 	if (prbox->mbox != NULL &&

@@ -177,39 +177,8 @@ def test_bad_setting_names_it_and_removes_nothing(dovecot, make_message):
     assert inst.maildir("bob").count() == 1
 
 
-def test_sweep_skips_a_user_in_a_pop3_session(dovecot, make_message):
-    inst = dovecot(settings={"pop3_retention_max": "30d"},
-                   protocol_pop3_extra="  pop3_lock_session = yes")
-    deliver_aged(inst, "alice", (40, 1), make_message)
-    md = inst.maildir("alice")
-    lock = md.path / "dovecot-pop3-session.lock"
-    p = inst.pop3("alice")
-    assert lock.exists()
-    r = sweep(inst, "-u", "alice")
-    assert "POP3 session in progress, skipped" in r.stderr, r.stderr
-    assert table(r)[0]["removed"] == "-"
-    assert md.count() == 2 and lock.exists()
-    assert p.stat()[0] == 2  # the session is undisturbed
-    p.quit()
-    h.wait_until(lambda: not lock.exists())
-    r = sweep(inst, "-u", "alice")
-    assert table(r)[0]["removed"] == "1"
-    assert md.count() == 1
-
-
-def test_sweep_overrides_a_stale_lock(dovecot, make_message):
-    inst = dovecot(settings={"pop3_retention_max": "30d"})
-    deliver_aged(inst, "alice", (40,), make_message)
-    md = inst.maildir("alice")
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    lock = md.path / "dovecot-pop3-session.lock"
-    lock.write_text(f"{dead.pid}:{os.uname().nodename}")
-    old = time.time() - 60
-    os.utime(lock, (old, old))
-    r = sweep(inst, "-u", "alice")
-    assert table(r)[0]["removed"] == "1", r.stderr
-    assert md.count() == 0 and not lock.exists()
+# Sweeps beside live POP3 sessions (the retention lock, which the pop3
+# plugin takes): tests/dovecot/test_fail_closed.py.
 
 
 def test_sweep_progress_line_on_a_terminal(dovecot, make_message):
