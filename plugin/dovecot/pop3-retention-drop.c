@@ -18,11 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* While the CPUs are busy: how often the files are read. Producers wait
-   for nothing, and nothing is delivered before the load ends anyway;
-   the events read in one tick share one spool commit (see
-   GROUP_COMMIT_BUSY_INTERVAL_MSECS in the service). */
-#define DROP_BUSY_TICK_MSECS 500
 /* inotify may report a producer's close before its lock is released:
    such a file is looked at again after this long. */
 #define DROP_CLOSE_RECHECK_MSECS 10
@@ -32,13 +27,9 @@
    file is taken for complete only once it is this old (its producer was
    killed in between). */
 #define DROP_EMPTY_GRACE_SECS 60
-/* While busy: finished files (read whole, every event committed) wait
-   for the load to end before they are removed, up to this many. */
-#define DROP_FINISHED_MAX 4096
-/* inotify events: while the CPUs are busy, not one per write */
-#define DROP_INOTIFY_BUSY_MASK (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | \
-				IN_ONLYDIR)
-#define DROP_INOTIFY_CALM_MASK (DROP_INOTIFY_BUSY_MASK | IN_MODIFY)
+/* inotify events: a new file, every write, a producer's close */
+#define DROP_INOTIFY_MASK (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | \
+			   IN_MODIFY | IN_ONLYDIR)
 /* One read: at least a whole line of the longest kind. */
 #define DROP_READ_SIZE (POP3_RETENTION_PROTOCOL_LINE_MAX * 2)
 #define DROP_MAGIC_LEN (sizeof(POP3_RETENTION_DROP_MAGIC) - 1)
@@ -62,10 +53,6 @@ struct drop_file {
 	bool done;
 	/* named by the inotify events being handled */
 	bool touched;
-	/* done and every event committed: closed, removed once the CPUs
-	   have time (it stays in the state file until then, so that a
-	   restart does not read it again) */
-	bool finished;
 };
 
 struct saved_offset {
@@ -85,19 +72,14 @@ struct drop_reader {
 	/* POP3_RETENTION_DROP_ALIVE, locked while this reader runs */
 	int alive_fd;
 	int inotify_fd;
-	bool busy_mode;
-	/* the inotify watch has the busy mask */
-	bool watch_busy;
 	struct io *io;
-	struct timeout *to_tick;
-	unsigned int tick_msecs;
+	/* a reported close waits for its lock's release */
+	struct timeout *to_recheck;
 	struct timeout *to_retry;
 	/* the first read of the files found at the start */
 	struct timeout *to_start;
 
 	HASH_TABLE(char *, struct drop_file *) files;
-	/* files in it that are finished */
-	unsigned int finished_count;
 	/* the state file's offsets, until the files are found */
 	ARRAY(struct saved_offset) saved;
 
@@ -441,34 +423,19 @@ static void drop_file_read(struct drop_reader *r, struct drop_file *f)
 }
 
 /* Remove the complete files whose events are all committed; keep the
-   state file up to date. While the CPUs are busy the removal waits
-   (DROP_FINISHED_MAX files at most): an unlink() and the close() that
-   frees a tmpfs file are a fifth of what taking an event in costs
-   (docs/benchmarks.md), and nothing needs them done before the load
-   ends. */
+   state file up to date. */
 static void drop_reader_reap(struct drop_reader *r)
 {
 	struct hash_iterate_context *iter;
 	ARRAY(struct drop_file *) gone;
 	struct drop_file *f, *const *fp;
-	bool wait;
 	char *name;
 
-	wait = r->busy_mode && r->finished_count < DROP_FINISHED_MAX;
 	t_array_init(&gone, 8);
 	iter = hash_table_iterate_init(r->files);
 	while (hash_table_iterate(iter, r->files, &name, &f)) {
-		if (f->done && f->committed == f->read && !f->finished) {
-			if (!wait || r->finished_count >= DROP_FINISHED_MAX)
-				array_push_back(&gone, &f);
-			else {
-				f->finished = TRUE;
-				r->finished_count++;
-				i_close_fd(&f->fd);
-			}
-		} else if (f->finished && !wait) {
+		if (f->done && f->committed == f->read)
 			array_push_back(&gone, &f);
-		}
 		if (f->committed != f->saved)
 			r->state_dirty = TRUE;
 	}
@@ -483,8 +450,6 @@ static void drop_reader_reap(struct drop_reader *r)
 		}
 		if (f->saved > 0)
 			r->state_dirty = TRUE;
-		if (f->finished)
-			r->finished_count--;
 		hash_table_remove(r->files, f->name);
 		drop_file_free(f);
 	}
@@ -587,19 +552,11 @@ static void drop_reader_wake(struct drop_reader *r)
 	all = !drop_reader_inotify_drain(r);
 	if (all)
 		drop_reader_scan_dir(r);
-	/* while busy every file is read at each tick */
-	drop_reader_read_files(r, all || r->busy_mode);
+	drop_reader_read_files(r, all);
 	drop_reader_update_mode(r);
 }
 
 static void drop_reader_inotify(struct drop_reader *r)
-{
-	T_BEGIN {
-		drop_reader_wake(r);
-	} T_END;
-}
-
-static void drop_reader_tick(struct drop_reader *r)
 {
 	T_BEGIN {
 		drop_reader_wake(r);
@@ -631,50 +588,30 @@ static bool drop_reader_recheck_needed(struct drop_reader *r)
 	return needed;
 }
 
-/* Busy: no inotify wake-ups, a tick. Calm: inotify, and a short tick
-   only while a reported close waits for its lock's release. */
+/* inotify, and a short timeout only while a reported close waits for
+   its lock's release; after a failed append or commit, only the retry
+   timeout. */
 static void drop_reader_update_mode(struct drop_reader *r)
 {
-	unsigned int msecs = 0;
-
-	r->busy_mode = r->cb.busy(r->context);
-	if (!r->busy_mode && r->finished_count > 0 && !r->reading) T_BEGIN {
-		/* the load ended: remove the files that waited for it */
-		drop_reader_reap(r);
-	} T_END;
 	if (r->blocked) {
 		io_remove(&r->io);
-		timeout_remove(&r->to_tick);
+		timeout_remove(&r->to_recheck);
 		if (r->to_retry == NULL) {
 			r->to_retry = timeout_add(DROP_RETRY_MSECS,
 						  drop_reader_retry, r);
 		}
 		return;
 	}
-	if (r->busy_mode != r->watch_busy) {
-		r->watch_busy = r->busy_mode;
-		if (inotify_add_watch(r->inotify_fd, r->dir, r->busy_mode ?
-				      DROP_INOTIFY_BUSY_MASK :
-				      DROP_INOTIFY_CALM_MASK) < 0) {
-			e_error(r->event, "inotify_add_watch(%s) failed: %m",
-				r->dir);
-		}
-	}
-	if (r->busy_mode)
-		io_remove(&r->io);
-	else if (r->io == NULL) {
+	if (r->io == NULL) {
 		r->io = io_add(r->inotify_fd, IO_READ,
 			       drop_reader_inotify, r);
 	}
-	if (r->busy_mode)
-		msecs = DROP_BUSY_TICK_MSECS;
-	else if (drop_reader_recheck_needed(r))
-		msecs = DROP_CLOSE_RECHECK_MSECS;
-	if (msecs != r->tick_msecs)
-		timeout_remove(&r->to_tick);
-	r->tick_msecs = msecs;
-	if (msecs > 0 && r->to_tick == NULL)
-		r->to_tick = timeout_add(msecs, drop_reader_tick, r);
+	if (!drop_reader_recheck_needed(r))
+		timeout_remove(&r->to_recheck);
+	else if (r->to_recheck == NULL) {
+		r->to_recheck = timeout_add_short(DROP_CLOSE_RECHECK_MSECS,
+						  drop_reader_inotify, r);
+	}
 }
 
 /* ---- API ---- */
@@ -739,7 +676,7 @@ drop_reader_init(const char *dir, const char *state_path,
 	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->inotify_fd == -1)
 		i_fatal("inotify_init1() failed: %m");
-	if (inotify_add_watch(r->inotify_fd, dir, DROP_INOTIFY_CALM_MASK) < 0)
+	if (inotify_add_watch(r->inotify_fd, dir, DROP_INOTIFY_MASK) < 0)
 		i_fatal("inotify_add_watch(%s) failed: %m", dir);
 
 	T_BEGIN {
@@ -765,7 +702,7 @@ void drop_reader_deinit(struct drop_reader **_r)
 		return;
 	*_r = NULL;
 	io_remove(&r->io);
-	timeout_remove(&r->to_tick);
+	timeout_remove(&r->to_recheck);
 	timeout_remove(&r->to_retry);
 	timeout_remove(&r->to_start);
 	iter = hash_table_iterate_init(r->files);
@@ -826,5 +763,5 @@ bool drop_reader_blocked(const struct drop_reader *r)
 
 unsigned int drop_reader_open_files(const struct drop_reader *r)
 {
-	return hash_table_count(r->files) - r->finished_count;
+	return hash_table_count(r->files);
 }

@@ -4,14 +4,9 @@
 /* The service's side of the drop files (pop3-retention-protocol.h):
    reads the events that producers append to their drop files, hands
    each one to the service, and removes a file once it is complete and
-   every event in it is in a committed spool batch (while busy() says
-   the CPUs are saturated, once they have time again).
-
-   Wake-ups: when the CPUs have time to spare, inotify wakes the reader
-   for every event, so an event is spooled as soon as it is written.
-   While busy() says the CPUs are saturated by other work, inotify does
-   not wake it: it reads every DROP_BUSY_TICK_MSECS, so producers' writes
-   cost them no wake-up of this process.
+   every event in it is in a committed spool batch. inotify wakes the
+   reader for every write, so an event is spooled as soon as it is
+   written.
 
    After a crash: the offsets up to which each open drop file's events
    were committed are kept in a state file (written after each commit,
@@ -32,8 +27,6 @@ struct drop_reader_callbacks {
 	int (*event)(const char *line, const char **reason_r, void *context);
 	/* Events were appended: commit them soon. */
 	void (*appended)(void *context);
-	/* The CPUs are saturated by other work. */
-	bool (*busy)(void *context);
 };
 
 /* As root, before dropping privileges: create (or fix) the drop
