@@ -560,15 +560,6 @@ static void standby_retry(void *context ATTR_UNUSED)
 	if (ret < 0)
 		i_fatal("Cannot take over the spool %s", spool_dir);
 	timeout_remove(&to_standby);
-	/* Events may wait in the append-only handle for the group commit:
-	   commit (and answer) them through it now, or destroying it would
-	   discard them and the commit would then acknowledge them from the
-	   new spool, where they are not. The owner adopts the segment once
-	   this handle lets go of it. */
-	T_BEGIN {
-		batch_commit_all();
-	} T_END;
-	webhook_spool_destroy(&spool);
 	spool = owner;
 	spool_owned = TRUE;
 	e_info(service_event, "Took over the spool %s", spool_dir);
@@ -590,17 +581,12 @@ static void service_spool_open(void)
 		return;
 	}
 	/* An older service process (e.g. before a reload) still serves
-	   its clients: spool next to it, deliver once it is gone. */
+	   its clients and reads the drop files: take over once it is
+	   gone. Meanwhile socket producers keep their events (they are
+	   refused) and pop3 processes hand theirs to the old one. */
 	e_warning(service_event, "The spool %s is in use by another process:"
-		  " standing by (events are spooled now and delivered once "
-		  "it exits)", spool_dir);
-	spool = webhook_spool_create(spool_dir, WEBHOOK_SPOOL_APPEND_ONLY);
-	if (spool == NULL)
-		i_fatal_status(FATAL_OUTOFMEM, "spool: out of memory");
-	webhook_spool_set_log(spool, spool_log, NULL);
-	if (webhook_spool_open(spool) < 0)
-		i_fatal("Opening the spool failed: %s",
-			webhook_spool_error(spool));
+		  " standing by (it is taken over once that one exits)",
+		  spool_dir);
 	delivery_state = DELIVERY_STANDBY;
 	to_standby = timeout_add_short(STANDBY_RETRY_MSECS, standby_retry,
 				       NULL);
@@ -730,9 +716,11 @@ static void client_batch_wait(struct service_client *client)
 	commit_schedule();
 }
 
-/* Append one event to the spool's batch: 1, or 0 if it is refused for
-   good (*error_r), or -1 if the spool failed (*error_r, logged). The
-   caller commits before WEBHOOK_SPOOL_BATCH_MAX. */
+/* Append one event to the spool's batch: 1 (also when the spool holds
+   its webhook-id already: it is skipped, and covered by the commit
+   that covers the one held), or 0 if it is refused (*error_r), or -1 if
+   the spool failed (*error_r, logged). The caller commits before
+   WEBHOOK_SPOOL_BATCH_MAX. */
 static int service_event_append(const char *created_str,
 				const char *raw_fields, const char **error_r)
 {
@@ -741,7 +729,13 @@ static int service_event_append(const char *created_str,
 	int64_t created_ms;
 	size_t body_len;
 	char *json;
+	int ret;
 
+	if (spool == NULL) {
+		*error_r = "the service is standing by (another process owns "
+			"the spool)";
+		return 0;
+	}
 	if (str_to_int64(created_str, &created_ms) < 0 || created_ms < 0) {
 		*error_r = "invalid creation time";
 		return 0;
@@ -766,14 +760,17 @@ static int service_event_append(const char *created_str,
 		free(json);
 		return 0;
 	}
-	if (webhook_spool_append(spool, id, json, body_len, created_ms) < 0) {
+	ret = webhook_spool_append(spool, id, json, body_len, created_ms);
+	free(json);
+	if (ret < 0) {
 		*error_r = t_strdup(webhook_spool_error(spool));
 		e_error(service_event, "Event %s refused: %s", id, *error_r);
-		free(json);
 		return -1;
 	}
-	free(json);
-	batch_appended_total++;
+	if (ret == 0)
+		batch_appended_total++;
+	else
+		e_debug(service_event, "Event %s: held already, skipped", id);
 	return 1;
 }
 
@@ -857,7 +854,6 @@ static const struct drop_reader_callbacks drop_callbacks = {
 static void service_drop_start(void)
 {
 	drop = drop_reader_init(drop_dir,
-				t_strconcat(spool_dir, "/drop-offsets", NULL),
 				t_strconcat(spool_dir, "/drop-rejected", NULL),
 				service_event, &drop_callbacks, NULL);
 }

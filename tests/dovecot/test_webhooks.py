@@ -932,24 +932,22 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
         alive = open(alive_path, "w")
         os.chmod(alive_path, 0o644)
         fcntl.flock(alive, fcntl.LOCK_EX)
-        # a file the old process read whole (its offset in the state
-        # file is the file's size): it only waits to be removed
-        read = s.drop_dir() / "1700000000.9.00000000000000ee"
-        read.write_text("pop3-retention-drop 1\nnot read again\n")
-        offsets = spool / "drop-offsets"
-        offsets.write_text(f"{read.name}\t{read.stat().st_size}\nend\n")
-        os.chown(offsets, DOVECOT_USER.pw_uid, DOVECOT_USER.pw_gid)
         s.session(retr=(1, 2))
         assert s.outbox_files() == []
         # only the spool's owner reads the drop files: they wait there
         time.sleep(1)
-        files = [f for f in s.drop_files() if f != read.name]
+        files = s.drop_files()
         assert len(files) == 1
         assert len((s.drop_dir() / files[0]).read_text().splitlines()) == 3
         q, r = s.queue()
         assert q["state"] == "standby" and q["pending"] == "0"
         assert "1 drop file(s) in " + str(s.drop_dir()) in r.stderr
         assert "wait for the service to take the spool over" in r.stderr
+        # a socket producer keeps its events meanwhile
+        c = Client(s)
+        assert c.line() == V2
+        c.send(V2 + "\n" + event_line("standby", uid=9))
+        assert c.line().startswith("R\tstandby\tthe service is standing by")
         assert s.rx.all() == []
     finally:
         alive.close()
@@ -960,7 +958,39 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
     wait_until(lambda: s.drop_files() == [], timeout=10)
     time.sleep(1)
     assert len(s.rx.all()) == 2
-    assert "not read again" not in s.log()
+    s.check()
+
+
+def test_drop_file_read_again_spools_nothing_twice(webhooks):
+    """The service keeps no read offsets: after a restart it reads every
+    drop file from its start, and the spool skips the events it holds
+    (pending, or delivered within its recent window), by webhook-id. A
+    drop file holding an event that was delivered already, and a new
+    one: only the new one goes out."""
+    s = webhooks()
+    good = sample_event_line(s)
+    wait_until(lambda: (s.drop_dir() / ".alive").exists(), timeout=20)
+    plant_drop_file(s, "1700000000.7.00000000000000a1",
+                    (DROP_MAGIC + good + "\n").encode())
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 1)
+    wait_until(lambda: s.drop_files() == [], timeout=10)
+    wait_until(lambda: s.spool_pending() == 0, timeout=10)
+    first = s.rx.delivered()[0]
+    # as if the service had died before it removed the file: the same
+    # event again, with a new one after it, read from the start
+    other = good.replace("\t1\t", "\t2\t", 1)
+    assert other != good
+    s.inst.stop()
+    plant_drop_file(s, "1700000000.8.00000000000000a2",
+                    (DROP_MAGIC + good + "\n" + other + "\n").encode())
+    s.inst.start()
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2)
+    wait_until(lambda: s.drop_files() == [], timeout=10)
+    time.sleep(1.5)
+    got = s.rx.delivered()
+    assert len(got) == 2, [r.id for r in got]
+    assert got[0].id == first.id and got[1].id != first.id
+    assert sorted(r.data["uid"] for r in got) == [1, 2]
     s.check()
 
 
