@@ -72,7 +72,7 @@ void spool_close_fd(int *fd)
 /* ---- parsing ---- */
 
 bool spool_parse_decimal(const char *s, size_t len, uint64_t max,
-			  uint64_t *value_r)
+			 uint64_t *value_r)
 {
 	uint64_t value = 0;
 	size_t i;
@@ -135,15 +135,14 @@ bool spool_id_is_valid(const char *id, size_t len)
 	return true;
 }
 
-int spool_sha256(const void *data, size_t len,
-		  unsigned char md_r[SHA256_LEN])
+int spool_sha256(const void *data, size_t len, unsigned char md_r[SHA256_LEN])
 {
 	unsigned int md_len = 0;
 
 	const EVP_MD *md = webhook_crypto_sha256();
 
-	if (EVP_Digest(data, len, md_r, &md_len,
-		       md != NULL ? md : EVP_sha256(), NULL) != 1 ||
+	if (EVP_Digest(data, len, md_r, &md_len, md != NULL ? md : EVP_sha256(),
+		       NULL) != 1 ||
 	    md_len != SHA256_LEN)
 		return -1;
 	return 0;
@@ -165,7 +164,7 @@ static void sha256_hex(const unsigned char md[SHA256_LEN],
 /* Split a line (without its newline) at single spaces. Returns the
    number of fields, or -1 if there are more than max or one is empty. */
 int spool_split_fields(const char *line, size_t len, const char **fields,
-			size_t *lens, int max)
+		       size_t *lens, int max)
 {
 	const char *p = line, *end = line + len, *sp;
 	int n = 0;
@@ -188,7 +187,7 @@ int spool_split_fields(const char *line, size_t len, const char **fields,
    the longest header line (it may be cut off), -1 with a static reason
    if it is bad. */
 int spool_rec_header_parse(const unsigned char *buf, size_t len,
-			    struct rec_header *hdr_r, const char **reason_r)
+			   struct rec_header *hdr_r, const char **reason_r)
 {
 	const unsigned char *nl;
 	const char *f[5];
@@ -203,7 +202,8 @@ int spool_rec_header_parse(const unsigned char *buf, size_t len,
 		return -1;
 	}
 	if (spool_split_fields((const char *)buf, (size_t)(nl - buf), f, flen,
-			 5) != 5 || flen[0] != 1 || f[0][0] != 'E') {
+			       5) != 5 ||
+	    flen[0] != 1 || f[0][0] != 'E') {
 		*reason_r = "bad record header";
 		return -1;
 	}
@@ -235,7 +235,7 @@ int spool_rec_header_parse(const unsigned char *buf, size_t len,
 /* "<digits>-<digits>-<digits>" followed by suffix: a segment's file
    name. The base name (without the suffix) goes to base_r. */
 bool spool_seg_name_parse(const char *name, const char *suffix,
-			   char base_r[SEG_NAME_SIZE])
+			  char base_r[SEG_NAME_SIZE])
 {
 	size_t len = strlen(name), suffix_len = strlen(suffix), i;
 	unsigned int dashes = 0;
@@ -283,7 +283,7 @@ void spool_id_digest(const char *id, size_t len,
 	unsigned int i;
 
 	if (spool_sha256(id, len, md) < 0) {
-		/* OpenSSL cannot allocate: as fatal as in retention_event_id() */
+		/* OpenSSL cannot allocate: fatal, as for the event ids */
 		fputs("pop3-retention: SHA-256 failed in the spool\n", stderr);
 		abort();
 	}
@@ -401,7 +401,6 @@ unsigned int spool_count_dir(int dir_fd)
 	return count;
 }
 
-
 /* ---- reading segments ---- */
 
 static int scan_add(struct seg_scan *scan, int64_t offset,
@@ -440,7 +439,7 @@ static bool has_record_start(const unsigned char *buf, size_t len)
 		p = nl + 1;
 		if (p < end && *p == 'E' &&
 		    spool_rec_header_parse(p, (size_t)(end - p), &hdr,
-				     &reason) == 1)
+					   &reason) == 1)
 			return true;
 	}
 	return false;
@@ -472,9 +471,11 @@ int spool_seg_parse(int fd, struct seg_scan *scan)
 		want = size - pos > REC_MAX ? REC_MAX : (size_t)(size - pos);
 		if (pos + (int64_t)want > buf_off + (int64_t)buf_len) {
 			buf_off = pos;
-			ret = spool_read_full(fd, buf, size - pos > SCAN_BUF_SIZE ?
-					SCAN_BUF_SIZE : (size_t)(size - pos),
-					(off_t)pos);
+			ret = spool_read_full(fd, buf,
+					      size - pos > SCAN_BUF_SIZE
+						      ? SCAN_BUF_SIZE
+						      : (size_t)(size - pos),
+					      (off_t)pos);
 			if (ret < 0) {
 				free(buf);
 				return -1;
@@ -547,8 +548,8 @@ int spool_seg_parse(int fd, struct seg_scan *scan)
 /* Apply an outcome log to the records of a scan. A last line without
    its newline is a write cut short: ignored, and cut off when repair is
    set so that the next line starts clean. */
-void spool_log_replay(struct webhook_spool *spool, const char *file,
-		       int log_fd, struct seg_scan *scan, bool repair)
+void spool_log_replay(struct webhook_spool *spool, const char *file, int log_fd,
+		      struct seg_scan *scan, bool repair)
 {
 	const char *f[4], *line, *end, *nl;
 	unsigned int garbage = 0, beyond = 0;
@@ -563,9 +564,10 @@ void spool_log_replay(struct webhook_spool *spool, const char *file,
 	if (fstat(log_fd, &st) < 0 || st.st_size == 0)
 		return;
 	if (st.st_size > OUTCOME_LOG_MAX) {
-		spool_log(spool, WEBHOOK_LOG_ERROR, "%s/seg/%s: too large "
-			  "(%" PRId64 " bytes), ignored", spool->dir, file,
-			  (int64_t)st.st_size);
+		spool_log(spool, WEBHOOK_LOG_ERROR,
+			  "%s/seg/%s: too large "
+			  "(%" PRId64 " bytes), ignored",
+			  spool->dir, file, (int64_t)st.st_size);
 		return;
 	}
 	buf = malloc((size_t)st.st_size);
@@ -573,8 +575,10 @@ void spool_log_replay(struct webhook_spool *spool, const char *file,
 		return;
 	len = spool_read_full(log_fd, buf, (size_t)st.st_size, 0);
 	if (len < 0) {
-		spool_log(spool, WEBHOOK_LOG_ERROR, "read(%s/seg/%s) failed: "
-			  "%s", spool->dir, file, strerror(errno));
+		spool_log(spool, WEBHOOK_LOG_ERROR,
+			  "read(%s/seg/%s) failed: "
+			  "%s",
+			  spool->dir, file, strerror(errno));
 		free(buf);
 		return;
 	}
@@ -601,7 +605,7 @@ void spool_log_replay(struct webhook_spool *spool, const char *file,
 		    !((n == 2 && (f[0][0] == 'D' || f[0][0] == 'X')) ||
 		      (n == 4 && f[0][0] == 'R' &&
 		       spool_parse_decimal(f[2], flen[2], ATTEMPTS_MAX,
-				     &attempts) &&
+					   &attempts) &&
 		       spool_parse_decimal(f[3], flen[3], INT64_MAX, &due)))) {
 			garbage++;
 			continue;
@@ -621,13 +625,14 @@ void spool_log_replay(struct webhook_spool *spool, const char *file,
 	}
 	if (garbage > 0) {
 		spool_log(spool, WEBHOOK_LOG_WARNING,
-			  "%s/seg/%s: %u unreadable lines ignored",
-			  spool->dir, file, garbage);
+			  "%s/seg/%s: %u unreadable lines ignored", spool->dir,
+			  file, garbage);
 	}
 	if (beyond > 0) {
 		spool_log(spool, WEBHOOK_LOG_DEBUG,
 			  "%s/seg/%s: %u outcomes for records past the end "
-			  "ignored", spool->dir, file, beyond);
+			  "ignored",
+			  spool->dir, file, beyond);
 	}
 	free(buf);
 }
@@ -649,29 +654,31 @@ int spool_dead_file_write(struct webhook_spool *spool,
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
 	if (spool_sha256(co->event.body, co->event.body_len, md) < 0) {
 		spool_set_error(spool, "dead letter %s: SHA-256 failed",
-			 co->event.id);
+				co->event.id);
 		return -1;
 	}
 	sha256_hex(md, hex);
-	len = snprintf(header, sizeof(header), DEAD_MAGIC "\nid %s\n"
-		       "created %" PRId64 "\nattempts %" PRIu32 "\n"
-		       "length %zu\nsha256 %s\n\n", co->event.id,
-		       co->event.created_ms, attempts, co->event.body_len,
-		       hex);
+	len = snprintf(header, sizeof(header),
+		       DEAD_MAGIC "\nid %s\n"
+				  "created %" PRId64 "\nattempts %" PRIu32 "\n"
+				  "length %zu\nsha256 %s\n\n",
+		       co->event.id, co->event.created_ms, attempts,
+		       co->event.body_len, hex);
 	if (len < 0 || (size_t)len >= sizeof(header))
 		abort();
-	fd = openat(spool->dead_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
-		    O_CLOEXEC | O_NOFOLLOW, 0600);
+	fd = openat(spool->dead_fd, tmp,
+		    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		    0600);
 	if (fd < 0) {
 		spool_set_error(spool, "open(%s/dead/%s) failed: %s",
-			 spool->dir, tmp, strerror(errno));
+				spool->dir, tmp, strerror(errno));
 		return -1;
 	}
 	if (spool_write_full(fd, header, (size_t)len) < 0 ||
 	    spool_write_full(fd, co->event.body, co->event.body_len) < 0 ||
 	    (what = "fdatasync", spool_fdatasync(fd) < 0)) {
 		spool_set_error(spool, "%s(%s/dead/%s) failed: %s", what,
-			 spool->dir, tmp, strerror(errno));
+				spool->dir, tmp, strerror(errno));
 		(void)close(fd);
 		(void)unlinkat(spool->dead_fd, tmp, 0);
 		return -1;
@@ -679,13 +686,13 @@ int spool_dead_file_write(struct webhook_spool *spool,
 	(void)close(fd);
 	if (renameat(spool->dead_fd, tmp, spool->dead_fd, name) < 0) {
 		spool_set_error(spool, "rename(%s/dead/%s) failed: %s",
-			 spool->dir, tmp, strerror(errno));
+				spool->dir, tmp, strerror(errno));
 		(void)unlinkat(spool->dead_fd, tmp, 0);
 		return -1;
 	}
 	if (spool_fsync_dir(spool->dead_fd) < 0) {
-		spool_set_error(spool, "fsync(%s/dead) failed: %s",
-			 spool->dir, strerror(errno));
+		spool_set_error(spool, "fsync(%s/dead) failed: %s", spool->dir,
+				strerror(errno));
 		return -1;
 	}
 	return 0;

@@ -21,14 +21,13 @@
 
 /* ---- the list ---- */
 
-void spool_seg_file_name(const struct spool_segment *seg,
-			  const char *suffix, char buf[SEG_FILE_SIZE])
+void spool_seg_file_name(const struct spool_segment *seg, const char *suffix,
+			 char buf[SEG_FILE_SIZE])
 {
 	snprintf(buf, SEG_FILE_SIZE, "%s%s", seg->name, suffix);
 }
 
-void spool_seg_list_add(struct spool_segment **list,
-			 struct spool_segment *seg)
+void spool_seg_list_add(struct spool_segment **list, struct spool_segment *seg)
 {
 	seg->prev = NULL;
 	seg->next = *list;
@@ -38,7 +37,7 @@ void spool_seg_list_add(struct spool_segment **list,
 }
 
 void spool_seg_list_remove(struct spool_segment **list,
-			    struct spool_segment *seg)
+			   struct spool_segment *seg)
 {
 	if (seg->prev != NULL)
 		seg->prev->next = seg->next;
@@ -95,11 +94,12 @@ static int seg_flush(struct webhook_spool *spool, struct spool_segment *seg)
 	spool_seg_file_name(seg, ".log", file);
 	if (seg->log_fd < 0) {
 		seg->log_fd = openat(spool->seg_fd, file,
-				     O_WRONLY | O_APPEND | O_CREAT |
-				     O_CLOEXEC | O_NOFOLLOW, 0600);
+				     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+					     O_NOFOLLOW,
+				     0600);
 		if (seg->log_fd < 0) {
 			spool_set_error(spool, "open(%s/seg/%s) failed: %s",
-				  spool->dir, file, strerror(errno));
+					spool->dir, file, strerror(errno));
 			ret = -1;
 			goto out;
 		}
@@ -109,8 +109,8 @@ static int seg_flush(struct webhook_spool *spool, struct spool_segment *seg)
 	seg->log_dirty = true;
 	if ((seg->log_broken && spool_write_full(seg->log_fd, "\n", 1) < 0) ||
 	    spool_write_full(seg->log_fd, seg->obuf, seg->olen) < 0) {
-		spool_set_error(spool, "write(%s/seg/%s) failed: %s", spool->dir,
-			  file, strerror(errno));
+		spool_set_error(spool, "write(%s/seg/%s) failed: %s",
+				spool->dir, file, strerror(errno));
 		seg->log_broken = true;
 		ret = -1;
 		goto out;
@@ -168,6 +168,13 @@ void spool_seg_maybe_done(struct webhook_spool *spool,
 		seg_delete(spool, seg);
 }
 
+static struct spool_segment *seg_list_last(struct spool_segment *seg)
+{
+	while (seg != NULL && seg->next != NULL)
+		seg = seg->next;
+	return seg;
+}
+
 void spool_seg_prune(struct webhook_spool *spool)
 {
 	struct spool_segment *seg, *prev;
@@ -176,9 +183,7 @@ void spool_seg_prune(struct webhook_spool *spool)
 	char file[SEG_FILE_SIZE];
 
 	/* the list is newest first: walk it from the oldest end */
-	for (seg = spool->segments; seg != NULL && seg->next != NULL;
-	     seg = seg->next) ;
-	for (; seg != NULL; seg = prev) {
+	for (seg = seg_list_last(spool->segments); seg != NULL; seg = prev) {
 		prev = seg->prev;
 		if (seg->done_ms == 0)
 			continue;
@@ -190,9 +195,7 @@ void spool_seg_prune(struct webhook_spool *spool)
 		}
 		bytes += seg->size;
 	}
-	for (seg = spool->segments; seg != NULL && seg->next != NULL;
-	     seg = seg->next) ;
-	for (; seg != NULL; seg = prev) {
+	for (seg = seg_list_last(spool->segments); seg != NULL; seg = prev) {
 		prev = seg->prev;
 		if (seg->done_ms == 0)
 			continue;
@@ -209,8 +212,8 @@ int spool_seg_flush_all(struct webhook_spool *spool)
 	struct spool_segment *seg;
 	int ret = 0;
 
-	for (seg = spool->segments;
-	     seg != NULL && spool->outcome_segs > 0; seg = seg->next) {
+	for (seg = spool->segments; seg != NULL && spool->outcome_segs > 0;
+	     seg = seg->next) {
 		if (seg_flush(spool, seg) < 0)
 			ret = -1;
 	}
@@ -220,11 +223,11 @@ int spool_seg_flush_all(struct webhook_spool *spool)
 /* Add one outcome line to the segment's buffer; with hold false, write
    it (and what waited) at once. */
 int spool_seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
-		       bool hold, const char *fmt, ...)
+		      bool hold, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 int spool_seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
-		       bool hold, const char *fmt, ...)
+		      bool hold, const char *fmt, ...)
 {
 	char line[OUTCOME_LINE_MAX + 1];
 	va_list args;
@@ -241,8 +244,10 @@ int spool_seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
 	if (seg->obuf == NULL) {
 		seg->obuf = malloc(OUTCOME_BUF_SIZE);
 		if (seg->obuf == NULL) {
-			spool_set_error(spool, "outcome of seg/%s.seg: out of memory",
-				  seg->name);
+			spool_set_error(spool,
+					"outcome of seg/%s.seg: out "
+					"of memory",
+					seg->name);
 			return -1;
 		}
 	}
@@ -260,9 +265,9 @@ int spool_seg_outcome(struct webhook_spool *spool, struct spool_segment *seg,
 /* Copy the bytes of a segment from offset on into corrupt/ and cut
    them off. Returns 0, or -1 (logged) if the copy failed: the bytes
    then stay where they are. */
-static int seg_quarantine_tail(struct webhook_spool *spool,
-			       const char *file, int fd, int64_t offset,
-			       int64_t size, const char *reason)
+static int seg_quarantine_tail(struct webhook_spool *spool, const char *file,
+			       int fd, int64_t offset, int64_t size,
+			       const char *reason)
 {
 	char qname[SEG_FILE_SIZE + 24];
 	unsigned char *buf;
@@ -273,27 +278,30 @@ static int seg_quarantine_tail(struct webhook_spool *spool,
 
 	snprintf(qname, sizeof(qname), "%s.%" PRId64, file, offset);
 	buf = malloc(SCAN_BUF_SIZE);
-	out = buf == NULL ? -1 :
-		openat(spool->corrupt_fd, qname, O_WRONLY | O_CREAT |
-		       O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	out = buf == NULL ? -1
+			  : openat(spool->corrupt_fd, qname,
+				   O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+					   O_NOFOLLOW,
+				   0600);
 	if (out < 0) {
 		spool_log(spool, WEBHOOK_LOG_ERROR,
 			  "%s/seg/%s: corrupt record at offset %" PRId64
 			  " (%s), and open(%s/corrupt/%s) failed: %s; left "
-			  "in place", spool->dir, file, offset, reason,
-			  spool->dir, qname, strerror(errno));
+			  "in place",
+			  spool->dir, file, offset, reason, spool->dir, qname,
+			  strerror(errno));
 		free(buf);
 		return -1;
 	}
 	for (pos = offset; pos < size && failed == 0; pos += ret) {
-		chunk = size - pos > SCAN_BUF_SIZE ? SCAN_BUF_SIZE :
-			(size_t)(size - pos);
+		chunk = size - pos > SCAN_BUF_SIZE ? SCAN_BUF_SIZE
+						   : (size_t)(size - pos);
 		ret = spool_read_full(fd, buf, chunk, (off_t)pos);
 		if (ret <= 0 || spool_write_full(out, buf, (size_t)ret) < 0)
 			failed = -1;
 	}
-	if (failed == 0 &&
-	    (spool_fdatasync(out) < 0 || spool_fsync_dir(spool->corrupt_fd) < 0))
+	if (failed == 0 && (spool_fdatasync(out) < 0 ||
+			    spool_fsync_dir(spool->corrupt_fd) < 0))
 		failed = -1;
 	(void)close(out);
 	free(buf);
@@ -301,8 +309,9 @@ static int seg_quarantine_tail(struct webhook_spool *spool,
 		spool_log(spool, WEBHOOK_LOG_ERROR,
 			  "%s/seg/%s: corrupt record at offset %" PRId64
 			  " (%s), and copying it to %s/corrupt/%s failed: %s;"
-			  " left in place", spool->dir, file, offset, reason,
-			  spool->dir, qname, strerror(errno));
+			  " left in place",
+			  spool->dir, file, offset, reason, spool->dir, qname,
+			  strerror(errno));
 		(void)unlinkat(spool->corrupt_fd, qname, 0);
 		return -1;
 	}
@@ -315,14 +324,13 @@ static int seg_quarantine_tail(struct webhook_spool *spool,
 	spool->corrupt_count++;
 	spool_log(spool, WEBHOOK_LOG_WARNING,
 		  "%s/seg/%s: corrupt record at offset %" PRId64 " (%s): "
-		  "%" PRId64 " bytes moved to corrupt/%s", spool->dir, file,
-		  offset, reason, size - offset, qname);
+		  "%" PRId64 " bytes moved to corrupt/%s",
+		  spool->dir, file, offset, reason, size - offset, qname);
 	return 0;
 }
 
 /* A file in seg/ that is no segment at all: move it and its log aside. */
-static void seg_quarantine_file(struct webhook_spool *spool,
-				const char *name)
+static void seg_quarantine_file(struct webhook_spool *spool, const char *name)
 {
 	char file[SEG_FILE_SIZE];
 
@@ -330,8 +338,8 @@ static void seg_quarantine_file(struct webhook_spool *spool,
 	if (renameat(spool->seg_fd, file, spool->corrupt_fd, file) < 0) {
 		spool_log(spool, WEBHOOK_LOG_ERROR,
 			  "%s/seg/%s: not a segment (bad header line), and "
-			  "moving it to corrupt/ failed: %s", spool->dir, file,
-			  strerror(errno));
+			  "moving it to corrupt/ failed: %s",
+			  spool->dir, file, strerror(errno));
 		return;
 	}
 	snprintf(file, sizeof(file), "%s.log", name);
@@ -342,14 +350,16 @@ static void seg_quarantine_file(struct webhook_spool *spool,
 	spool->corrupt_count++;
 	spool_log(spool, WEBHOOK_LOG_WARNING,
 		  "%s/seg/%s.seg: not a segment (bad header line): moved to "
-		  "corrupt/", spool->dir, name);
+		  "corrupt/",
+		  spool->dir, name);
 }
 
 static void ro_count(struct webhook_spool *spool, const struct scan_rec *rec)
 {
 	struct webhook_spool_counts *c = &spool->ro_counts;
-	int64_t due = rec->attempts > 0 ? rec->due_ms :
-		spool_first_due(spool, rec->created_ms);
+	int64_t due = rec->attempts > 0
+			      ? rec->due_ms
+			      : spool_first_due(spool, rec->created_ms);
 
 	c->pending++;
 	if (rec->attempts > 0)
@@ -362,8 +372,8 @@ static void ro_count(struct webhook_spool *spool, const struct scan_rec *rec)
 
 /* The ids of a segment's records, held by the spool as long as the
    segment is on disk. */
-static int seg_hold_ids(struct webhook_spool *spool,
-			struct spool_segment *seg, const struct seg_scan *scan)
+static int seg_hold_ids(struct webhook_spool *spool, struct spool_segment *seg,
+			const struct seg_scan *scan)
 {
 	uint32_t i;
 
@@ -387,10 +397,9 @@ static int64_t seg_done_ms(int seg_fd, int log_fd)
 {
 	struct stat st;
 
-	if ((log_fd >= 0 && fstat(log_fd, &st) == 0) ||
-	    fstat(seg_fd, &st) == 0)
+	if ((log_fd >= 0 && fstat(log_fd, &st) == 0) || fstat(seg_fd, &st) == 0)
 		return (int64_t)st.st_mtim.tv_sec * 1000 +
-			st.st_mtim.tv_nsec / 1000000;
+		       st.st_mtim.tv_nsec / 1000000;
 	return 1;
 }
 
@@ -410,8 +419,10 @@ static void seg_index(struct webhook_spool *spool, struct spool_segment *seg,
 		entry.index = i;
 		entry.rec_len = scan->recs[i].rec_len;
 		entry.attempts = scan->recs[i].attempts;
-		entry.due_ms = entry.attempts > 0 ? scan->recs[i].due_ms :
-			spool_first_due(spool, entry.created_ms);
+		entry.due_ms =
+			entry.attempts > 0
+				? scan->recs[i].due_ms
+				: spool_first_due(spool, entry.created_ms);
 		seg->live++;
 		(void)spool_heap_push(spool, &entry);
 	}
@@ -431,19 +442,19 @@ static bool seg_repair(struct webhook_spool *spool, const char *file, int fd,
 	if (scan->truncated) {
 		spool_log(spool, WEBHOOK_LOG_DEBUG,
 			  "%s/seg/%s: incomplete record at offset %" PRId64
-			  " (never committed) cut off", spool->dir, file,
-			  scan->good_end);
+			  " (never committed) cut off",
+			  spool->dir, file, scan->good_end);
 		if (ftruncate(fd, (off_t)scan->good_end) < 0) {
 			spool_log(spool, WEBHOOK_LOG_WARNING,
-				  "ftruncate(%s/seg/%s) failed: %s",
-				  spool->dir, file, strerror(errno));
+				  "ftruncate(%s/seg/%s) failed: %s", spool->dir,
+				  file, strerror(errno));
 		}
 	}
 	return true;
 }
 
-static void seg_count_read_only(struct webhook_spool *spool,
-				const char *file, const struct seg_scan *scan)
+static void seg_count_read_only(struct webhook_spool *spool, const char *file,
+				const struct seg_scan *scan)
 {
 	uint32_t i;
 
@@ -451,8 +462,8 @@ static void seg_count_read_only(struct webhook_spool *spool,
 		spool->corrupt_count++;
 		spool_log(spool, WEBHOOK_LOG_WARNING,
 			  "%s/seg/%s: corrupt record at offset %" PRId64
-			  " (%s)", spool->dir, file, scan->good_end,
-			  scan->bad_reason);
+			  " (%s)",
+			  spool->dir, file, scan->good_end, scan->bad_reason);
 	}
 	for (i = 0; i < scan->count; i++) {
 		if (!scan->recs[i].done)
@@ -476,8 +487,9 @@ static int seg_adopt(struct webhook_spool *spool, const char *name)
 
 	snprintf(file, sizeof(file), "%s.seg", name);
 	snprintf(log_file, sizeof(log_file), "%s.log", name);
-	fd = openat(spool->seg_fd, file, (owner ? O_RDWR : O_RDONLY) |
-		    O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	fd = openat(spool->seg_fd, file,
+		    (owner ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW |
+			    O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		if (errno != ENOENT) {
 			spool_log(spool, WEBHOOK_LOG_ERROR,
@@ -487,14 +499,18 @@ static int seg_adopt(struct webhook_spool *spool, const char *name)
 		return 0;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		spool_log(spool, WEBHOOK_LOG_ERROR, "%s/seg/%s: not a regular "
-			  "file, ignored", spool->dir, file);
+		spool_log(spool, WEBHOOK_LOG_ERROR,
+			  "%s/seg/%s: not a regular "
+			  "file, ignored",
+			  spool->dir, file);
 		(void)close(fd);
 		return 0;
 	}
 	if (spool_seg_parse(fd, &scan) < 0) {
-		spool_log(spool, WEBHOOK_LOG_ERROR, "read(%s/seg/%s) failed: "
-			  "%s", spool->dir, file, strerror(errno));
+		spool_log(spool, WEBHOOK_LOG_ERROR,
+			  "read(%s/seg/%s) failed: "
+			  "%s",
+			  spool->dir, file, strerror(errno));
 		free(scan.recs);
 		(void)close(fd);
 		return 0;
@@ -504,9 +520,10 @@ static int seg_adopt(struct webhook_spool *spool, const char *name)
 			seg_quarantine_file(spool, name);
 		else {
 			spool->corrupt_count++;
-			spool_log(spool, WEBHOOK_LOG_WARNING, "%s/seg/%s: not "
-				  "a segment (bad header line)", spool->dir,
-				  file);
+			spool_log(spool, WEBHOOK_LOG_WARNING,
+				  "%s/seg/%s: not "
+				  "a segment (bad header line)",
+				  spool->dir, file);
 		}
 		free(scan.recs);
 		(void)close(fd);
@@ -516,12 +533,14 @@ static int seg_adopt(struct webhook_spool *spool, const char *name)
 		repaired = seg_repair(spool, file, fd, &scan);
 	log_fd = openat(spool->seg_fd, log_file,
 			(owner ? O_RDWR | O_APPEND : O_RDONLY) | O_CLOEXEC |
-			O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+				O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (log_fd >= 0)
 		spool_log_replay(spool, log_file, log_fd, &scan, owner);
 	else if (errno != ENOENT)
-		spool_log(spool, WEBHOOK_LOG_ERROR, "open(%s/seg/%s) failed: "
-			  "%s", spool->dir, log_file, strerror(errno));
+		spool_log(spool, WEBHOOK_LOG_ERROR,
+			  "open(%s/seg/%s) failed: "
+			  "%s",
+			  spool->dir, log_file, strerror(errno));
 	if (!owner) {
 		seg_count_read_only(spool, file, &scan);
 		free(scan.recs);
@@ -582,15 +601,17 @@ static bool seg_dir_entry(struct webhook_spool *spool, bool owner,
 		if (!owner)
 			return false;
 		snprintf(file, sizeof(file), "%s.seg", base_r);
-		if (fstatat(spool->seg_fd, file, &st,
-			    AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
-		    unlinkat(spool->seg_fd, name, 0) == 0)
+		if (fstatat(spool->seg_fd, file, &st, AT_SYMLINK_NOFOLLOW) <
+			    0 &&
+		    errno == ENOENT && unlinkat(spool->seg_fd, name, 0) == 0)
 			spool->seg_dirty = true;
 		return false;
 	}
 	if (!spool_seg_name_parse(name, ".seg", base_r)) {
-		spool_log(spool, WEBHOOK_LOG_WARNING, "%s/seg/%s: unexpected "
-			  "file, ignored", spool->dir, name);
+		spool_log(spool, WEBHOOK_LOG_WARNING,
+			  "%s/seg/%s: unexpected "
+			  "file, ignored",
+			  spool->dir, name);
 		return false;
 	}
 	return true;
@@ -609,8 +630,8 @@ int spool_seg_scan_dir(struct webhook_spool *spool)
 		return 0;
 	fd = spool_open_dir_at(spool->seg_fd, ".");
 	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
-		spool_set_error(spool, "opendir(%s/seg) failed: %s",
-				spool->dir, strerror(errno));
+		spool_set_error(spool, "opendir(%s/seg) failed: %s", spool->dir,
+				strerror(errno));
 		spool_close_fd(&fd);
 		return -1;
 	}
@@ -654,8 +675,10 @@ void spool_seg_cleanup_at_open(struct webhook_spool *spool)
 	if (spool->doomed == NULL)
 		return;
 	if (spool_fsync_dir(spool->seg_fd) < 0) {
-		spool_log(spool, WEBHOOK_LOG_WARNING, "fsync(%s/seg) failed: "
-			  "%s", spool->dir, strerror(errno));
+		spool_log(spool, WEBHOOK_LOG_WARNING,
+			  "fsync(%s/seg) failed: "
+			  "%s",
+			  spool->dir, strerror(errno));
 		return;
 	}
 	spool->seg_dirty = false;
@@ -697,14 +720,17 @@ int spool_wseg_create(struct webhook_spool *spool)
 			 spool_wall_ms(), (long)getpid(), ++spool->seq);
 		snprintf(tmp, sizeof(tmp), ".%s.new", name);
 		snprintf(file, sizeof(file), "%s.seg", name);
-		fd = openat(spool->seg_fd, tmp, O_RDWR | O_APPEND | O_CREAT |
-			    O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		fd = openat(spool->seg_fd, tmp,
+			    O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC |
+				    O_NOFOLLOW,
+			    0600);
 		if (fd < 0) {
 			if (errno == EEXIST)
 				continue;
-			spool_set_error(spool, "append: open(%s/seg/%s) "
-					"failed: %s", spool->dir, tmp,
-					strerror(errno));
+			spool_set_error(spool,
+					"append: open(%s/seg/%s) "
+					"failed: %s",
+					spool->dir, tmp, strerror(errno));
 			return -1;
 		}
 		if (spool_write_full(fd, SEG_MAGIC, SEG_MAGIC_LEN) < 0)
@@ -714,17 +740,20 @@ int spool_wseg_create(struct webhook_spool *spool)
 		else if (errno != EEXIST)
 			what = "rename";
 		if (what != NULL) {
-			spool_set_error(spool, "append: %s(%s/seg/%s) failed: "
-					"%s", what, spool->dir, tmp,
-					strerror(errno));
+			spool_set_error(spool,
+					"append: %s(%s/seg/%s) failed: "
+					"%s",
+					what, spool->dir, tmp, strerror(errno));
 		}
 		(void)unlinkat(spool->seg_fd, tmp, 0);
 		spool_close_fd(&fd);
 	}
 	if (fd < 0) {
 		if (what == NULL) {
-			spool_set_error(spool, "append: no unique segment "
-					"name in %s/seg", spool->dir);
+			spool_set_error(spool,
+					"append: no unique segment "
+					"name in %s/seg",
+					spool->dir);
 		}
 		return -1;
 	}

@@ -19,8 +19,7 @@
 
 static bool is_owner(const struct webhook_spool *spool)
 {
-	return spool->opened &&
-		(spool->flags & WEBHOOK_SPOOL_READ_ONLY) == 0;
+	return spool->opened && (spool->flags & WEBHOOK_SPOOL_READ_ONLY) == 0;
 }
 
 /* ---- the heap ---- */
@@ -114,7 +113,8 @@ int spool_heap_push(struct webhook_spool *spool,
 		    const struct spool_entry *entry)
 {
 	if (heap_reserve(spool) < 0) {
-		spool_log(spool, WEBHOOK_LOG_ERROR, "%s: out of memory: an "
+		spool_log(spool, WEBHOOK_LOG_ERROR,
+			  "%s: out of memory: an "
 			  "event of seg/%s.seg waits for the next start",
 			  spool->dir, entry->seg->name);
 		return -1;
@@ -143,8 +143,8 @@ static int wbuf_flush(struct webhook_spool *spool)
 
 	if (spool->wbuf_len == 0)
 		return 0;
-	if (spool_write_full(spool->wseg->fd, spool->wbuf,
-			     spool->wbuf_len) < 0) {
+	if (spool_write_full(spool->wseg->fd, spool->wbuf, spool->wbuf_len) <
+	    0) {
 		spool_seg_file_name(spool->wseg, ".seg", file);
 		spool_set_error(spool, "write(%s/seg/%s) failed: %s",
 				spool->dir, file, strerror(errno));
@@ -188,8 +188,9 @@ static void batch_publish(struct webhook_spool *spool)
 	uint32_t i, records = seg->records + spool->batch_count;
 
 	if (records > seg->ids_size && seg->ids_size != UINT32_MAX) {
-		ids = realloc(seg->ids, sizeof(*ids) *
-			      (records + WEBHOOK_SPOOL_BATCH_MAX));
+		ids = realloc(seg->ids,
+			      sizeof(*ids) *
+				      (records + WEBHOOK_SPOOL_BATCH_MAX));
 		if (ids != NULL) {
 			seg->ids = ids;
 			seg->ids_size = records + WEBHOOK_SPOOL_BATCH_MAX;
@@ -253,8 +254,10 @@ static int append_check(struct webhook_spool *spool, const char *id,
 			const void *body, size_t body_len, int64_t created_ms)
 {
 	if (!spool->opened || (spool->flags & WEBHOOK_SPOOL_READ_ONLY) != 0) {
-		spool_set_error(spool, "append: spool %s is not open for "
-				"writing", spool->dir);
+		spool_set_error(spool,
+				"append: spool %s is not open for "
+				"writing",
+				spool->dir);
 		return -1;
 	}
 	if (id == NULL || !spool_id_is_valid(id, strlen(id))) {
@@ -263,19 +266,22 @@ static int append_check(struct webhook_spool *spool, const char *id,
 	}
 	if (body == NULL || body_len == 0 ||
 	    body_len > WEBHOOK_SPOOL_BODY_MAX) {
-		spool_set_error(spool, "append: event %s: body of %zu bytes "
-				"(1..%d allowed)", id, body_len,
-				WEBHOOK_SPOOL_BODY_MAX);
+		spool_set_error(spool,
+				"append: event %s: body of %zu bytes "
+				"(1..%d allowed)",
+				id, body_len, WEBHOOK_SPOOL_BODY_MAX);
 		return -1;
 	}
 	if (created_ms < 0) {
-		spool_set_error(spool, "append: event %s: negative creation "
-				"time", id);
+		spool_set_error(spool,
+				"append: event %s: negative creation "
+				"time",
+				id);
 		return -1;
 	}
 	if (spool->batch == NULL) {
-		spool->batch = calloc(WEBHOOK_SPOOL_BATCH_MAX,
-				      sizeof(*spool->batch));
+		spool->batch =
+			calloc(WEBHOOK_SPOOL_BATCH_MAX, sizeof(*spool->batch));
 		spool->wbuf = malloc(WBUF_SIZE);
 		if (spool->batch == NULL || spool->wbuf == NULL) {
 			free(spool->batch);
@@ -291,8 +297,7 @@ static int append_check(struct webhook_spool *spool, const char *id,
 
 /* ---- public API ---- */
 
-struct webhook_spool *webhook_spool_create(const char *dir,
-					   unsigned int flags)
+struct webhook_spool *webhook_spool_create(const char *dir, unsigned int flags)
 {
 	struct webhook_spool *spool;
 
@@ -370,9 +375,9 @@ const char *webhook_spool_error(const struct webhook_spool *spool)
 
 static int lock_spool(struct webhook_spool *spool)
 {
-	spool->lock_fd = openat(spool->dir_fd, "lock",
-				O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-				0600);
+	spool->lock_fd =
+		openat(spool->dir_fd, "lock",
+		       O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (spool->lock_fd < 0) {
 		spool_set_error(spool, "open(%s/lock) failed: %s", spool->dir,
 				strerror(errno));
@@ -380,8 +385,10 @@ static int lock_spool(struct webhook_spool *spool)
 	}
 	if (flock(spool->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK) {
-			spool_set_error(spool, "%s is in use by another "
-					"process", spool->dir);
+			spool_set_error(spool,
+					"%s is in use by another "
+					"process",
+					spool->dir);
 		} else {
 			spool_set_error(spool, "flock(%s/lock) failed: %s",
 					spool->dir, strerror(errno));
@@ -425,7 +432,7 @@ static int open_dir(struct webhook_spool *spool)
 	}
 	if (spool->dir_too_long || spool->dir[0] == '\0') {
 		spool_set_error(spool, "spool directory name is empty or too "
-				"long");
+				       "long");
 		return -1;
 	}
 	if (owner && mkdir(spool->dir, 0700) < 0 && errno != EEXIST) {
@@ -440,8 +447,7 @@ static int open_dir(struct webhook_spool *spool)
 		return -1;
 	}
 	if ((owner && lock_spool(spool) < 0) ||
-	    open_subdirs(spool, owner) < 0 ||
-	    spool_seg_scan_dir(spool) < 0)
+	    open_subdirs(spool, owner) < 0 || spool_seg_scan_dir(spool) < 0)
 		return -1;
 	if (owner)
 		spool_seg_cleanup_at_open(spool);
@@ -477,8 +483,7 @@ void webhook_spool_set_recent(struct webhook_spool *spool, int64_t recent_ms)
 }
 
 int webhook_spool_append(struct webhook_spool *spool, const char *id,
-			 const void *body, size_t body_len,
-			 int64_t created_ms)
+			 const void *body, size_t body_len, int64_t created_ms)
 {
 	char header[REC_HEADER_MAX];
 	struct spool_id_digest digest;
@@ -501,8 +506,8 @@ int webhook_spool_append(struct webhook_spool *spool, const char *id,
 				spool->dir, WEBHOOK_SPOOL_EVENTS_MAX);
 		return -1;
 	}
-	header_len = spool_rec_header_format(header, id, created_ms, body,
-					     body_len);
+	header_len =
+		spool_rec_header_format(header, id, created_ms, body, body_len);
 	if (header_len < 0) {
 		spool_set_error(spool, "append: event %s: SHA-256 failed", id);
 		return -1;
@@ -535,8 +540,10 @@ int webhook_spool_commit(struct webhook_spool *spool)
 {
 	spool->error[0] = '\0';
 	if (!spool->opened || (spool->flags & WEBHOOK_SPOOL_READ_ONLY) != 0) {
-		spool_set_error(spool, "commit: spool %s is not open for "
-				"writing", spool->dir);
+		spool_set_error(spool,
+				"commit: spool %s is not open for "
+				"writing",
+				spool->dir);
 		return -1;
 	}
 	return commit_batch(spool);
@@ -555,9 +562,8 @@ void webhook_spool_set_first_delay(struct webhook_spool *spool,
 	spool->first_delay_ms = delay_ms < 0 ? 0 : delay_ms;
 	for (i = 0; i < spool->heap_count; i++) {
 		if (spool->heap[i].attempts == 0) {
-			spool->heap[i].due_ms =
-				spool_first_due(spool,
-						spool->heap[i].created_ms);
+			spool->heap[i].due_ms = spool_first_due(
+				spool, spool->heap[i].created_ms);
 		}
 	}
 	heapify(spool);
@@ -570,8 +576,8 @@ int64_t webhook_spool_next_due(const struct webhook_spool *spool)
 
 /* ---- checkouts ---- */
 
-static struct spool_checkout *
-checkout_of(struct webhook_spool *spool, struct webhook_spool_event *event)
+static struct spool_checkout *checkout_of(struct webhook_spool *spool,
+					  struct webhook_spool_event *event)
 {
 	/* the event is the first member of its checkout */
 	struct spool_checkout *co = (struct spool_checkout *)(void *)event;
@@ -627,24 +633,24 @@ static ssize_t checkout_read(struct webhook_spool *spool,
 
 	distance = entry->offset - spool->last_end;
 	near = spool->last_serial == seg->serial &&
-		distance > -READ_CACHE_SIZE && distance < READ_CACHE_SIZE;
+	       distance > -READ_CACHE_SIZE && distance < READ_CACHE_SIZE;
 	spool->last_serial = seg->serial;
 	spool->last_end = entry->offset + entry->rec_len;
 	if (entry->rec_len > READ_CACHE_SIZE)
 		return spool_read_full(seg->fd, rec, entry->rec_len,
-				 (off_t)entry->offset);
+				       (off_t)entry->offset);
 	if (spool->rcache_serial != seg->serial ||
 	    entry->offset < spool->rcache_start ||
 	    entry->offset + entry->rec_len >
-	    spool->rcache_start + (int64_t)spool->rcache_len) {
+		    spool->rcache_start + (int64_t)spool->rcache_len) {
 		if (!near)
 			return spool_read_full(seg->fd, rec, entry->rec_len,
-					 (off_t)entry->offset);
+					       (off_t)entry->offset);
 		spool->rcache_serial = 0;
 		if (spool->rcache == NULL &&
 		    (spool->rcache = malloc(READ_CACHE_SIZE)) == NULL)
 			return spool_read_full(seg->fd, rec, entry->rec_len,
-					 (off_t)entry->offset);
+					       (off_t)entry->offset);
 		start = entry->offset - entry->offset % READ_CACHE_SIZE;
 		if (entry->offset + entry->rec_len > start + READ_CACHE_SIZE)
 			start = entry->offset;
@@ -658,7 +664,7 @@ static ssize_t checkout_read(struct webhook_spool *spool,
 			/* a short read (a signal, or the file ends before
 			   the record): the exact length, as before */
 			return spool_read_full(seg->fd, rec, entry->rec_len,
-					 (off_t)entry->offset);
+					       (off_t)entry->offset);
 		}
 		spool->rcache_serial = seg->serial;
 		spool->rcache_start = start;
@@ -689,13 +695,14 @@ static int checkout_load(struct webhook_spool *spool,
 	ret = checkout_read(spool, entry, co->rec);
 	spool_seg_file_name(entry->seg, ".seg", file);
 	if (ret < 0) {
-		spool_set_error(spool, "pread(%s/seg/%s) failed: %s", spool->dir,
-			  file, strerror(errno));
+		spool_set_error(spool, "pread(%s/seg/%s) failed: %s",
+				spool->dir, file, strerror(errno));
 		free(co);
 		return -1;
 	}
 	if ((size_t)ret == entry->rec_len &&
-	    spool_rec_header_parse(co->rec, entry->rec_len, &hdr, &reason) == 1 &&
+	    spool_rec_header_parse(co->rec, entry->rec_len, &hdr, &reason) ==
+		    1 &&
 	    hdr.header_len + hdr.body_len + 1 == entry->rec_len &&
 	    co->rec[entry->rec_len - 1] == '\n') {
 		reason = NULL;
@@ -705,9 +712,10 @@ static int checkout_load(struct webhook_spool *spool,
 	if (reason != NULL) {
 		/* the next try reads the disk again */
 		spool->rcache_serial = 0;
-		spool_set_error(spool, "pread(%s/seg/%s): record at offset %" PRId64
-			  " changed on disk (%s)", spool->dir, file,
-			  entry->offset, reason);
+		spool_set_error(spool,
+				"pread(%s/seg/%s): record at offset "
+				"%" PRId64 " changed on disk (%s)",
+				spool->dir, file, entry->offset, reason);
 		free(co);
 		return -1;
 	}
@@ -737,8 +745,10 @@ int webhook_spool_checkout(struct webhook_spool *spool, int64_t now_ms,
 	*event_r = NULL;
 	spool->error[0] = '\0';
 	if (!is_owner(spool)) {
-		spool_set_error(spool, "checkout: spool %s is not open as "
-				"its owner", spool->dir);
+		spool_set_error(spool,
+				"checkout: spool %s is not open as "
+				"its owner",
+				spool->dir);
 		return -1;
 	}
 	if (spool->heap_count == 0 || spool->heap[0].due_ms > now_ms)
@@ -774,8 +784,7 @@ int webhook_spool_delivered(struct webhook_spool *spool,
 }
 
 int webhook_spool_reschedule(struct webhook_spool *spool,
-			     struct webhook_spool_event **event,
-			     int64_t due_ms)
+			     struct webhook_spool_event **event, int64_t due_ms)
 {
 	struct spool_entry entry;
 	uint32_t attempts;
@@ -783,11 +792,11 @@ int webhook_spool_reschedule(struct webhook_spool *spool,
 
 	spool->error[0] = '\0';
 	checkout_free(spool, event, &entry);
-	attempts = entry.attempts < ATTEMPTS_MAX ? entry.attempts + 1 :
-		entry.attempts;
-	ret = spool_seg_outcome(spool, entry.seg, true, "R %" PRIu32 " %"
-				PRIu32 " %" PRId64 "\n", entry.index,
-				attempts, due_ms < 0 ? 0 : due_ms);
+	attempts = entry.attempts < ATTEMPTS_MAX ? entry.attempts + 1
+						 : entry.attempts;
+	ret = spool_seg_outcome(spool, entry.seg, true,
+				"R %" PRIu32 " %" PRIu32 " %" PRId64 "\n",
+				entry.index, attempts, due_ms < 0 ? 0 : due_ms);
 	if (ret == 0)
 		entry.attempts = attempts;
 	entry.due_ms = due_ms;
@@ -804,8 +813,8 @@ int webhook_spool_dead_letter(struct webhook_spool *spool,
 	int ret;
 
 	spool->error[0] = '\0';
-	attempts = co->entry.attempts < ATTEMPTS_MAX ?
-		co->entry.attempts + 1 : co->entry.attempts;
+	attempts = co->entry.attempts < ATTEMPTS_MAX ? co->entry.attempts + 1
+						     : co->entry.attempts;
 	ret = spool_dead_file_write(spool, co, attempts);
 	checkout_free(spool, event, &entry);
 	if (ret < 0) {
@@ -855,18 +864,20 @@ int webhook_spool_sync(struct webhook_spool *spool)
 			continue;
 		seg->log_dirty = false;
 		if (spool_fdatasync(seg->log_fd) < 0 && ret == 0) {
-			spool_set_error(spool, "sync: fdatasync(%s/seg/%s.log)"
-					" failed: %s", spool->dir, seg->name,
-					strerror(errno));
+			spool_set_error(spool,
+					"sync: fdatasync(%s/seg/%s.log)"
+					" failed: %s",
+					spool->dir, seg->name, strerror(errno));
 			ret = -1;
 		}
 	}
 	if (spool->seg_dirty) {
 		if (spool_fsync_dir(spool->seg_fd) < 0) {
 			if (ret == 0) {
-				spool_set_error(spool, "sync: fsync(%s/seg) "
-						"failed: %s", spool->dir,
-						strerror(errno));
+				spool_set_error(spool,
+						"sync: fsync(%s/seg) "
+						"failed: %s",
+						spool->dir, strerror(errno));
 			}
 			/* the unlinks may not be durable: keep the logs */
 			return -1;

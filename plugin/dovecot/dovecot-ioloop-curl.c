@@ -53,12 +53,13 @@ static void io_write_cb(struct curl_fd_watch *watch)
 	fd_ready(watch, WEBHOOK_IO_WRITE);
 }
 
-static struct curl_fd_watch *
-watch_find(struct dovecot_ioloop_curl *bridge, int fd, unsigned int *idx_r)
+static struct curl_fd_watch *watch_find(struct dovecot_ioloop_curl *bridge,
+					int fd, unsigned int *idx_r)
 {
 	struct curl_fd_watch *const *watchp;
 
-	array_foreach(&bridge->watches, watchp) {
+	array_foreach(&bridge->watches, watchp)
+	{
 		if ((*watchp)->fd == fd) {
 			*idx_r = array_foreach_idx(&bridge->watches, watchp);
 			return *watchp;
@@ -153,7 +154,8 @@ void dovecot_ioloop_curl_deinit(struct dovecot_ioloop_curl **_bridge)
 	if (bridge == NULL)
 		return;
 	*_bridge = NULL;
-	array_foreach_modifiable(&bridge->watches, watchp) {
+	array_foreach_modifiable(&bridge->watches, watchp)
+	{
 		io_remove(&(*watchp)->io_read);
 		io_remove(&(*watchp)->io_write);
 		i_free(*watchp);
