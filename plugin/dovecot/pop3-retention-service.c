@@ -1,5 +1,6 @@
 /* pop3-retention: the Dovecot service that receives webhook events from
-   pop3 processes (and doveadm), spools them durably under Dovecot's
+   pop3 processes (their drop files) and doveadm (its unix socket),
+   spools them durably under Dovecot's
    state_dir and delivers them with the core's delivery engine
    (webhook-delivery.h), all in Dovecot's ioloop.
 
@@ -9,10 +10,9 @@
    connection reuse and back-off in one place.
 
    Process model: process_limit = 1 (the spool's flock() enforces a
-   single owner anyway), client_limit large enough for every pop3
-   process that has an event to hand over, process_min_avail = 1 so the
-   master starts it with Dovecot (and again after a crash), which makes
-   a restarted service resume its spool at once.
+   single owner anyway), process_min_avail = 1 so the master starts it
+   with Dovecot (and again after a crash), which makes a restarted
+   service resume its spool and the drop files at once.
 
    Start-up, in this order:
    1. as root: read the site-wide plugin {} settings from the config
@@ -27,9 +27,12 @@
    4. as that user: open the spool as its owner, read the secret file
       (refused unless it is a regular file owned by this user with no
       group/other permission bits), start the engine.
-   Whatever prevents delivery (no URL, no usable secret, the spool held
-   by an older process after a reload) never prevents spooling: events
-   are acknowledged only once they are durable, and delivered later.
+   Whatever prevents delivery (no URL, no usable secret) never prevents
+   spooling: events are acknowledged only once they are durable, and
+   delivered later. While an older process (before a reload) still owns
+   the spool this one stands by: it leaves the drop files to that one,
+   refuses socket events (their producers keep them) and takes the
+   spool over once the other is gone.
 
    One thread, one loop: Dovecot's ioloop accepts events, reads the
    drop files and drives the delivery engine through its fd and timer
@@ -38,12 +41,11 @@
    get the CPU first when it is saturated; events then wait in the
    durable spool.
 
-   Line protocol: pop3-retention-protocol.h. Group commit: the events of
-   every line that one ioloop iteration reads, from all connections, are
-   appended to the spool and committed together with one fdatasync() by
-   a zero-delay timeout (which Dovecot runs after the iteration's ios);
-   only then are the A lines written. Under load many pop3 processes
-   share one sync instead of paying one each. */
+   Line protocol: pop3-retention-protocol.h. Group commit: the events
+   that the ioloop iterations of GROUP_COMMIT_INTERVAL_MSECS read, from
+   the drop files and every connection, are appended to the spool and
+   committed together with one fdatasync() by a timeout; only then are
+   the A lines written and the drop files that are complete removed. */
 
 #include "lib.h"
 #include "array.h"
