@@ -303,6 +303,8 @@ int spool_seg_scan_dir(struct webhook_spool *spool);
 /* Segments found done at open were unlinked: make that durable and
    remove their logs. */
 void spool_seg_cleanup_at_open(struct webhook_spool *spool);
+/* The unlinks of the doomed segments are durable: remove their logs. */
+void spool_seg_doomed_logs_remove(struct webhook_spool *spool);
 /* Start a new segment for the writer. */
 int spool_wseg_create(struct webhook_spool *spool);
 /* The writer is done with its segment: it is full, or broken. */

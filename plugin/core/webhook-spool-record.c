@@ -576,8 +576,7 @@ void spool_log_replay(struct webhook_spool *spool, const char *file, int log_fd,
 	len = spool_read_full(log_fd, buf, (size_t)st.st_size, 0);
 	if (len < 0) {
 		spool_log(spool, WEBHOOK_LOG_ERROR,
-			  "read(%s/seg/%s) failed: "
-			  "%s",
+			  "read(%s/seg/%s) failed: %s",
 			  spool->dir, file, strerror(errno));
 		free(buf);
 		return;

@@ -508,8 +508,7 @@ static int seg_adopt(struct webhook_spool *spool, const char *name)
 	}
 	if (spool_seg_parse(fd, &scan) < 0) {
 		spool_log(spool, WEBHOOK_LOG_ERROR,
-			  "read(%s/seg/%s) failed: "
-			  "%s",
+			  "read(%s/seg/%s) failed: %s",
 			  spool->dir, file, strerror(errno));
 		free(scan.recs);
 		(void)close(fd);
@@ -538,8 +537,7 @@ static int seg_adopt(struct webhook_spool *spool, const char *name)
 		spool_log_replay(spool, log_file, log_fd, &scan, owner);
 	else if (errno != ENOENT)
 		spool_log(spool, WEBHOOK_LOG_ERROR,
-			  "open(%s/seg/%s) failed: "
-			  "%s",
+			  "open(%s/seg/%s) failed: %s",
 			  spool->dir, log_file, strerror(errno));
 	if (!owner) {
 		seg_count_read_only(spool, file, &scan);
@@ -668,20 +666,24 @@ int spool_seg_scan_dir(struct webhook_spool *spool)
 
 void spool_seg_cleanup_at_open(struct webhook_spool *spool)
 {
-	char file[SEG_FILE_SIZE];
-	struct spool_segment *seg;
-
 	spool_seg_prune(spool);
 	if (spool->doomed == NULL)
 		return;
 	if (spool_fsync_dir(spool->seg_fd) < 0) {
 		spool_log(spool, WEBHOOK_LOG_WARNING,
-			  "fsync(%s/seg) failed: "
-			  "%s",
-			  spool->dir, strerror(errno));
+			  "fsync(%s/seg) failed: %s", spool->dir,
+			  strerror(errno));
 		return;
 	}
 	spool->seg_dirty = false;
+	spool_seg_doomed_logs_remove(spool);
+}
+
+void spool_seg_doomed_logs_remove(struct webhook_spool *spool)
+{
+	char file[SEG_FILE_SIZE];
+	struct spool_segment *seg;
+
 	while ((seg = spool->doomed) != NULL) {
 		spool_seg_file_name(seg, ".log", file);
 		if (unlinkat(spool->seg_fd, file, 0) == 0)
@@ -741,8 +743,7 @@ int spool_wseg_create(struct webhook_spool *spool)
 			what = "rename";
 		if (what != NULL) {
 			spool_set_error(spool,
-					"append: %s(%s/seg/%s) failed: "
-					"%s",
+					"append: %s(%s/seg/%s) failed: %s",
 					what, spool->dir, tmp, strerror(errno));
 		}
 		(void)unlinkat(spool->seg_fd, tmp, 0);

@@ -850,7 +850,6 @@ int webhook_spool_flush(struct webhook_spool *spool)
 int webhook_spool_sync(struct webhook_spool *spool)
 {
 	struct spool_segment *seg;
-	char file[SEG_FILE_SIZE];
 	int ret = 0;
 
 	spool->error[0] = '\0';
@@ -884,13 +883,7 @@ int webhook_spool_sync(struct webhook_spool *spool)
 		}
 		spool->seg_dirty = false;
 	}
-	while ((seg = spool->doomed) != NULL) {
-		spool_seg_file_name(seg, ".log", file);
-		if (unlinkat(spool->seg_fd, file, 0) == 0)
-			spool->seg_dirty = true;
-		spool_seg_list_remove(&spool->doomed, seg);
-		spool_seg_free(seg);
-	}
+	spool_seg_doomed_logs_remove(spool);
 	return ret;
 }
 
