@@ -377,12 +377,13 @@ def slot_config(k: int) -> int:
 def _iworker(idx: int, cfg: dict, start_at: float, conn) -> None:
     """One client of an interleaved run: sessions back to back, each to
     the target of the slot in which it starts; sends the completion
-    times of its RETRs, per target."""
+    times and latencies of its RETRs, per target."""
     user, rng = _client_setup(idx, cfg)
     m = cfg["messages_per_session"]
     count = cfg["message_count"]
     slot, nslots = cfg["slot"], cfg["slots"]
     done = (array.array("d"), array.array("d"))
+    lat = (array.array("d"), array.array("d"))
     res = {"errors": 0, "error_samples": [], "sessions": [0, 0]}
     now = time.monotonic()
     if start_at > now:
@@ -402,8 +403,11 @@ def _iworker(idx: int, cfg: dict, start_at: float, conn) -> None:
                 c.cmd(f"PASS {cfg['password']}")
                 nums = rng.sample(range(1, count + 1), m)
                 for n in nums:
+                    t0 = time.monotonic()
                     c.retr(n)
-                    done[t].append(time.monotonic())
+                    t1 = time.monotonic()
+                    done[t].append(t1)
+                    lat[t].append(t1 - t0)
                 c.cmd("QUIT")
                 c.close()
                 res["sessions"][t] += 1
@@ -412,6 +416,7 @@ def _iworker(idx: int, cfg: dict, start_at: float, conn) -> None:
     except KeyboardInterrupt:
         os._exit(130)
     res["done"] = (done[0].tobytes(), done[1].tobytes())
+    res["lat"] = (lat[0].tobytes(), lat[1].tobytes())
     conn.send(res)
     conn.close()
 
@@ -432,7 +437,8 @@ def run_interleaved(targets: Sequence[tuple], users: Sequence[str],
     little from one second to the next, so the ratio of the two slots
     of a pair is much less noisy than that of two rounds of several
     seconds each.  Returns per-pair throughputs and ratios
-    (target 1 / target 0)."""
+    (target 1 / target 0), and per target the latencies (s) of the
+    RETRs counted (retr_latencies)."""
     if len(targets) != 2 or not users or clients < 1 or pairs < 1:
         raise ValueError("need two targets, users, clients and pairs")
     if message_count < messages_per_session:
@@ -444,6 +450,7 @@ def run_interleaved(targets: Sequence[tuple], users: Sequence[str],
     start_at, results = _run_clients(_iworker, cfg, clients)
     counts = [0] * (2 * pairs)
     errors, samples, sessions = 0, [], [0, 0]
+    latencies = ([], [])
     for res in results:
         errors += res["errors"]
         samples += res["error_samples"]
@@ -451,10 +458,13 @@ def run_interleaved(targets: Sequence[tuple], users: Sequence[str],
             sessions[t] += res["sessions"][t]
             a = array.array("d")
             a.frombytes(res["done"][t])
-            for x in a:
+            la = array.array("d")
+            la.frombytes(res["lat"][t])
+            for x, d in zip(a, la):
                 k = int((x - start_at) // slot)
                 if 0 <= k < 2 * pairs and slot_config(k) == t:
                     counts[k] += 1
+                    latencies[t].append(d)
     retr = [0, 0]
     for res in results:
         for t in (0, 1):
@@ -469,6 +479,7 @@ def run_interleaved(targets: Sequence[tuple], users: Sequence[str],
             "messages_per_session": messages_per_session,
             "retr_per_s": per_pair,
             "ratios": [b / a if a else None for a, b in per_pair],
+            "retr_latencies": latencies,
             "sessions": sessions, "retr": retr, "errors": errors,
             "error_samples": samples}
 
