@@ -5,9 +5,9 @@
        mkdir -p /dev/shm/dfs && /tmp/drop-file-syscalls /dev/shm/dfs
        mkdir -p /var/tmp/dfs && /tmp/drop-file-syscalls /var/tmp/dfs
 
-   DIR must be empty and is watched with inotify as the service watches
-   the drop directory while the CPUs are busy (its queue is drained
-   between the steps). It prints the CPU time (getrusage) per operation,
+   DIR must be empty and is watched with inotify with the mask the
+   service uses for the drop directory (its queue is drained between
+   the steps). It prints the CPU time (getrusage) per operation,
    averaged over N (default 20,000) repetitions:
    - the pop3 process's check that the service runs (open of .alive,
      a failing shared flock(), close);
@@ -123,7 +123,8 @@ int main(int argc, char **argv)
 
 	in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (in == -1 || inotify_add_watch(in, dir, IN_CREATE | IN_MOVED_TO |
-					  IN_CLOSE_WRITE | IN_ONLYDIR) < 0)
+					  IN_CLOSE_WRITE | IN_MODIFY |
+					  IN_ONLYDIR) < 0)
 		die(dir);
 	snprintf(alive, sizeof(alive), "%s/.alive", dir);
 	afd = open(alive, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
