@@ -1,0 +1,596 @@
+/* The shim's host of the core over one Maildir (see the header). */
+
+#include "shim-session.h"
+#include "shim-config.h"
+#include "shim-log.h"
+#include "shim-maildir.h"
+#include "shim-passwd.h"
+#include "shim-state.h"
+
+#include "retention-hooks.h"
+#include "retention-policy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum session_mode {
+	SESSION_POP3,
+	SESSION_SWEEP,
+	SESSION_STATUS,
+};
+
+struct shim_session {
+	enum session_mode mode;
+	struct retention_settings set;
+	char user[SHIM_USER_MAX + 1];
+	char id[64];
+	struct shim_maildir *md;
+	/* NULL when the state file could not be read: removals withheld */
+	struct shim_state *state;
+	char state_path[SHIM_PATH_MAX];
+	struct retention_session *core;
+	struct retention_host host;
+
+	/* listed message number - 1 -> maildir index, and its DELE */
+	unsigned int *listed;
+	bool *deleted;
+	unsigned int listed_count;
+
+	/* the maildir indexes whose removal failed in the last apply */
+	bool *failed;
+	/* session begin failed (state unreadable): nothing is removed */
+	bool withhold;
+	unsigned int withheld;
+	bool quit;
+	/* inside retention_session_retrieved(): state saved at once */
+	bool retrieving;
+	char message_id[1000];
+	char expire[16];
+};
+
+static const char *user_log(const struct shim_session *s)
+{
+	return s->user;
+}
+
+/* ---- the host interface ---- */
+
+static int host_message_info(void *context, unsigned int idx,
+			     struct retention_message_info *info_r)
+{
+	struct shim_session *s = context;
+	const struct shim_maildir_msg *msg;
+	char error[256];
+
+	memset(info_r, 0, sizeof(*info_r));
+	if (idx >= shim_maildir_count(s->md))
+		return -1;
+	msg = shim_maildir_msg(s->md, idx);
+	info_r->uidl = msg->uidl;
+	info_r->size = msg->size;
+	/* the Message-ID is for events only */
+	if (s->host.event != NULL &&
+	    shim_maildir_message_id(s->md, idx, s->message_id,
+				    sizeof(s->message_id), error,
+				    sizeof(error)) > 0)
+		info_r->message_id = s->message_id;
+	return 0;
+}
+
+static char host_error[512];
+
+static int host_message_remove(void *context, unsigned int idx,
+			       const char **error_r)
+{
+	struct shim_session *s = context;
+	const char *base = shim_maildir_msg(s->md, idx)->base;
+	int ret;
+
+	if (s->set.remove == RETENTION_REMOVE_MOVE) {
+		ret = shim_maildir_move(s->md, idx, s->set.move_mailbox,
+					host_error, sizeof(host_error));
+	} else {
+		ret = shim_maildir_expunge(s->md, idx, host_error,
+					   sizeof(host_error));
+	}
+	if (ret < 0) {
+		s->failed[idx] = true;
+		*error_r = host_error;
+		return -1;
+	}
+	if (s->state != NULL)
+		shim_state_forget(s->state, base);
+	return 0;
+}
+
+static int host_message_retain(void *context, unsigned int idx,
+			       const char **error_r)
+{
+	struct shim_session *s = context;
+	const char *base = shim_maildir_msg(s->md, idx)->base;
+
+	if (shim_state_set_hidden(s->state, base, true) < 0) {
+		s->failed[idx] = true;
+		*error_r = "Out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+/* A download is recorded when it completes, saved at once: a process
+   killed right after it leaves the same state as one that disconnects
+   (recording a fact removes nothing, so it does not wait for QUIT). */
+static int host_state_write(void *context, unsigned int idx,
+			    time_t first_retrieved_at, const char **error_r)
+{
+	struct shim_session *s = context;
+	const struct shim_maildir_msg *msg = shim_maildir_msg(s->md, idx);
+
+	if (shim_state_set_retrieved(s->state, msg->base,
+				     first_retrieved_at) < 0) {
+		*error_r = "Out of memory";
+	} else if (!s->retrieving ||
+		   shim_state_save(s->state, host_error,
+				   sizeof(host_error)) == 0) {
+		return 0;
+	} else {
+		*error_r = host_error;
+	}
+	shim_warning("session=%s user=%s: first retrieval of %s not "
+		     "recorded: %s (removal under keep is delayed)", s->id,
+		     user_log(s), msg->uidl, *error_r);
+	return -1;
+}
+
+static void host_audit(void *context, const struct retention_audit *audit)
+{
+	struct shim_session *s = context;
+
+	shim_log(audit->failed ? SHIM_LOG_ERROR : SHIM_LOG_INFO,
+		 "session=%s user=%s %s", s->id, user_log(s), audit->line);
+}
+
+static const struct retention_host shim_host_template = {
+	.message_info = host_message_info,
+	.message_remove = host_message_remove,
+	.message_retain = host_message_retain,
+	.state_write = host_state_write,
+	.event = NULL,
+	.audit = host_audit,
+};
+
+/* ---- opening ---- */
+
+static int size_lookup(void *context, const char *base, uint64_t *size_r)
+{
+	struct shim_session *s = context;
+	const struct shim_state_entry *e;
+
+	if (s->state == NULL || (e = shim_state_get(s->state, base)) == NULL ||
+	    e->size == 0)
+		return 0;
+	*size_r = e->size;
+	return 1;
+}
+
+static void session_free(struct shim_session *s)
+{
+	if (s->core != NULL)
+		retention_session_destroy(&s->core);
+	shim_state_free(&s->state);
+	shim_maildir_close(&s->md);
+	free(s->listed);
+	free(s->deleted);
+	free(s->failed);
+	free(s);
+}
+
+/* Open, (lock,) read the state, scan, create the core session. Returns
+   1, 0 (in use), -1 with error. */
+static int session_init(const struct shim_session_params *params,
+			enum session_mode mode, struct shim_session **s_r,
+			char *error, size_t error_size)
+{
+	struct retention_session_info info;
+	struct retention_expire expire;
+	struct shim_session *s;
+	char path[SHIM_PATH_MAX], state_error[512];
+	unsigned int i, count;
+	int ret;
+
+	*s_r = NULL;
+	if (shim_config_mail_path(params->config, params->user, path,
+				  sizeof(path), error, error_size) < 0)
+		return -1;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		snprintf(error, error_size, "Out of memory");
+		return -1;
+	}
+	s->mode = mode;
+	s->set = *params->set;
+	snprintf(s->user, sizeof(s->user), "%s", params->user->name);
+	snprintf(s->id, sizeof(s->id), "%s",
+		 params->session_id != NULL ? params->session_id : "-");
+	retention_policy_expire(&s->set, &expire);
+	retention_expire_format(&expire, s->expire, sizeof(s->expire));
+
+	s->md = shim_maildir_open(path, error, error_size);
+	if (s->md == NULL) {
+		session_free(s);
+		return -1;
+	}
+	if (mode != SESSION_STATUS) {
+		ret = shim_maildir_lock(s->md, error, error_size);
+		if (ret <= 0) {
+			session_free(s);
+			return ret;
+		}
+	}
+	if (snprintf(s->state_path, sizeof(s->state_path), "%s/%s", path,
+		     SHIM_STATE_FNAME) >= (int)sizeof(s->state_path)) {
+		snprintf(error, error_size, "%s: path too long", path);
+		session_free(s);
+		return -1;
+	}
+	if (shim_state_load(s->state_path, &s->state, state_error,
+			    sizeof(state_error)) < 0) {
+		if (mode != SESSION_POP3) {
+			snprintf(error, error_size, "%s", state_error);
+			session_free(s);
+			return -1;
+		}
+		s->state = NULL;
+		s->withhold = true;
+		shim_error("session=%s user=%s: Session begin failed, every "
+			   "removal is withheld in this session (DELEs are "
+			   "ignored): %s", s->id, s->user, state_error);
+	}
+	if (shim_maildir_scan(s->md, size_lookup, s, error, error_size) < 0) {
+		session_free(s);
+		return -1;
+	}
+
+	count = shim_maildir_count(s->md);
+	s->listed = calloc(count + 1, sizeof(*s->listed));
+	s->deleted = calloc(count + 1, sizeof(*s->deleted));
+	s->failed = calloc(count + 1, sizeof(*s->failed));
+	memset(&info, 0, sizeof(info));
+	info.user = s->user;
+	info.mailbox = "INBOX";
+	info.session = s->id;
+	info.remote_ip = params->remote_ip;
+	s->host = shim_host_template;
+	if (s->listed != NULL && s->deleted != NULL && s->failed != NULL)
+		s->core = retention_session_create(&s->set, &s->host, s, &info);
+	if (s->core == NULL) {
+		snprintf(error, error_size, "Out of memory");
+		session_free(s);
+		return -1;
+	}
+	for (i = 0; i < count; i++) {
+		const struct shim_maildir_msg *msg = shim_maildir_msg(s->md, i);
+		const struct shim_state_entry *e = s->state == NULL ? NULL :
+			shim_state_get(s->state, msg->base);
+		struct retention_facts facts;
+
+		memset(&facts, 0, sizeof(facts));
+		facts.arrived_at = msg->arrived_at;
+		if (e != NULL) {
+			facts.first_retrieved_at = e->first_retrieved_at;
+			facts.hidden = e->hidden;
+		}
+		if (s->state != NULL && e == NULL && msg->size != 0)
+			(void)shim_state_set_size(s->state, msg->base,
+						  msg->size);
+		if (retention_session_add_message(s->core, &facts) < 0) {
+			snprintf(error, error_size, "Out of memory");
+			session_free(s);
+			return -1;
+		}
+	}
+	if (s->state != NULL) {
+		/* messages removed by someone else: forget their state */
+		const char **bases = calloc(count + 1, sizeof(*bases));
+
+		if (bases != NULL) {
+			for (i = 0; i < count; i++)
+				bases[i] = shim_maildir_msg(s->md, i)->base;
+			shim_state_prune(s->state, bases, count);
+			free(bases);
+		}
+	}
+	*s_r = s;
+	return 1;
+}
+
+static void session_save(struct shim_session *s)
+{
+	char error[512];
+
+	if (s->state == NULL || !shim_state_dirty(s->state))
+		return;
+	if (shim_state_save(s->state, error, sizeof(error)) < 0) {
+		shim_error("session=%s user=%s: Saving the retention state "
+			   "failed (retained messages may be listed again, "
+			   "downloads not recorded): %s", s->id, s->user,
+			   error);
+	}
+}
+
+int shim_session_open(const struct shim_session_params *params,
+		      struct shim_session **session_r, char *error,
+		      size_t error_size)
+{
+	const struct retention_plan *plan;
+	struct shim_session *s;
+	unsigned int i, count;
+	bool *unlisted;
+	int ret;
+
+	ret = session_init(params, SESSION_POP3, &s, error, error_size);
+	if (ret <= 0)
+		return ret;
+	count = shim_maildir_count(s->md);
+	unlisted = calloc(count + 1, sizeof(*unlisted));
+	if (unlisted == NULL) {
+		snprintf(error, error_size, "Out of memory");
+		session_free(s);
+		return -1;
+	}
+	if (!s->withhold) {
+		plan = retention_session_begin(s->core, time(NULL));
+		if (plan->count > 0)
+			(void)retention_session_apply(s->core, plan);
+		/* every non-KEEP message is left out of the listing, but a
+		   failed removal keeps the message: it is listed (under dry
+		   run everything is listed, as nothing changed) */
+		for (i = 0; i < plan->count && !s->set.dry_run; i++) {
+			unsigned int idx = plan->entries[i].idx;
+
+			unlisted[idx] = !s->failed[idx];
+		}
+		session_save(s);
+	}
+	for (i = 0; i < count; i++) {
+		if (!unlisted[i])
+			s->listed[s->listed_count++] = i;
+	}
+	free(unlisted);
+	memset(s->failed, 0, (count + 1) * sizeof(bool));
+	*session_r = s;
+	return 1;
+}
+
+unsigned int shim_session_count(const struct shim_session *session)
+{
+	return session->listed_count;
+}
+
+const struct shim_maildir_msg *
+shim_session_msg(const struct shim_session *session, unsigned int msgnum)
+{
+	if (msgnum == 0 || msgnum > session->listed_count)
+		return NULL;
+	return shim_maildir_msg(session->md, session->listed[msgnum - 1]);
+}
+
+bool shim_session_deleted(const struct shim_session *session,
+			  unsigned int msgnum)
+{
+	return msgnum >= 1 && msgnum <= session->listed_count &&
+	       session->deleted[msgnum - 1];
+}
+
+void shim_session_dele(struct shim_session *session, unsigned int msgnum)
+{
+	if (msgnum < 1 || msgnum > session->listed_count)
+		return;
+	session->deleted[msgnum - 1] = true;
+	retention_session_set_deleted(session->core,
+				      session->listed[msgnum - 1], true);
+}
+
+void shim_session_rset(struct shim_session *session)
+{
+	unsigned int i;
+
+	for (i = 0; i < session->listed_count; i++) {
+		if (!session->deleted[i])
+			continue;
+		session->deleted[i] = false;
+		retention_session_set_deleted(session->core,
+					      session->listed[i], false);
+	}
+}
+
+struct shim_maildir *shim_session_maildir(struct shim_session *session)
+{
+	return session->md;
+}
+
+unsigned int shim_session_maildir_idx(const struct shim_session *session,
+				      unsigned int msgnum)
+{
+	return session->listed[msgnum - 1];
+}
+
+void shim_session_retrieved(struct shim_session *session,
+			    unsigned int msgnum, bool is_top)
+{
+	if (session->withhold || msgnum < 1 ||
+	    msgnum > session->listed_count)
+		return;
+	session->retrieving = true;
+	(void)retention_session_retrieved(session->core,
+					  session->listed[msgnum - 1], is_top,
+					  time(NULL));
+	session->retrieving = false;
+}
+
+int shim_session_update(struct shim_session *session)
+{
+	const struct retention_plan *plan;
+	unsigned int i, failures;
+	int ret = 0;
+
+	session->quit = true;
+	if (session->withhold) {
+		for (i = 0; i < session->listed_count; i++) {
+			const struct shim_maildir_msg *msg;
+
+			if (!session->deleted[i])
+				continue;
+			msg = shim_maildir_msg(session->md,
+					       session->listed[i]);
+			session->withheld++;
+			shim_info("session=%s user=%s action=keep uidl=%s "
+				  "reason=unknown-state (DELE withheld: "
+				  "session begin failed)", session->id,
+				  session->user, msg->uidl);
+		}
+		return 0;
+	}
+	plan = retention_session_update(session->core, time(NULL));
+	failures = retention_session_apply(session->core, plan);
+	if (failures > 0) {
+		/* RFC 1939: -ERR when some DELEd message was not removed */
+		for (i = 0; i < session->listed_count; i++) {
+			if (session->deleted[i] &&
+			    session->failed[session->listed[i]])
+				ret = -1;
+		}
+	}
+	session_save(session);
+	return ret;
+}
+
+const char *shim_session_expire(const struct shim_session *session)
+{
+	return session->expire;
+}
+
+void shim_session_close(struct shim_session **_session)
+{
+	struct shim_session *s = *_session;
+	struct retention_session_stats stats;
+
+	if (s == NULL)
+		return;
+	*_session = NULL;
+	if (s->withhold) {
+		shim_info("session=%s user=%s session end: policy=%s quit=%s "
+			  "removals withheld (session begin failed): %u "
+			  "DELE(s) not carried out", s->id, s->user,
+			  retention_policy_kind_name(s->set.policy),
+			  s->quit ? "yes" : "no", s->withheld);
+	} else {
+		if (retention_session_end(s->core, s->quit, &stats) < 0) {
+			shim_error("session=%s user=%s: BUG: removals applied "
+				   "without QUIT", s->id, s->user);
+		}
+		shim_info("session=%s user=%s session end: policy=%s quit=%s "
+			  "retrieved=%u removed=%u retained=%u hidden=%u "
+			  "failed=%u%s", s->id, s->user,
+			  retention_policy_kind_name(s->set.policy),
+			  s->quit ? "yes" : "no", stats.retrieved,
+			  stats.removed, stats.retained, stats.hidden,
+			  stats.failed, s->set.dry_run ? " dry_run=yes" : "");
+		session_save(s);
+	}
+	session_free(s);
+}
+
+/* ---- sweep and status ---- */
+
+int shim_session_sweep(const struct shim_session_params *params,
+		       unsigned int *removed_r)
+{
+	struct retention_session_stats stats;
+	const struct retention_plan *plan;
+	struct shim_session *s;
+	char error[512];
+	int ret;
+
+	*removed_r = 0;
+	ret = session_init(params, SESSION_SWEEP, &s, error, sizeof(error));
+	if (ret < 0) {
+		shim_error("sweep: user %s skipped (nothing removed): %s",
+			   params->user->name, error);
+		return -1;
+	}
+	if (ret == 0) {
+		/* its own session begin removes what is due */
+		shim_warning("sweep: user %s: POP3 session in progress, "
+			     "skipped", params->user->name);
+		return 0;
+	}
+	plan = retention_session_sweep(s->core, time(NULL));
+	(void)retention_session_apply(s->core, plan);
+	(void)retention_session_end(s->core, true, &stats);
+	session_save(s);
+	*removed_r = stats.removed;
+	shim_info("sweep: user %s: removed=%u retained=%u failed=%u%s",
+		  s->user, stats.removed, stats.retained, stats.failed,
+		  s->set.dry_run ? " dry_run=yes" : "");
+	session_free(s);
+	return stats.failed > 0 ? -1 : 1;
+}
+
+static const char *time_or(time_t t, const char *none, char *buf,
+			   size_t size)
+{
+	return t == 0 ? none : retention_time_format(t, buf, size);
+}
+
+static const char *status_state(const struct retention_facts *facts,
+				const struct retention_decision *d)
+{
+	if (d->action == RETENTION_ACTION_REMOVE)
+		return "removable-now";
+	if (facts->hidden || d->action == RETENTION_ACTION_HIDE ||
+	    d->action == RETENTION_ACTION_RETAIN)
+		return "hidden";
+	return "keep";
+}
+
+int shim_session_status(const struct shim_session_params *params)
+{
+	struct shim_session *s;
+	char error[512], t1[32], t2[32], t3[32];
+	unsigned int i, count;
+	time_t now = time(NULL);
+
+	if (session_init(params, SESSION_STATUS, &s, error,
+			 sizeof(error)) < 0) {
+		shim_error("status: user %s: %s", params->user->name, error);
+		return -1;
+	}
+	count = shim_maildir_count(s->md);
+	printf("n\tuidl\tarrived\tfirst_retrieved\tstate\tremovable_at\t"
+	       "why\n");
+	for (i = 0; i < count; i++) {
+		const struct shim_maildir_msg *msg = shim_maildir_msg(s->md, i);
+		const struct retention_facts *facts =
+			retention_session_facts(s->core, i);
+		struct retention_decision d;
+		enum retention_reason why;
+
+		retention_session_decide(s->core, i, RETENTION_MOMENT_SWEEP,
+					 now, &d);
+		why = d.action != RETENTION_ACTION_REMOVE && d.due_at != 0 ?
+			d.due_reason : d.reason;
+		printf("%u\t%s\t%s\t%s\t%s\t%s\t%s\n", i + 1, msg->uidl,
+		       time_or(msg->arrived_at, "-", t1, sizeof(t1)),
+		       facts->state_unknown ? "unknown" :
+		       time_or(facts->first_retrieved_at, "-", t2, sizeof(t2)),
+		       status_state(facts, &d),
+		       time_or(d.due_at, "never", t3, sizeof(t3)),
+		       retention_reason_name(why));
+	}
+	session_free(s);
+	return 0;
+}
