@@ -66,29 +66,25 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 	shim_client_create(server, fd, sa, tls);
 }
 
-/* "host:port" or "[v6]:port" into a sockaddr. */
-static int parse_address(const char *text, struct sockaddr_storage *ss,
-			 int *len_r)
-{
-	int len = sizeof(*ss);
-
-	if (evutil_parse_sockaddr_port(text, (struct sockaddr *)ss, &len) < 0)
-		return -1;
-	*len_r = len;
-	return 0;
-}
+union sockaddr_any {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr_storage ss;
+};
 
 static int listen_one(struct shim_server *server, const char *address,
 		      bool tls, char *error, size_t error_size)
 {
-	struct sockaddr_storage ss;
+	union sockaddr_any addr;
 	struct evconnlistener *l;
-	int len;
+	int len = sizeof(addr);
 
 	if (server->listener_count >= 2 * SHIM_LISTEN_MAX)
 		return 0;
-	memset(&ss, 0, sizeof(ss));
-	if (parse_address(address, &ss, &len) < 0) {
+	/* "host:port" or "[v6]:port" */
+	memset(&addr, 0, sizeof(addr));
+	if (evutil_parse_sockaddr_port(address, &addr.sa, &len) < 0) {
 		snprintf(error, error_size, "%s %s: not an address:port",
 			 tls ? "listen_tls" : "listen", address);
 		return -1;
@@ -96,7 +92,7 @@ static int listen_one(struct shim_server *server, const char *address,
 	l = evconnlistener_new_bind(server->base, accept_cb, server,
 				    LEV_OPT_CLOSE_ON_FREE |
 				    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-				    128, (struct sockaddr *)&ss, len);
+				    128, &addr.sa, len);
 	if (l == NULL) {
 		snprintf(error, error_size, "%s %s: bind failed: %s",
 			 tls ? "listen_tls" : "listen", address,

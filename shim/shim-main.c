@@ -230,12 +230,12 @@ static void reload_cb(evutil_socket_t sig, short what, void *context)
 	if (config->ssl_cert[0] != '\0') {
 		ctx = shim_tls_ctx_create(config->ssl_cert, config->ssl_key,
 					  error, sizeof(error));
+		/* the key is often readable by root only: the rest of
+		   the configuration is taken anyway */
 		if (ctx == NULL) {
-			shim_error("reload failed: %s: the old configuration "
-				   "stays", error);
-			shim_passwd_free(&passwd);
-			free(config);
-			return;
+			shim_error("reload: %s: the old certificate stays (it "
+				   "must be readable by user %s to be reloaded)",
+				   error, config->user);
 		}
 	}
 	if (config->listen_count != server->config.listen_count ||
@@ -253,7 +253,7 @@ static void reload_cb(evutil_socket_t sig, short what, void *context)
 		config->listen_count = server->config.listen_count;
 		config->listen_tls_count = server->config.listen_tls_count;
 	}
-	if (ctx != NULL || server->ssl_ctx == NULL) {
+	if (ctx != NULL) {
 		if (server->ssl_ctx != NULL)
 			SSL_CTX_free(server->ssl_ctx);
 		server->ssl_ctx = ctx;

@@ -23,6 +23,9 @@
 
 static void client_process(struct shim_client *client);
 static void client_setup_bev(struct shim_client *client);
+static void under_output_cb(struct evbuffer *buffer,
+			    const struct evbuffer_cb_info *info,
+			    void *context);
 
 static void client_unlink(struct shim_client *client)
 {
@@ -45,6 +48,13 @@ void shim_client_destroy(struct shim_client *client)
 	shim_trans_disconnect(client);
 	if (client->timer != NULL)
 		event_free(client->timer);
+	if (client->kick != NULL)
+		event_free(client->kick);
+	if (client->under_cb != NULL) {
+		(void)evbuffer_remove_cb_entry(bufferevent_get_output(
+			bufferevent_get_underlying(client->bev)),
+			client->under_cb);
+	}
 	if (client->bev != NULL)
 		bufferevent_free(client->bev);
 	client_unlink(client);
@@ -120,7 +130,13 @@ void shim_client_write(struct shim_client *client, const void *data,
 
 size_t shim_client_output_pending(const struct shim_client *client)
 {
-	return evbuffer_get_length(bufferevent_get_output(client->bev));
+	struct bufferevent *under = bufferevent_get_underlying(client->bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(client->bev));
+
+	/* after STLS the encrypted octets wait in the socket's buffer */
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
 }
 
 void shim_client_close_after_flush(struct shim_client *client)
@@ -162,6 +178,9 @@ int shim_client_start_tls(struct shim_client *client)
 	client->bev = filter;
 	client->tls = true;
 	client_setup_bev(client);
+	client->under_cb = evbuffer_add_cb(
+		bufferevent_get_output(bufferevent_get_underlying(filter)),
+		under_output_cb, client);
 	return 0;
 }
 
@@ -263,11 +282,8 @@ static void read_cb(struct bufferevent *bev, void *context)
 	client_process(context);
 }
 
-static void write_cb(struct bufferevent *bev, void *context)
+static void output_drained(struct shim_client *client)
 {
-	struct shim_client *client = context;
-
-	(void)bev;
 	if (client->state == SHIM_STATE_CLOSING) {
 		if (shim_client_output_pending(client) == 0)
 			shim_client_destroy(client);
@@ -279,6 +295,34 @@ static void write_cb(struct bufferevent *bev, void *context)
 	}
 	/* replies drained: pipelined commands waiting behind them */
 	client_process(client);
+}
+
+static void write_cb(struct bufferevent *bev, void *context)
+{
+	(void)bev;
+	output_drained(context);
+}
+
+static void kick_cb(evutil_socket_t fd, short what, void *context)
+{
+	(void)fd;
+	(void)what;
+	output_drained(context);
+}
+
+/* After STLS the filter's write callback runs when its octets move to
+   the socket's buffer, not when they leave it: the socket buffer's
+   drains wake the client through an event of its own (never from
+   inside the buffer's callback). */
+static void under_output_cb(struct evbuffer *buffer,
+			    const struct evbuffer_cb_info *info,
+			    void *context)
+{
+	struct shim_client *client = context;
+
+	(void)buffer;
+	if (info->n_deleted > 0)
+		event_active(client->kick, EV_TIMEOUT, 0);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *context)
@@ -373,7 +417,9 @@ void shim_client_create(struct shim_server *server, int fd,
 						     BEV_OPT_CLOSE_ON_FREE);
 	}
 	client->timer = evtimer_new(server->base, timer_cb, client);
-	if (client->bev == NULL || client->timer == NULL) {
+	client->kick = event_new(server->base, -1, 0, kick_cb, client);
+	if (client->bev == NULL || client->timer == NULL ||
+	    client->kick == NULL) {
 		if (client->bev == NULL)
 			evutil_closesocket(fd);
 		shim_client_destroy(client);

@@ -15,6 +15,7 @@ struct event;
 struct event_base;
 struct bufferevent;
 struct evconnlistener;
+struct evbuffer_cb_entry;
 struct shim_passwd;
 struct shim_crypt_pool;
 struct shim_crypt_job;
@@ -58,6 +59,9 @@ struct shim_client {
 	struct shim_server *server;
 	struct bufferevent *bev;
 	struct event *timer;
+	/* output drained below the socket (after STLS) */
+	struct event *kick;
+	struct evbuffer_cb_entry *under_cb;
 	char ip[INET6_ADDRSTRLEN];
 	char id[32];
 	enum shim_client_state state;

@@ -32,7 +32,7 @@ RUN_USER = "nobody"
 _CERT_DIR: Optional[Path] = None
 
 
-def test_certificate() -> tuple:
+def certificate_files() -> tuple:
     """A self-signed certificate for 127.0.0.1 / localhost (made once per
     test run with openssl(1))."""
     global _CERT_DIR
@@ -116,7 +116,7 @@ class ShimInstance:
              f"state_dir = {self.state_dir}",
              "log = stderr"]
         if self.tls:
-            cert, key = test_certificate()
+            cert, key = certificate_files()
             L += [f"listen_tls = {HOST}:{self.tls_port}",
                   f"ssl_cert = {cert}", f"ssl_key = {key}"]
         L += [f"{k} = {v}" for k, v in self.settings.items()]
@@ -216,7 +216,7 @@ class ShimInstance:
 
     def pop3_ssl(self, user: Optional[str] = None,
                  password: str = DEFAULT_PASSWORD, timeout: float = 10.0):
-        ctx = ssl.create_default_context(cafile=str(test_certificate()[0]))
+        ctx = ssl.create_default_context(cafile=str(certificate_files()[0]))
         p = poplib.POP3_SSL(HOST, self.tls_port, timeout=timeout,
                             context=ctx)
         self._conns.append(p)
@@ -240,7 +240,7 @@ class ShimInstance:
         url = f"{scheme}://{user}:{password}@{HOST}:{port}/{path}"
         args = ["curl", "-s", "--max-time", "10"]
         if tls:
-            args += ["--cacert", str(test_certificate()[0])]
+            args += ["--cacert", str(certificate_files()[0])]
         return subprocess.run([*args, *extra, url], capture_output=True,
                               timeout=20)
 

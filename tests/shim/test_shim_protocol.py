@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from shim_harness import HOST, RawPOP3, test_certificate, wait_until
+from shim_harness import HOST, RawPOP3, certificate_files, wait_until
 
 
 def crlf(data: bytes) -> bytes:
@@ -189,7 +189,7 @@ def test_stls_then_login_and_plaintext_policy(shim):
     assert b"USER" not in caps and b"STLS" in caps
     c.close()
     p = poplib.POP3(HOST, inst.port, timeout=10)
-    p.stls(ssl.create_default_context(cafile=str(test_certificate()[0])))
+    p.stls(ssl.create_default_context(cafile=str(certificate_files()[0])))
     p.user("alice")
     p.pass_("pass")
     assert p.stat()[0] == 1
@@ -201,7 +201,7 @@ def test_stls_discards_pipelined_plaintext(shim):
     c = RawPOP3(inst.port)
     c.send(b"STLS\r\nUSER injected\r\nPASS pass\r\n")
     assert c.readline().startswith(b"+OK")
-    ctx = ssl.create_default_context(cafile=str(test_certificate()[0]))
+    ctx = ssl.create_default_context(cafile=str(certificate_files()[0]))
     s = ctx.wrap_socket(c.sock, server_hostname="localhost")
     s.settimeout(5)
     s.sendall(b"PASS pass\r\n")
