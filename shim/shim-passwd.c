@@ -79,11 +79,22 @@ static enum scheme_kind scheme_parse(const char *stored, const char **data_r)
 	return SCHEME_UNKNOWN;
 }
 
+/* A traditional DES hash: 2 salt and 11 hash characters. Anything else
+   without a '$' is no hash at all (crypt_checksalt() takes any two salt
+   characters), most likely a plain text password missing its {PLAIN}. */
+static bool des_shaped(const char *hash)
+{
+	static const char alphabet[] =
+		"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+	return strlen(hash) == 13 && strspn(hash, alphabet) == 13;
+}
+
 static bool crypt_supported(const char *hash)
 {
 	int ret;
 
-	if (hash[0] == '\0')
+	if (hash[0] != '$' && hash[0] != '_' && !des_shaped(hash))
 		return false;
 	/* LEGACY: DES and MD5-CRYPT, still checked by crypt_r() */
 	ret = crypt_checksalt(hash);
