@@ -275,6 +275,9 @@ struct shim_crypt_pool *shim_crypt_pool_create(struct event_base *base,
 	}
 	pool->base = base;
 	pool->notify_fds[0] = pool->notify_fds[1] = -1;
+	/* OpenSSL's one-time set-up (of the digest that checks use) here,
+	   before there is any worker to race with */
+	(void)shim_passwd_verify("{PLAIN}x", "x", error, error_size);
 	pthread_mutex_init(&pool->mutex, NULL);
 	pthread_cond_init(&pool->cond, NULL);
 	if (pool_init_notify(pool, error, error_size) < 0 ||
