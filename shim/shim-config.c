@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +19,34 @@
 #define RETENTION_PREFIX "pop3_retention_"
 #define CONNECTIONS_LIMIT 1000000
 
-struct config_key {
-	const char *name;
-	/* Parse value into config. Returns 0, or -1 with reason. */
-	int (*parse)(struct shim_config *config, const char *value,
-		     char *reason, size_t reason_size);
-	bool repeatable;
+enum key_kind {
+	/* "host:port" or "[v6]:port", repeatable up to SHIM_LISTEN_MAX */
+	KIND_ADDRESS,
+	KIND_PATH,
+	KIND_MAIL,
+	KIND_USER_NAME,
+	/* one of words, stored as its index */
+	KIND_WORD,
+	/* an interval of at least min seconds */
+	KIND_INTERVAL,
+	/* 1..CONNECTIONS_LIMIT */
+	KIND_COUNT,
 };
 
-/* The keys of one load, with the line each was (last) set on. */
+/* One of the shim's own keys (retention_settings_keys has the others):
+   name, grammar and where it goes; the defaults are shim_config_init()'s
+   and the header's. */
+struct config_key {
+	const char *name;
+	enum key_kind kind;
+	size_t offset;
+	/* KIND_ADDRESS: the count; KIND_PATH, KIND_USER_NAME: the size */
+	size_t arg;
+	unsigned int min;
+	const char *const *words;
+	const char *min_reason;
+};
+
 struct config_parser {
 	const char *path;
 	struct shim_config *config;
@@ -94,18 +114,11 @@ static int port_parse(const char *port, char *reason, size_t reason_size)
 
 static bool hostname_valid(const char *host, size_t len)
 {
-	size_t i;
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.";
 
-	if (len == 0 || host[0] == '-' || host[0] == '.')
-		return false;
-	for (i = 0; i < len; i++) {
-		char c = host[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '.'))
-			return false;
-	}
-	return true;
+	return len > 0 && host[0] != '-' && host[0] != '.' &&
+	       strspn(host, chars) >= len;
 }
 
 /* "host:port" (an IPv4 address or a host name) or "[v6]:port". */
@@ -149,6 +162,9 @@ static int address_parse(const char *value, char *reason, size_t reason_size)
 static int listen_add(char (*list)[SHIM_ADDRESS_MAX], unsigned int *count,
 		      const char *value, char *reason, size_t reason_size)
 {
+	/* "listen =": no plain listener (implicit TLS only) */
+	if (value[0] == '\0')
+		return 0;
 	if (address_parse(value, reason, reason_size) < 0)
 		return -1;
 	if (*count == SHIM_LISTEN_MAX) {
@@ -160,60 +176,19 @@ static int listen_add(char (*list)[SHIM_ADDRESS_MAX], unsigned int *count,
 			   reason_size);
 }
 
-static int parse_listen(struct shim_config *config, const char *value,
-			char *reason, size_t reason_size)
-{
-	/* "listen =": no plain listener (implicit TLS only) */
-	if (value[0] == '\0')
-		return 0;
-	return listen_add(config->listen, &config->listen_count, value,
-			  reason, reason_size);
-}
-
-static int parse_listen_tls(struct shim_config *config, const char *value,
-			    char *reason, size_t reason_size)
-{
-	return listen_add(config->listen_tls, &config->listen_tls_count,
-			  value, reason, reason_size);
-}
-
-static int path_parse(char *dest, const char *value, char *reason,
-		      size_t reason_size)
+static int path_parse(char *dest, size_t size, const char *value,
+		      char *reason, size_t reason_size)
 {
 	if (value[0] != '/' || str_has_control(value))
 		return reason_set(reason, reason_size,
 				  "expected an absolute path");
-	return copy_string(dest, SHIM_PATH_MAX, value, reason, reason_size);
-}
-
-static int parse_ssl_cert(struct shim_config *config, const char *value,
-			  char *reason, size_t reason_size)
-{
-	return path_parse(config->ssl_cert, value, reason, reason_size);
-}
-
-static int parse_ssl_key(struct shim_config *config, const char *value,
-			 char *reason, size_t reason_size)
-{
-	return path_parse(config->ssl_key, value, reason, reason_size);
-}
-
-static int parse_passwd_file(struct shim_config *config, const char *value,
-			     char *reason, size_t reason_size)
-{
-	return path_parse(config->passwd_file, value, reason, reason_size);
-}
-
-static int parse_state_dir(struct shim_config *config, const char *value,
-			   char *reason, size_t reason_size)
-{
-	return path_parse(config->state_dir, value, reason, reason_size);
+	return copy_string(dest, size, value, reason, reason_size);
 }
 
 /* %u, %h, %% and a leading ~ (the home, as in Dovecot's mail_location);
    the result must be an absolute path. */
-static int parse_mail(struct shim_config *config, const char *value,
-		      char *reason, size_t reason_size)
+static int mail_parse(char *dest, const char *value, char *reason,
+		      size_t reason_size)
 {
 	const char *path, *p;
 
@@ -236,81 +211,47 @@ static int parse_mail(struct shim_config *config, const char *value,
 			return reason_set(reason, reason_size,
 					  "only %u, %h and %% may be used");
 	}
-	return copy_string(config->mail, sizeof(config->mail), path, reason,
-			   reason_size);
+	return copy_string(dest, SHIM_PATH_MAX, path, reason, reason_size);
 }
 
-static int parse_user(struct shim_config *config, const char *value,
-		      char *reason, size_t reason_size)
+static int word_parse(const char *const *words, unsigned int *idx_r,
+		      const char *value, char *reason, size_t reason_size)
 {
-	if (str_has_control(value) || strchr(value, ':') != NULL)
-		return reason_set(reason, reason_size, "not a user name");
-	return copy_string(config->user, sizeof(config->user), value, reason,
-			   reason_size);
+	size_t pos;
+	unsigned int i;
+
+	for (i = 0; words[i] != NULL; i++) {
+		if (strcmp(words[i], value) == 0) {
+			*idx_r = i;
+			return 0;
+		}
+	}
+	pos = (size_t)snprintf(reason, reason_size, "expected");
+	for (i = 0; words[i] != NULL && pos < reason_size; i++) {
+		pos += (size_t)snprintf(reason + pos, reason_size - pos,
+					"%s %s", i == 0 ? "" :
+					words[i + 1] == NULL ? " or" : ",",
+					words[i]);
+	}
+	return -1;
 }
 
-static int parse_log(struct shim_config *config, const char *value,
-		     char *reason, size_t reason_size)
-{
-	if (strcmp(value, "stderr") == 0)
-		config->log = SHIM_LOG_STDERR;
-	else if (strcmp(value, "syslog") == 0)
-		config->log = SHIM_LOG_SYSLOG;
-	else
-		return reason_set(reason, reason_size,
-				  "expected stderr or syslog");
-	return 0;
-}
-
-static int interval_parse(const char *value, unsigned int *secs_r,
-			  char *reason, size_t reason_size)
+static int interval_parse(const struct config_key *key, unsigned int *secs_r,
+			  const char *value, char *reason, size_t reason_size)
 {
 	const char *error;
-
-	if (retention_interval_parse(value, secs_r, &error) < 0)
-		return reason_set(reason, reason_size, error);
-	return 0;
-}
-
-static int parse_idle_timeout(struct shim_config *config, const char *value,
-			      char *reason, size_t reason_size)
-{
 	unsigned int secs;
 
-	if (interval_parse(value, &secs, reason, reason_size) < 0)
-		return -1;
-	if (secs < SHIM_IDLE_TIMEOUT_MIN_SECS)
-		return reason_set(reason, reason_size,
-				  "at least 10 minutes (RFC 1939 section 3)");
-	config->idle_timeout_secs = secs;
+	if (retention_interval_parse(value, &secs, &error) < 0)
+		return reason_set(reason, reason_size, error);
+	if (secs < key->min)
+		return reason_set(reason, reason_size, key->min_reason);
+	*secs_r = secs;
 	return 0;
 }
 
-static int parse_login_delay(struct shim_config *config, const char *value,
-			     char *reason, size_t reason_size)
-{
-	return interval_parse(value, &config->login_delay_secs, reason,
-			      reason_size);
-}
-
-static int parse_plaintext_auth(struct shim_config *config,
-				const char *value, char *reason,
-				size_t reason_size)
-{
-	if (strcmp(value, "loopback") == 0)
-		config->plaintext_auth = SHIM_PLAINTEXT_LOOPBACK;
-	else if (strcmp(value, "tls") == 0)
-		config->plaintext_auth = SHIM_PLAINTEXT_TLS;
-	else if (strcmp(value, "always") == 0)
-		config->plaintext_auth = SHIM_PLAINTEXT_ALWAYS;
-	else
-		return reason_set(reason, reason_size,
-				  "expected loopback, tls or always");
-	return 0;
-}
-
-static int connections_parse(const char *value, unsigned int *num_r,
-			     char *reason, size_t reason_size)
+static int count_parse(unsigned int *num_r, const char *value, char *reason,
+		       size_t reason_size)
 {
 	unsigned long num;
 
@@ -323,40 +264,72 @@ static int connections_parse(const char *value, unsigned int *num_r,
 	return 0;
 }
 
-static int parse_connections_per_ip(struct shim_config *config,
-				    const char *value, char *reason,
-				    size_t reason_size)
+static int key_parse(const struct config_key *key, struct shim_config *config,
+		     const char *value, char *reason, size_t reason_size)
 {
-	return connections_parse(value, &config->connections_per_ip, reason,
-				 reason_size);
+	char *field = (char *)config + key->offset;
+	unsigned int *num = (unsigned int *)(void *)field;
+
+	switch (key->kind) {
+	case KIND_ADDRESS:
+		return listen_add((char (*)[SHIM_ADDRESS_MAX])(void *)field,
+				  (unsigned int *)(void *)((char *)config +
+							   key->arg),
+				  value, reason, reason_size);
+	case KIND_PATH:
+		return path_parse(field, key->arg, value, reason, reason_size);
+	case KIND_MAIL:
+		return mail_parse(field, value, reason, reason_size);
+	case KIND_USER_NAME:
+		if (str_has_control(value) || strchr(value, ':') != NULL)
+			return reason_set(reason, reason_size,
+					  "not a user name");
+		return copy_string(field, key->arg, value, reason, reason_size);
+	case KIND_WORD:
+		return word_parse(key->words, num, value, reason, reason_size);
+	case KIND_INTERVAL:
+		return interval_parse(key, num, value, reason, reason_size);
+	case KIND_COUNT:
+		return count_parse(num, value, reason, reason_size);
+	}
+	return reason_set(reason, reason_size, "unknown kind");
 }
 
-static int parse_connections_max(struct shim_config *config,
-				 const char *value, char *reason,
-				 size_t reason_size)
-{
-	return connections_parse(value, &config->connections_max, reason,
-				 reason_size);
-}
+static const char *const log_words[] = { "stderr", "syslog", NULL };
+static const char *const plaintext_words[] = {
+	"loopback", "tls", "always", NULL };
 
-/* Every key of the shim's own; retention_settings_keys has the others. */
+#define OFF(field) offsetof(struct shim_config, field)
+#define PATH_KEY(name) \
+	{ #name, KIND_PATH, OFF(name), SHIM_PATH_MAX, 0, NULL, NULL }
+
 static const struct config_key config_keys[] = {
-	{ "listen", parse_listen, true },
-	{ "listen_tls", parse_listen_tls, true },
-	{ "ssl_cert", parse_ssl_cert, false },
-	{ "ssl_key", parse_ssl_key, false },
-	{ "passwd_file", parse_passwd_file, false },
-	{ "mail", parse_mail, false },
-	{ "user", parse_user, false },
-	{ "state_dir", parse_state_dir, false },
-	{ "log", parse_log, false },
-	{ "idle_timeout", parse_idle_timeout, false },
-	{ "login_delay", parse_login_delay, false },
-	{ "plaintext_auth", parse_plaintext_auth, false },
-	{ "connections_per_ip", parse_connections_per_ip, false },
-	{ "connections_max", parse_connections_max, false },
+	{ "listen", KIND_ADDRESS, OFF(listen), OFF(listen_count), 0, NULL,
+	  NULL },
+	{ "listen_tls", KIND_ADDRESS, OFF(listen_tls), OFF(listen_tls_count),
+	  0, NULL, NULL },
+	PATH_KEY(ssl_cert),
+	PATH_KEY(ssl_key),
+	PATH_KEY(passwd_file),
+	{ "mail", KIND_MAIL, OFF(mail), 0, 0, NULL, NULL },
+	{ "user", KIND_USER_NAME, OFF(user), SHIM_USER_NAME_MAX, 0, NULL,
+	  NULL },
+	PATH_KEY(state_dir),
+	{ "log", KIND_WORD, OFF(log), 0, 0, log_words, NULL },
+	{ "idle_timeout", KIND_INTERVAL, OFF(idle_timeout_secs), 0,
+	  SHIM_IDLE_TIMEOUT_MIN_SECS, NULL,
+	  "at least 10 minutes (RFC 1939 section 3)" },
+	{ "login_delay", KIND_INTERVAL, OFF(login_delay_secs), 0, 0, NULL,
+	  NULL },
+	{ "plaintext_auth", KIND_WORD, OFF(plaintext_auth), 0, 0,
+	  plaintext_words, NULL },
+	{ "connections_per_ip", KIND_COUNT, OFF(connections_per_ip), 0, 0,
+	  NULL, NULL },
+	{ "connections_max", KIND_COUNT, OFF(connections_max), 0, 0, NULL,
+	  NULL },
 };
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
+/* for the checks across keys */
 #define KEY_LISTEN 0
 #define KEY_LISTEN_TLS 1
 #define KEY_SSL_CERT 2
@@ -444,7 +417,7 @@ static int parser_set(struct config_parser *parser, const char *key,
 			 parser->path, parser->line_number, key);
 		return -1;
 	}
-	if (parser->own_lines[i] != 0 && !config_keys[i].repeatable) {
+	if (parser->own_lines[i] != 0 && config_keys[i].kind != KIND_ADDRESS) {
 		snprintf(reason, sizeof(reason), "already set on line %u",
 			 parser->own_lines[i]);
 		return parser_error(parser, key, value, reason, error,
@@ -456,8 +429,8 @@ static int parser_set(struct config_parser *parser, const char *key,
 	if (value[0] == '\0' && i != KEY_LISTEN)
 		return parser_error(parser, key, value, "empty value", error,
 				    error_size);
-	if (config_keys[i].parse(parser->config, value, reason,
-				 sizeof(reason)) < 0)
+	if (key_parse(&config_keys[i], parser->config, value, reason,
+		      sizeof(reason)) < 0)
 		return parser_error(parser, key, value, reason, error,
 				    error_size);
 	parser->own_lines[i] = parser->line_number;
