@@ -47,14 +47,6 @@ struct config_key {
 	const char *min_reason;
 };
 
-struct config_parser {
-	const char *path;
-	struct shim_config *config;
-	unsigned int own_lines[16];
-	unsigned int retention_lines[32];
-	unsigned int line_number;
-};
-
 static int reason_set(char *reason, size_t reason_size, const char *text)
 {
 	snprintf(reason, reason_size, "%s", text);
@@ -335,6 +327,17 @@ static const struct config_key config_keys[] = {
 #define KEY_SSL_CERT 2
 #define KEY_SSL_KEY 3
 #define KEY_CONNECTIONS_PER_IP 12
+/* retention_settings_keys has 21 */
+#define RETENTION_KEYS_MAX 32
+
+/* The keys of one load, with the line each was (last) set on. */
+struct config_parser {
+	const char *path;
+	struct shim_config *config;
+	unsigned int own_lines[CONFIG_KEY_COUNT];
+	unsigned int retention_lines[RETENTION_KEYS_MAX];
+	unsigned int line_number;
+};
 
 void shim_config_init(struct shim_config *config)
 {
@@ -359,7 +362,8 @@ static int retention_key_index(const char *key)
 	unsigned int i;
 
 	for (i = 0; retention_settings_keys[i] != NULL; i++) {
-		if (strcmp(retention_settings_keys[i], key) == 0)
+		if (i < RETENTION_KEYS_MAX &&
+		    strcmp(retention_settings_keys[i], key) == 0)
 			return (int)i;
 	}
 	return -1;

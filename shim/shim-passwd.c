@@ -84,8 +84,8 @@ static enum scheme_kind scheme_parse(const char *stored, const char **data_r)
    characters), most likely a plain text password missing its {PLAIN}. */
 static bool des_shaped(const char *hash)
 {
-	static const char alphabet[] =
-		"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	static const char alphabet[] = "./0123456789"
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 	return strlen(hash) == 13 && strspn(hash, alphabet) == 13;
 }
