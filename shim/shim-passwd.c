@@ -138,17 +138,34 @@ static int secret_equal(const char *a, size_t a_len, const char *b,
 	return ret;
 }
 
+/* What stored is, for errors: its scheme or crypt(3) prefix, never
+   its data (which may be a plain text password missing its {PLAIN}). */
+static const char *stored_describe(const char *stored, char *buf,
+				   size_t size)
+{
+	size_t len;
+
+	if (stored[0] == '{' || stored[0] == '$') {
+		len = strcspn(stored + 1, stored[0] == '{' ? "}" : "$");
+		if (len <= 32 && stored[len + 1] != '\0') {
+			snprintf(buf, size, "'%.*s'", (int)len + 2, stored);
+			return buf;
+		}
+	}
+	return "no crypt(3) hash (plain text needs {PLAIN})";
+}
+
 static int crypt_verify(const char *hash, const char *password,
 			char *error, size_t error_size)
 {
 	struct crypt_data *data;
 	const char *out;
+	char desc[64];
 	int ret;
 
 	if (!crypt_supported(hash)) {
-		snprintf(error, error_size,
-			 "crypt(3) of this system cannot check '%.8s...' "
-			 "hashes", hash);
+		snprintf(error, error_size, "unsupported password: %s",
+			 stored_describe(hash, desc, sizeof(desc)));
 		return -1;
 	}
 	/* about 32 KiB: not on a worker thread's stack */
@@ -159,8 +176,8 @@ static int crypt_verify(const char *hash, const char *password,
 	}
 	out = crypt_r(password, hash, data);
 	if (out == NULL || out[0] == '*') {
-		snprintf(error, error_size, "malformed crypt(3) hash '%.8s...'",
-			 hash);
+		snprintf(error, error_size, "malformed crypt(3) hash %s",
+			 stored_describe(hash, desc, sizeof(desc)));
 		ret = -1;
 	} else {
 		ret = secret_equal(out, strlen(out), hash, strlen(hash));
@@ -176,6 +193,7 @@ int shim_passwd_verify(const char *stored, const char *password,
 		       char *error, size_t error_size)
 {
 	const char *data;
+	char desc[64];
 	int ret;
 
 	switch (scheme_parse(stored, &data)) {
@@ -190,8 +208,8 @@ int shim_passwd_verify(const char *stored, const char *password,
 	case SCHEME_UNKNOWN:
 		break;
 	}
-	snprintf(error, error_size, "unsupported password scheme in '%.16s'",
-		 stored);
+	snprintf(error, error_size, "unsupported password scheme %s",
+		 stored_describe(stored, desc, sizeof(desc)));
 	return -1;
 }
 
@@ -264,6 +282,7 @@ static int entry_parse(struct passwd_entry *entry, char *error,
 		       size_t error_size)
 {
 	char *fields[FIELD_EXTRA + 1];
+	char desc[64];
 	char *p = entry->line;
 	unsigned int n = 0;
 
@@ -287,9 +306,10 @@ static int entry_parse(struct passwd_entry *entry, char *error,
 	}
 	if (!shim_passwd_scheme_supported(fields[FIELD_PASSWORD])) {
 		snprintf(error, error_size,
-			 "user %.64s: unsupported password scheme or hash "
-			 "'%.16s...'", fields[FIELD_USER],
-			 fields[FIELD_PASSWORD]);
+			 "user %.64s: unsupported password scheme or hash: "
+			 "%s", fields[FIELD_USER],
+			 stored_describe(fields[FIELD_PASSWORD], desc,
+					 sizeof(desc)));
 		return -1;
 	}
 	entry->pub.name = fields[FIELD_USER];
