@@ -374,8 +374,17 @@ static int parser_error(struct config_parser *parser, const char *key,
 			const char *value, const char *reason, char *error,
 			size_t error_size)
 {
-	snprintf(error, error_size, "%s:%u: %.64s: invalid value '%.256s': %s",
-		 parser->path, parser->line_number, key, value, reason);
+	char shown[257];
+	size_t i;
+
+	/* the error goes to a terminal or syslog: no control characters */
+	for (i = 0; value[i] != '\0' && i < sizeof(shown) - 1; i++) {
+		shown[i] = (unsigned char)value[i] < 0x20 || value[i] == 0x7f ?
+				   '?' : value[i];
+	}
+	shown[i] = '\0';
+	snprintf(error, error_size, "%s:%u: %.64s: invalid value '%s': %s",
+		 parser->path, parser->line_number, key, shown, reason);
 	return -1;
 }
 

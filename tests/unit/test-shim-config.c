@@ -160,8 +160,8 @@ static const struct load_row load_rows[] = {
 	  "connections_per_ip = 11\n", ":3: connections_per_ip: invalid value "
 	  "'11': above connections_max", NONE, 0, NULL },
 	{ "user", PW "user = vmail\n", NULL, USER, 0, "vmail" },
-	{ "user with control", PW "user = a\001b\n", "not a user name", NONE,
-	  0, NULL },
+	{ "user with control", PW "user = a\001b\n", ":2: user: invalid value "
+	  "'a?b': not a user name", NONE, 0, NULL },
 	{ "state_dir", PW "state_dir = /var/lib/x\n", NULL, STATE_DIR, 0,
 	  "/var/lib/x" },
 	{ "policy keep", PW R "policy = keep\n" R "keep = 30d\n", NULL, KEEP,
