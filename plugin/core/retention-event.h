@@ -38,7 +38,7 @@ struct retention_event {
 	bool dry_run;
 	/* the event's number in its retention session, from 1, in the
 	   order the session handed its events over (retention-hooks.h);
-	   0: none (a line written before the number existed) */
+	   0: none */
 	uint32_t seq;
 };
 
@@ -65,30 +65,9 @@ void retention_event_id(const struct retention_event *event,
    on allocation failure. */
 char *retention_event_to_json(const struct retention_event *event);
 
-/* The event's fields as text: RETENTION_EVENT_FIELDS fields separated by
-   TAB, in the order type, timestamp, user, mailbox, uidl, uid,
-   uidvalidity, message_id, size, arrived_at, retrieved_at,
-   first_retrieval (0/1), policy, reason, retain_until, session,
-   remote_ip, dry_run (0/1), seq (empty for 0). Times are Unix seconds,
-   empty when unknown; an empty string field is NULL. Lines of
-   RETENTION_EVENT_FIELDS_NO_SEQ fields, written before seq existed
-   (outboxes, drop files and spool records outlive an upgrade), decode
-   with seq 0. Each field is tab-escaped as in
-   Dovecot's internal protocols: \001 followed by '0', '1', 't', 'r' or
-   'n' stands for NUL, \001, TAB, CR or LF. This is the form of the
-   pop3-retention wire protocol and outbox files (the Dovecot host
-   writes it), and of compact spool records (below). */
-#define RETENTION_EVENT_FIELDS 19
-#define RETENTION_EVENT_FIELDS_NO_SEQ 18
-
-/* Decode fields (NUL-terminated, no LF) in place into event_r, whose
-   strings then point into fields. Returns 0, or -1 with error_r (valid
-   until this thread's next call). Thread-safe; allocates nothing. */
-int retention_event_decode(char *fields, struct retention_event *event_r,
-			   const char **error_r);
-
 /* A compact spool record: this prefix, then the event's fields as
-   above. Stored instead of the JSON body so that the thread accepting
+   retention_event_encode() writes them (retention-event-codec.h).
+   Stored instead of the JSON body so that the thread accepting
    events does not build JSON (about half its work per event); it is
    rendered when a delivery thread checks the event out. */
 #define RETENTION_EVENT_RECORD_PREFIX "pop3-retention-event 1\t"

@@ -9,6 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* An event of an applied plan, held until the host's commit is done. */
+struct held_event {
+	struct retention_event event;
+	/* one block holding event.uidl and event.message_id: the host's
+	   strings are valid only during its callback, the session's own
+	   and the reason names outlive the session's events */
+	char *strings;
+};
+
 struct retention_session {
 	struct retention_settings set;
 	struct retention_host host;
@@ -31,6 +40,9 @@ struct retention_session {
 	struct retention_plan plan;
 
 	struct retention_session_stats stats;
+	/* events of applied plans, until retention_session_commit_done() */
+	struct held_event *held;
+	unsigned int held_count, held_alloc;
 	/* the seq of the last event handed to the host */
 	uint32_t event_seq;
 	bool update_applied;
@@ -79,6 +91,8 @@ void retention_session_destroy(struct retention_session **_session)
 	if (session == NULL)
 		return;
 	*_session = NULL;
+	(void)retention_session_commit_done(session, false);
+	free(session->held);
 	free(session->entries);
 	free(session->removed);
 	free(session->facts);
@@ -246,6 +260,59 @@ static void event_emit(struct retention_session *session,
 	session->host.event(session->context, event);
 }
 
+/* Copy str into *pos, advancing it; NULL stays NULL. */
+static const char *held_string(const char *str, char **pos)
+{
+	char *copy = *pos;
+	size_t size;
+
+	if (str == NULL)
+		return NULL;
+	size = strlen(str) + 1;
+	memcpy(copy, str, size);
+	*pos += size;
+	return copy;
+}
+
+/* Keep a copy of event until retention_session_commit_done(). Without
+   memory for it the event is lost: handing it over before the commit
+   could report a change that did not happen. */
+static void event_hold(struct retention_session *session,
+		       const struct retention_event *event)
+{
+	struct held_event *held;
+	size_t size = 0;
+	char *pos;
+
+	if (!event_wanted(session, event->type))
+		return;
+	if (session->held_count == session->held_alloc) {
+		unsigned int new_alloc =
+			session->held_alloc == 0 ? 8 : session->held_alloc * 2;
+
+		if (new_alloc < session->held_alloc)
+			return;
+		held = reallocarray(session->held, new_alloc, sizeof(*held));
+		if (held == NULL)
+			return;
+		session->held = held;
+		session->held_alloc = new_alloc;
+	}
+	if (event->uidl != NULL)
+		size += strlen(event->uidl) + 1;
+	if (event->message_id != NULL)
+		size += strlen(event->message_id) + 1;
+	held = &session->held[session->held_count];
+	held->strings = NULL;
+	if (size > 0 && (held->strings = malloc(size)) == NULL)
+		return;
+	held->event = *event;
+	pos = held->strings;
+	held->event.uidl = held_string(event->uidl, &pos);
+	held->event.message_id = held_string(event->message_id, &pos);
+	session->held_count++;
+}
+
 static void audit_emit(struct retention_session *session,
 		       const struct retention_plan *plan,
 		       const struct retention_plan_entry *entry,
@@ -350,7 +417,8 @@ static void apply_entry(struct retention_session *session,
 			   plan->now, &info, facts);
 	}
 	event.reason = retention_reason_name(d->reason);
-	event_emit(session, &event);
+	/* a fact only once the host's commit succeeded */
+	event_hold(session, &event);
 }
 
 unsigned int retention_session_apply(struct retention_session *session,
@@ -363,6 +431,20 @@ unsigned int retention_session_apply(struct retention_session *session,
 	for (i = 0; i < plan->count; i++)
 		apply_entry(session, plan, &plan->entries[i], &failures);
 	return failures;
+}
+
+unsigned int retention_session_commit_done(struct retention_session *session,
+					   bool committed)
+{
+	unsigned int i, count = session->held_count;
+
+	for (i = 0; i < count; i++) {
+		if (committed)
+			event_emit(session, &session->held[i].event);
+		free(session->held[i].strings);
+	}
+	session->held_count = 0;
+	return count;
 }
 
 bool retention_session_retrieved(struct retention_session *session,

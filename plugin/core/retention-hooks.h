@@ -11,21 +11,29 @@
      retention_session_add_message() once per message of the maildrop
      retention_session_begin()       before the listing is built; the host
                                      carries out the plan with
-                                     retention_session_apply() and leaves
-                                     every non-KEEP message out of the
-                                     listing
+                                     retention_session_apply(), commits,
+                                     calls retention_session_commit_done()
+                                     and leaves every non-KEEP message out
+                                     of the listing
      retention_session_retrieved()   a RETR (or, with top_counts, a TOP)
                                      has sent the whole message
      retention_session_set_deleted() DELE / RSET (pending until UPDATE)
      retention_session_update()      QUIT in TRANSACTION state; the host
                                      applies the plan in the same commit
-                                     as the client's own DELEs
+                                     as the client's own DELEs, then calls
+                                     retention_session_commit_done()
      retention_session_end()         always, QUIT or not
      retention_session_destroy()
 
    retention_session_sweep() replaces begin/update for a sweep outside
    any session. Messages are addressed by their index in the order they
    were added (0-based; POP3 message number - 1).
+
+   Events of removals and retains are facts only once the host's commit
+   of the plan succeeded: retention_session_apply() holds them, and
+   retention_session_commit_done() hands them to the host's event
+   callback (committed) or drops them (not committed). Events of
+   downloads (retention_session_retrieved()) are handed over at once.
 
    The core never blocks, never runs a loop and never touches storage:
    every effect goes through the host's callbacks. All callbacks receive
@@ -83,12 +91,15 @@ struct retention_host {
 	int (*state_write)(void *context, unsigned int idx,
 			   time_t first_retrieved_at, const char **error_r);
 	/* Hand over one event for delivery (already filtered by
-	   webhook_events). NULL when the host sends no webhooks: the core
-	   then builds no events at all (and looks nothing up for them).
-	   The event is valid only during the call; the host gives it its
+	   webhook_events): from retention_session_retrieved(), and from
+	   retention_session_commit_done() for the events of applied
+	   plans. NULL when the host sends no webhooks: the core then
+	   builds no events at all (and looks nothing up for them). The
+	   event is valid only during the call; the host gives it its
 	   webhook-id (retention_event_id()) where it is spooled. The
 	   session numbers its events (event->seq) 1, 2, ... in the order
-	   of these calls. */
+	   of these calls. The callback must not call back into the
+	   session. */
 	void (*event)(void *context, const struct retention_event *event);
 	/* Log one audit record. */
 	void (*audit)(void *context, const struct retention_audit *audit);
@@ -134,7 +145,8 @@ retention_session_create(const struct retention_settings *set,
 			 const struct retention_host *host, void *context,
 			 const struct retention_session_info *info);
 
-/* Free the session and NULL the pointer. */
+/* Free the session and NULL the pointer. Events still held (no
+   retention_session_commit_done() after an apply) are dropped. */
 void retention_session_destroy(struct retention_session **session);
 
 /* Add the next message. Only facts->arrived_at, first_retrieved_at,
@@ -176,12 +188,25 @@ const struct retention_plan *
 retention_session_sweep(struct retention_session *session, time_t now);
 
 /* Carry out a plan: for each REMOVE call message_remove, for each RETAIN
-   call message_retain (neither under dry_run), then audit and emit the
-   event (message.deleted, message.expired, message.retained). HIDE
-   entries are only audited at session begin. A failed callback keeps the
-   message and is audited as failed. Returns the number of failures. */
+   call message_retain (neither under dry_run), then audit and hold the
+   event (message.deleted, message.expired, message.retained) until
+   retention_session_commit_done(). HIDE entries are only audited at
+   session begin. A failed callback keeps the message, is audited as
+   failed and has no event. Returns the number of failures. The host
+   must call retention_session_commit_done() once it has committed or
+   rolled back the changes. */
 unsigned int retention_session_apply(struct retention_session *session,
 				     const struct retention_plan *plan);
+
+/* The host's commit of the plans applied since the last call is done.
+   committed: it succeeded (under dry_run: the host is done, nothing was
+   to be committed), and the held events go to the host's event
+   callback, in the order they were held, numbered then; otherwise they
+   are dropped. An event that could not be held for lack of memory is
+   lost. Returns the number of events released or dropped, so the host
+   can log what it dropped. */
+unsigned int retention_session_commit_done(struct retention_session *session,
+					   bool committed);
 
 /* The decision for one message at a moment, without acting (status). */
 void retention_session_decide(const struct retention_session *session,

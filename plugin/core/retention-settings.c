@@ -34,9 +34,7 @@ const char *const retention_settings_keys[] = {
 	"pop3_retention_webhook_retry_schedule",
 	"pop3_retention_webhook_timeout",
 	"pop3_retention_webhook_max_in_flight",
-	"pop3_retention_webhook_workers",
 	"pop3_retention_webhook_nice",
-	"pop3_retention_webhook_defer_when_busy",
 	NULL
 };
 
@@ -49,9 +47,7 @@ static const char *const site_only_keys[] = {
 	"pop3_retention_webhook_retry_schedule",
 	"pop3_retention_webhook_timeout",
 	"pop3_retention_webhook_max_in_flight",
-	"pop3_retention_webhook_workers",
 	"pop3_retention_webhook_nice",
-	"pop3_retention_webhook_defer_when_busy",
 	NULL
 };
 
@@ -61,9 +57,7 @@ static const unsigned int default_retry_schedule[] = {
 
 #define DEFAULT_WEBHOOK_TIMEOUT_SECS 15
 #define DEFAULT_WEBHOOK_MAX_IN_FLIGHT 16
-#define DEFAULT_WEBHOOK_WORKERS 2
 #define DEFAULT_WEBHOOK_NICE 19
-#define DEFAULT_WEBHOOK_DEFER_WHEN_BUSY_SECS 30
 
 static void __attribute__((format(printf, 2, 3)))
 set_error(struct retention_settings *set, const char *fmt, ...);
@@ -91,9 +85,7 @@ void retention_settings_init(struct retention_settings *set)
 				    sizeof(default_retry_schedule[0]);
 	set->webhook_timeout_secs = DEFAULT_WEBHOOK_TIMEOUT_SECS;
 	set->webhook_max_in_flight = DEFAULT_WEBHOOK_MAX_IN_FLIGHT;
-	set->webhook_workers = DEFAULT_WEBHOOK_WORKERS;
 	set->webhook_nice = DEFAULT_WEBHOOK_NICE;
-	set->webhook_defer_when_busy_secs = DEFAULT_WEBHOOK_DEFER_WHEN_BUSY_SECS;
 }
 
 static bool str_match_any(const char *str, const char *const *words)
@@ -602,27 +594,9 @@ static int set_one(struct retention_settings *set, const char *name,
 		return set_uint_range(set, key, value, 1,
 				      RETENTION_WEBHOOK_MAX_IN_FLIGHT_MAX,
 				      &set->webhook_max_in_flight);
-	if (strcmp(name, "webhook_workers") == 0)
-		return set_uint_range(set, key, value, 1,
-				      RETENTION_WEBHOOK_WORKERS_MAX,
-				      &set->webhook_workers);
 	if (strcmp(name, "webhook_nice") == 0)
 		return set_uint_range(set, key, value, 0, 19,
 				      &set->webhook_nice);
-	if (strcmp(name, "webhook_defer_when_busy") == 0) {
-		unsigned int secs;
-
-		if (set_interval(set, key, value, &secs) < 0)
-			return -1;
-		if (secs > RETENTION_WEBHOOK_DEFER_WHEN_BUSY_MAX_SECS) {
-			set_error(set, "%s: invalid value '%s': at most %us "
-				  "(0 turns deferral off)", key, value,
-				  RETENTION_WEBHOOK_DEFER_WHEN_BUSY_MAX_SECS);
-			return -1;
-		}
-		set->webhook_defer_when_busy_secs = secs;
-		return 0;
-	}
 	set_error(set, "%s: unknown setting", key);
 	return -1;
 }
@@ -672,13 +646,8 @@ static void reset_one(struct retention_settings *set, const char *name)
 		set->webhook_timeout_secs = defaults.webhook_timeout_secs;
 	else if (strcmp(name, "webhook_max_in_flight") == 0)
 		set->webhook_max_in_flight = defaults.webhook_max_in_flight;
-	else if (strcmp(name, "webhook_workers") == 0)
-		set->webhook_workers = defaults.webhook_workers;
 	else if (strcmp(name, "webhook_nice") == 0)
 		set->webhook_nice = defaults.webhook_nice;
-	else if (strcmp(name, "webhook_defer_when_busy") == 0)
-		set->webhook_defer_when_busy_secs =
-			defaults.webhook_defer_when_busy_secs;
 }
 
 static bool key_is_known(const char *key)

@@ -16,11 +16,8 @@
 #define RETENTION_PATH_MAX 4096
 /* The default schedule has 8 attempts; 16 leaves room for longer ones. */
 #define RETENTION_RETRY_SCHEDULE_MAX 16
-/* Transfers in flight over all delivery workers. */
+/* Transfers in flight to the endpoint. */
 #define RETENTION_WEBHOOK_MAX_IN_FLIGHT_MAX 256
-#define RETENTION_WEBHOOK_WORKERS_MAX 16
-/* Longest delay of delivery while the CPUs are busy (one hour). */
-#define RETENTION_WEBHOOK_DEFER_WHEN_BUSY_MAX_SECS 3600
 
 enum retention_policy_kind {
 	RETENTION_POLICY_OFF = 0,
@@ -68,14 +65,10 @@ struct retention_settings {
 	unsigned int retry_schedule[RETENTION_RETRY_SCHEDULE_MAX];
 	unsigned int retry_schedule_count;
 	unsigned int webhook_timeout_secs;
-	/* Delivery: transfers in flight (all workers together), worker
-	   threads, and the niceness they run at (0..19). */
+	/* Delivery: transfers in flight, and the niceness the delivery
+	   service adds to its own once at start-up (0..19). */
 	unsigned int webhook_max_in_flight;
-	unsigned int webhook_workers;
 	unsigned int webhook_nice;
-	/* Delivery waits at most this long while the machine's CPUs are
-	   busy with other work (cpu-load.h); 0: never. */
-	unsigned int webhook_defer_when_busy_secs;
 
 	/* Text of the last error from retention_settings_set() or
 	   retention_settings_check(); names the setting and the value. */

@@ -4,27 +4,30 @@
 #include "webhook-crypto.h"
 
 #include <openssl/core_names.h>
-#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
-static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static bool fetched;
 static EVP_MD *sha256_md;
 static EVP_MAC *hmac_mac;
 
 static void fetch_all(void)
 {
+	if (fetched)
+		return;
+	fetched = true;
 	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 	hmac_mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
 }
 
 const EVP_MD *webhook_crypto_sha256(void)
 {
-	(void)pthread_once(&fetch_once, fetch_all);
+	fetch_all();
 	return sha256_md;
 }
 
 EVP_MAC *webhook_crypto_hmac(void)
 {
-	(void)pthread_once(&fetch_once, fetch_all);
+	fetch_all();
 	return hmac_mac;
 }

@@ -5,7 +5,7 @@
    fetch per call look the algorithm up in the provider store (a global
    lock and a hash lookup) on every digest or MAC; the events' ids,
    the spool's record checksums and the signatures need one each per
-   event, on several threads. */
+   event. The core runs in one thread: the fetch is not locked. */
 
 #include <openssl/evp.h>
 

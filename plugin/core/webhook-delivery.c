@@ -10,8 +10,9 @@
    the host's single one-shot timer, re-armed at the end of every entry
    point (never from inside a libcurl callback).
 
-   Durability: an outcome is recorded in the spool (rename or unlink)
-   as soon as it is known; the spool's directories are synced as a group
+   Durability: an outcome is recorded in the spool's outcome log as soon
+   as it is known and written before the loop waits again (one write
+   per segment per turn); the logs are synced as a group
    (webhook_spool_sync()) at most every WEBHOOK_DELIVERY_SYNC_INTERVAL_MS,
    and when the engine stops, never once per event. */
 
@@ -92,9 +93,6 @@ struct webhook_delivery {
 	/* the host calls webhook_delivery_turn_end() */
 	bool turn_end;
 	char ca_file[RETENTION_PATH_MAX];
-	atomic_bool *shared_disabled;
-	/* see webhook_delivery_config.defer_ms */
-	atomic_llong *defer_ms;
 
 	bool curl_initialized;
 	CURLM *multi;
@@ -315,18 +313,9 @@ void webhook_delivery_turn_end(struct webhook_delivery *d)
 		turn_flush(d);
 }
 
-/* How late events are taken now (webhook_delivery_config.defer_ms). */
-static int64_t defer_ms(struct webhook_delivery *d)
-{
-	return d->defer_ms == NULL ? 0 : (int64_t)atomic_load(d->defer_ms);
-}
-
-/* Disabled by a 410, here or (shared flag) in another engine. */
+/* Disabled by a 410. */
 static bool is_disabled(struct webhook_delivery *d)
 {
-	if (!d->stats.disabled && d->shared_disabled != NULL &&
-	    atomic_load(d->shared_disabled))
-		d->stats.disabled = true;
 	return d->stats.disabled;
 }
 
@@ -346,7 +335,7 @@ static void rearm(struct webhook_delivery *d)
 	    d->in_flight < d->max_in_flight) {
 		due = webhook_spool_next_due(d->spool);
 		if (due >= 0) {
-			at = due + defer_ms(d) - wall_ms();
+			at = due - wall_ms();
 			at = now + (at < 0 ? 0 : at);
 			if (deadline < 0 || at < deadline)
 				deadline = at;
@@ -521,9 +510,7 @@ static void outcome_gone(struct webhook_delivery *d,
 	memcpy(id, event->id, strlen(event->id) + 1);
 	/* kept as it was: sent once the admin re-enables the endpoint */
 	webhook_spool_release(d->spool, &event);
-	if (!d->stats.disabled &&
-	    (d->shared_disabled == NULL ||
-	     !atomic_exchange(d->shared_disabled, true))) {
+	if (!d->stats.disabled) {
 		d->stats.disabled = true;
 		webhook_spool_counts(d->spool, &counts);
 		delivery_log(d, WEBHOOK_LOG_ERROR,
@@ -776,8 +763,7 @@ static void pump(struct webhook_delivery *d)
 		t = transfer_idle(d);
 		if (t == NULL)
 			break;
-		ret = webhook_spool_checkout(d->spool,
-					     wall_ms() - defer_ms(d), &event);
+		ret = webhook_spool_checkout(d->spool, wall_ms(), &event);
 		if (ret == 0)
 			break;
 		if (ret < 0) {
@@ -888,8 +874,6 @@ webhook_delivery_create(const struct webhook_delivery_config *config)
 	d->log = config->log;
 	d->report = config->report;
 	d->random = config->random;
-	d->shared_disabled = config->shared_disabled;
-	d->defer_ms = config->defer_ms;
 	d->turn_end = config->turn_end;
 	d->max_in_flight = config->max_in_flight == 0 ?
 		WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT : config->max_in_flight;
@@ -1128,8 +1112,7 @@ void webhook_delivery_kick(struct webhook_delivery *d)
 
 bool webhook_delivery_is_disabled(const struct webhook_delivery *d)
 {
-	return d->stats.disabled ||
-		(d->shared_disabled != NULL && atomic_load(d->shared_disabled));
+	return d->stats.disabled;
 }
 
 void webhook_delivery_enable(struct webhook_delivery *d)
@@ -1137,8 +1120,6 @@ void webhook_delivery_enable(struct webhook_delivery *d)
 	if (!webhook_delivery_is_disabled(d))
 		return;
 	d->stats.disabled = false;
-	if (d->shared_disabled != NULL)
-		atomic_store(d->shared_disabled, false);
 	delivery_log(d, WEBHOOK_LOG_INFO, "webhook delivery to %s re-enabled",
 		     d->endpoint);
 	if (!d->started)

@@ -3,7 +3,7 @@
 
 /* The webhook delivery engine: takes due events from a spool, POSTs them
    with libcurl's multi interface (curl_multi_socket_action), and records
-   each outcome in the spool: 2xx delivered (unlinked), 410 disables the
+   each outcome in the spool: 2xx delivered, 410 disables the
    endpoint (events stay spooled), anything else is retried on the
    schedule with jitter and Retry-After, and dead-lettered after the last
    attempt.
@@ -20,11 +20,13 @@
        ready, webhook_delivery_timer_expired() when the timer fires, and
        webhook_delivery_kick() after it committed or imported new events.
 
-   Dovecot's ioloop: keep per fd an io for IO_READ and one for IO_WRITE
-   (io_add() takes one direction) and add/remove them to match the
-   events mask; the timer is timeout_add_short() / timeout_remove().
-   libevent: one event_new(fd, EV_READ|EV_WRITE|EV_PERSIST per the mask)
-   per fd, event_del() + event_free() for 0; the timer is an evtimer.
+   Dovecot's ioloop (plugin/dovecot/dovecot-ioloop-curl.c): per fd an
+   io for IO_READ and one for IO_WRITE (io_add() takes one direction),
+   added and removed to match the events mask; the timer is
+   timeout_add_short() / timeout_remove(). libevent (the unit tests'
+   driver, tests/unit/test-loop.c): one event_new(fd, EV_READ|EV_WRITE|
+   EV_PERSIST per the mask) per fd, event_del() + event_free() for 0;
+   the timer is an evtimer.
    The engine calls fd_watch(fd, 0) before libcurl closes a socket.
    fd_watch and timer_set may be called from inside any webhook_delivery_*
    call; they must not call back into the engine themselves.
@@ -39,7 +41,6 @@
 #include "webhook-sign.h"
 #include "webhook-spool.h"
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -62,7 +63,7 @@
 /* The timer is never armed further ahead than this, so that a wall
    clock step cannot delay due retries for long. */
 #define WEBHOOK_DELIVERY_TIMER_MAX_MS 60000
-/* Outcomes (unlink, rename) are synced to disk as a group at most this
+/* Outcomes are synced to disk as a group at most this
    often: the fsync() rate stays bounded however fast the receiver is,
    and a power failure can only cost duplicates from the last interval. */
 #define WEBHOOK_DELIVERY_SYNC_INTERVAL_MS 100
@@ -79,7 +80,7 @@ struct webhook_delivery_loop {
 };
 
 enum webhook_delivery_outcome {
-	WEBHOOK_DELIVERY_DELIVERED = 0,	/* 2xx: unlinked */
+	WEBHOOK_DELIVERY_DELIVERED = 0,	/* 2xx */
 	WEBHOOK_DELIVERY_FAILED,	/* will be retried */
 	WEBHOOK_DELIVERY_DEAD_LETTERED,	/* last attempt failed */
 	WEBHOOK_DELIVERY_DISABLED,	/* 410: endpoint disabled */
@@ -103,8 +104,6 @@ struct webhook_delivery_stats {
 	uint64_t dead_lettered;
 	unsigned int in_flight;
 	bool disabled;
-	/* webhook runner only: delivery is deferred (CPUs busy) */
-	bool deferring;
 };
 
 struct webhook_delivery_config {
@@ -134,16 +133,6 @@ struct webhook_delivery_config {
 	unsigned int max_in_flight;
 	/* PEM CA bundle for TLS; NULL: the system's */
 	const char *ca_file;
-	/* Engines that deliver to the same endpoint from other threads
-	   share this flag (NULL: not shared): a 410 seen by one disables
-	   them all, so that none sends an event another one just gave
-	   back, and only the first one logs it. */
-	atomic_bool *shared_disabled;
-	/* NULL or 0: events are taken when due. Otherwise events (retries
-	   too) are taken this many milliseconds after they are due: the
-	   webhook runner sets it while the machine's CPUs are busy with
-	   other work, and kicks the engine when it clears it. */
-	atomic_llong *defer_ms;
 	/* false: each entry point below writes the outcomes it recorded
 	   before it returns. true: the host calls
 	   webhook_delivery_turn_end() after each turn of its loop, which

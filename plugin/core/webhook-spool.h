@@ -8,8 +8,8 @@
      <dir>/corrupt/  quarantined bytes, kept for the admin
      <dir>/lock      flock()ed by the process that owns the spool
 
-   A segment seg/<created_ms>-<pid>-<seq>.seg is written by one writer
-   (the owner, or one APPEND_ONLY producer) and only ever appended to:
+   A segment seg/<created_ms>-<pid>-<seq>.seg is written by the owner
+   only, and only ever appended to:
 
      pop3-retention-segment 1\n
      E <webhook-id> <created_ms> <body_len> <sha256 hex of the body>\n
@@ -26,67 +26,54 @@
    The last line for a record wins. A dead-lettered event is also
    written to dead/<segment name>.<n>, a text header (the line
    "pop3-retention-dead 1", then "id", "created", "attempts", "length"
-   and "sha256" lines, a blank line) followed by the body. A segment
-   whose events are all delivered or dead-lettered, and that its writer
-   has left, is unlinked; its log after that unlink is durable.
+   and "sha256" lines, a blank line) followed by the body.
+
+   Ids held: the spool knows the webhook-id of every record in its
+   segments, pending or done, and webhook_spool_append() skips an event
+   whose id it holds. A segment whose events are all delivered or
+   dead-lettered stays on disk for the recent window
+   (webhook_spool_set_recent(), WEBHOOK_SPOOL_RECENT_MS by default; at
+   most WEBHOOK_SPOOL_RECENT_BYTES of such segments), so that an event
+   handed over again after a crash of its producer or of the service,
+   with the same id, is not sent again; then it is unlinked, and its log
+   once that unlink is durable.
 
    Durability: webhook_spool_commit() writes the batch and makes it
    durable with one fdatasync() of the segment (and one fsync() of seg/
    after a new segment was started); only then are its events visible.
    Outcomes of deliveries (D, R) wait in memory until
-   webhook_spool_flush(), which the delivery engine calls before it goes
-   back to its loop: one write(2) per segment for all the responses one
+   webhook_spool_flush(), which the delivery engine calls before its
+   loop waits again: one write(2) per segment for all the responses one
    wake-up brought. Dead letters (X) are written at once. A process
    killed between a response and the end of that loop turn loses those
    outcomes (its events go out again: at-least-once), never a written
    one; webhook_spool_sync() flushes and makes them durable with one
    fdatasync() per log written since the last call, which the engine
    does at a bounded rate: losing the last ones in a power failure only
-   means an extra attempt (at-least-once; receivers dedupe on the
-   webhook-id). No syncfs() anywhere.
+   means an extra attempt (receivers dedupe on the webhook-id).
 
    Integrity: the owner verifies every record (header and SHA-256 of the
-   body) when it indexes a segment at open. An incomplete last record
-   (a write cut short by a crash, never committed) is cut off silently;
-   a bad record before the end is copied to corrupt/ with everything
-   after it and cut off, logged as a warning; the events before it stay.
+   body) when it reads a segment at open. An incomplete last record (a
+   write cut short by a crash, never committed) is cut off silently; a
+   bad record before the end is copied to corrupt/ with everything after
+   it and cut off, logged as a warning; the events before it stay.
    Checkout does not hash again: records read at open were verified
-   then, and those appended by this process since are read back from
-   the page cache as written (it only checks that the record header is
-   where the index says). Damage done on disk meanwhile shows at the
-   next open.
+   then, and those appended since are read back from the page cache as
+   written (it only checks that the record header is where the index
+   says). Damage done on disk meanwhile shows at the next open.
 
-   Three ways to open a directory:
-     owner (flags 0)  the delivery process: takes the lock, adopts every
-                      segment in seg/ that no writer holds (repairing it
-                      as above), migrates a spool of the old one-file-
-                      per-event format (tmp/, new/), and indexes the
-                      pending events in memory (about 48 bytes each: the
-                      id and the body are read with the record at
-                      checkout);
-     WEBHOOK_SPOOL_APPEND_ONLY  a producer beside a running owner: append
-                      and commit into a segment of its own, which it
-                      flock()s while it writes it; no lock on the spool.
-                      The owner adopts the segment once it is released
-                      (rotated, or the producer is gone), checking seg/
-                      at most once a second;
+   Two ways to open a directory:
+     owner (flags 0)  the delivery process: takes the lock, reads, repairs
+                      and indexes every segment in seg/ (about 48 bytes
+                      per pending event and 16 per id held: the body is
+                      read with the record at checkout), appends;
      WEBHOOK_SPOOL_READ_ONLY  a status command: counts only, changes
                       nothing.
 
-   Threads: every function takes the spool's mutex, so that one spool can
-   be shared by one producer thread and any number of delivery threads.
-   webhook_spool_append(), _commit() and _abort() must come from one
-   thread at a time (the producer); the others may be called from any
-   thread, concurrently. webhook_spool_create(), _set_log(), _open() and
-   _destroy() are not concurrent with anything. commit(), sync() and
-   dead_letter() do not hold the mutex while they wait for the disk. A
-   forked child that appends through an inherited spool starts a
-   segment of its own.
-
-   Errors are returned as -1 with the text in webhook_spool_error();
-   problems that do not stop the spool (a quarantined record, a repaired
-   log) go to the log callback. The spool never blocks on anything but
-   local file I/O and runs no loop. */
+   One thread: the spool has no lock of its own and runs no loop; it
+   blocks on nothing but local file I/O. Errors are returned as -1 with
+   the text in webhook_spool_error(); problems that do not stop the spool
+   (a quarantined record, a repaired log) go to the log callback. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -98,10 +85,8 @@
 #define WEBHOOK_SPOOL_ID_MAX 128
 /* Bodies are thin (the spec advises under 20 KB); a bigger one is a bug. */
 #define WEBHOOK_SPOOL_BODY_MAX (64 * 1024)
-/* Events indexed in memory (about 48 bytes each: the id and body stay on
-   disk). Beyond it appends fail, so that producers fall back to their
-   outboxes; segments found beyond it stay on disk and are indexed once
-   there is room. */
+/* Pending events. Beyond it appends fail, so that producers fall back
+   to their outboxes. */
 #define WEBHOOK_SPOOL_EVENTS_MAX 1000000
 /* Appends of one batch; a full batch is committed automatically. */
 #define WEBHOOK_SPOOL_BATCH_MAX 1024
@@ -111,9 +96,14 @@
    creating files is rare. */
 #define WEBHOOK_SPOOL_SEGMENT_BYTES (4 * 1024 * 1024)
 #define WEBHOOK_SPOOL_SEGMENT_EVENTS 8192
+/* How long a segment whose events are all done stays, its ids held:
+   longer than a producer can take to hand an event over again (a drop
+   file is read again from its start after a restart of the service). */
+#define WEBHOOK_SPOOL_RECENT_MS (24LL * 3600 * 1000)
+/* At most this much of such segments stays; the oldest go first. */
+#define WEBHOOK_SPOOL_RECENT_BYTES (256LL * 1024 * 1024)
 
 enum webhook_spool_flags {
-	WEBHOOK_SPOOL_APPEND_ONLY = 0x01,
 	WEBHOOK_SPOOL_READ_ONLY = 0x02,
 };
 
@@ -127,7 +117,7 @@ enum webhook_log_level {
 
 /* One checked-out event. Read-only for the caller; owned by the spool
    until it is handed back with exactly one of webhook_spool_delivered(),
-   _reschedule(), _dead_letter() or _release() (from any thread). */
+   _reschedule(), _dead_letter() or _release(). */
 struct webhook_spool_event {
 	const char *id;			/* the webhook-id */
 	const unsigned char *body;	/* body_len bytes, then a NUL */
@@ -145,9 +135,6 @@ struct webhook_spool_counts {
 	unsigned int dead;		/* files in dead/ */
 	unsigned int corrupt;		/* files in corrupt/ (READ_ONLY: also
 					   segments that need a repair) */
-	unsigned int unindexed;		/* of pending, not in the index:
-					   beyond the limit, or old-format
-					   files not migrated yet */
 	int64_t oldest_created_ms;	/* of the pending ones; -1: none */
 	int64_t next_due_ms;		/* earliest due not checked out; -1 */
 };
@@ -164,39 +151,43 @@ struct webhook_spool *webhook_spool_create(const char *dir,
 /* Close the spool, releasing the lock, and NULL the pointer. An
    uncommitted batch is discarded (cut off the segment). Events still
    checked out are freed: pointers to them become invalid, so destroy the
-   delivery engine first. No other thread may use the spool any more.
-   *spool may be NULL. */
+   delivery engine first. *spool may be NULL. */
 void webhook_spool_destroy(struct webhook_spool **spool);
 
 /* Route the per-file messages (quarantine, repairs) to log, called
-   synchronously with context, with the spool's mutex held: log must not
-   call back into the spool. Without it they are dropped. */
+   synchronously with context: log must not call back into the spool.
+   Without it they are dropped. */
 void webhook_spool_set_log(struct webhook_spool *spool,
 			   void (*log)(void *context,
 				       enum webhook_log_level level,
 				       const char *message),
 			   void *context);
 
-/* Open the directory as the flags say: create dir (not its parents) and
-   its subdirectories unless READ_ONLY; as owner also lock it (fails if
-   another process owns it), adopt, repair and index the segments in
-   seg/, delete those fully done, and migrate old-format files of new/
-   into a segment (their attempt counts carry over; corrupt ones go to
-   corrupt/; tmp/ files, never committed, are deleted). Returns 0, or -1
-   with webhook_spool_error(). Call once. */
+/* Open the directory as the flags say: as owner create dir (not its
+   parents) and its subdirectories, lock it (fails if another process
+   owns it), read, repair and index the segments in seg/, and delete
+   those done longer than the recent window. Returns 0, or -1 with
+   webhook_spool_error(). Call once. */
 int webhook_spool_open(struct webhook_spool *spool);
 
-/* The text of the last error of the calling thread's last call on the
-   spool; "" if none. Valid until that thread's next call on it. */
+/* The text of the last call's error; "" if none. Valid until the next
+   call on the spool. */
 const char *webhook_spool_error(const struct webhook_spool *spool);
+
+/* How long done segments stay, their ids held (default
+   WEBHOOK_SPOOL_RECENT_MS; 0: deleted as soon as they are done). */
+void webhook_spool_set_recent(struct webhook_spool *spool,
+			      int64_t recent_ms);
 
 /* Add one event to the current batch. id is the webhook-id, body the
    exact bytes to send (1..WEBHOOK_SPOOL_BODY_MAX), created_ms the Unix
    time of creation in milliseconds. Both are copied; nothing is durable
    or visible before webhook_spool_commit(). A full batch is committed
-   first. Returns 0, or -1 with the error (the event was not added; the
-   batch so far is unaffected unless the automatic commit failed). Not
-   in READ_ONLY mode. Producer thread. */
+   first. Returns 0, 1 if the spool holds that id already (pending, in
+   the batch, or done within the recent window: nothing is added), or
+   -1 with the error (the event was not added; the batch so far is
+   unaffected unless the automatic commit failed). Not in READ_ONLY
+   mode. */
 int webhook_spool_append(struct webhook_spool *spool, const char *id,
 			 const void *body, size_t body_len,
 			 int64_t created_ms);
@@ -207,30 +198,11 @@ int webhook_spool_append(struct webhook_spool *spool, const char *id,
    Returns 0 when every event of the batch is durable (also for an empty
    batch); -1 with the error otherwise, in which case the whole batch is
    discarded (cut off the segment, which is then retired), so the caller
-   re-sends it (duplicates are harmless: same webhook-id). Producer
-   thread; other threads may use the spool during the fdatasync(). */
+   re-sends it. */
 int webhook_spool_commit(struct webhook_spool *spool);
 
-/* Discard the uncommitted batch. Producer thread. */
+/* Discard the uncommitted batch. */
 void webhook_spool_abort(struct webhook_spool *spool);
-
-/* Turns a stored body into the body to send. Returns 1 with a
-   malloc()ed *body_r (the spool frees it), 0 to send the stored body
-   as it is, or -1 with a static error_r. Called from the thread that
-   checks out, without the spool's mutex: it must be thread-safe. */
-typedef int webhook_spool_render_fn(void *context,
-				    const unsigned char *stored,
-				    size_t stored_len, unsigned char **body_r,
-				    size_t *body_len_r, const char **error_r);
-
-/* Bodies may be stored in a compact form that render expands at
-   checkout: the checked-out event's body, what is signed and sent, and
-   a dead letter's body are the rendered one. If render fails the
-   event stays in the spool and is tried again a little later (the
-   error is logged). Set before the spool is shared between threads. */
-void webhook_spool_set_render(struct webhook_spool *spool,
-			      webhook_spool_render_fn *render,
-			      void *context);
 
 /* Delay before the first attempt (the retry schedule's first entry):
    a never-attempted event is due at created_ms + delay_ms. Default 0.
@@ -241,15 +213,12 @@ void webhook_spool_set_first_delay(struct webhook_spool *spool,
 /* Take the earliest event due at or before now_ms (Unix ms) out of the
    queue, reading its record from the segment. Returns 1 with *event_r,
    0 if nothing is due, -1 with the error on an I/O error (the event
-   stays queued and is tried again 5 s later). At most once a second it
-   also adopts segments of other writers that appeared or were released
-   since. Owner mode. */
+   stays queued and is tried again 5 s later). Owner mode. */
 int webhook_spool_checkout(struct webhook_spool *spool, int64_t now_ms,
 			   struct webhook_spool_event **event_r);
 
 /* When the earliest queued (not checked-out) event is due, in Unix ms,
-   or -1 if there is none; no later than a second from now while a
-   writer holds a segment that the owner waits to adopt. */
+   or -1 if there is none. */
 int64_t webhook_spool_next_due(const struct webhook_spool *spool);
 
 /* The event was delivered: add "D" to the outcome log's buffer (written
@@ -272,7 +241,7 @@ int webhook_spool_reschedule(struct webhook_spool *spool,
    free the event, NULL the pointer. Returns 0, or -1 with the error if
    the dead/ file could not be written (the event then stays queued, due
    a minute later) or the "X" could not (the event may come back after
-   a restart). The mutex is not held while the file is written. */
+   a restart). */
 int webhook_spool_dead_letter(struct webhook_spool *spool,
 			      struct webhook_spool_event **event);
 
@@ -283,13 +252,14 @@ void webhook_spool_release(struct webhook_spool *spool,
 
 /* Write the outcome lines waiting in memory: one write(2) per segment.
    Returns 0, or -1 with the error (those lines are dropped: their
-   events go out again after a restart). Any thread. */
+   events go out again after a restart). */
 int webhook_spool_flush(struct webhook_spool *spool);
 
-/* Flush, then make the outcomes recorded since the last call durable: one
-   fdatasync() of each outcome log written, one fsync() of seg/ if
-   files were created or removed there; only then are the logs of
-   deleted segments removed. Returns 0, or -1 with the error. */
+/* Delete the segments whose recent window is over, flush, then make the
+   outcomes recorded since the last call durable: one fdatasync() of
+   each outcome log written, one fsync() of seg/ if files were created
+   or removed there; only then are the logs of deleted segments removed.
+   Returns 0, or -1 with the error. */
 int webhook_spool_sync(struct webhook_spool *spool);
 
 /* Fill counts for a `queue` command. Cannot fail. */

@@ -1032,60 +1032,10 @@ static int queue_read_spool(const char *spool_dir, const char **error_r)
 	return 0;
 }
 
-/* The offsets up to which the service committed each drop file's
-   events (the service's state file, <spool>/drop-offsets: "name TAB
-   offset" lines up to an "end" line). */
-static void queue_drop_offsets(const char *spool_dir,
-			       ARRAY_TYPE(const_string) *lines)
+/* Drop files in dir (pop3-retention-protocol.h): events the service
+   has not taken yet, or taken and not removed yet. */
+static void queue_warn_drop_files(const char *dir, const char *why)
 {
-	const char *path = t_strconcat(spool_dir, "/drop-offsets", NULL);
-	const char *const *l;
-	string_t *str = t_str_new(1024);
-	char buf[4096];
-	ssize_t ret;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return;
-	while ((ret = read(fd, buf, sizeof(buf))) > 0)
-		str_append_data(str, buf, (size_t)ret);
-	i_close_fd(&fd);
-	for (l = t_strsplit(str_c(str), "\n"); *l != NULL; l++) {
-		if (strcmp(*l, "end") == 0)
-			break;
-		array_push_back(lines, l);
-	}
-}
-
-/* Is the drop file name read whole by the service (all its events
-   committed), waiting only to be removed? */
-static bool queue_drop_file_read(const char *dir, const char *name,
-				 const ARRAY_TYPE(const_string) *offsets)
-{
-	const char *const *l, *p;
-	size_t len = strlen(name);
-	uoff_t offset;
-	struct stat st;
-
-	array_foreach(offsets, l) {
-		if (strncmp(*l, name, len) != 0 || (*l)[len] != '\t')
-			continue;
-		p = *l + len + 1;
-		return str_to_uoff(p, &offset) == 0 &&
-			stat(t_strconcat(dir, "/", name, NULL), &st) == 0 &&
-			(uoff_t)st.st_size <= offset;
-	}
-	return FALSE;
-}
-
-/* Drop files whose events the service has not all taken yet
-   (pop3-retention-protocol.h). Files it read whole while the CPUs were
-   busy wait only for their removal: not counted. */
-static void queue_warn_drop_files(const char *dir, const char *spool_dir,
-				  const char *why)
-{
-	ARRAY_TYPE(const_string) offsets;
 	struct dirent *d;
 	unsigned int count = 0;
 	DIR *dirp;
@@ -1093,11 +1043,8 @@ static void queue_warn_drop_files(const char *dir, const char *spool_dir,
 	dirp = opendir(dir);
 	if (dirp == NULL)
 		return;
-	t_array_init(&offsets, 16);
-	queue_drop_offsets(spool_dir, &offsets);
 	while ((d = readdir(dirp)) != NULL) {
-		if (d->d_name[0] != '.' &&
-		    !queue_drop_file_read(dir, d->d_name, &offsets))
+		if (d->d_name[0] != '.')
 			count++;
 	}
 	(void)closedir(dirp);
@@ -1136,9 +1083,8 @@ static void cmd_queue(struct doveadm_cmd_context *cctx ATTR_UNUSED)
 			      args[10] : "delivering");
 		if (args[9] != NULL && args[10] != NULL &&
 		    strcmp(args[10], "standby") == 0) {
-			queue_warn_drop_files(drop_dir, spool_dir,
-					      "for the service to take the "
-					      "spool over");
+			queue_warn_drop_files(drop_dir, "for the service to "
+					      "take the spool over");
 		}
 		return;
 	}
@@ -1149,7 +1095,7 @@ static void cmd_queue(struct doveadm_cmd_context *cctx ATTR_UNUSED)
 		doveadm_exit_code = EX_TEMPFAIL;
 		return;
 	}
-	queue_warn_drop_files(drop_dir, spool_dir, "for the service");
+	queue_warn_drop_files(drop_dir, "for the service");
 	doveadm_exit_code = EX_TEMPFAIL;
 }
 

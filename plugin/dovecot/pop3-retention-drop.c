@@ -18,11 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* While the CPUs are busy: how often the files are read. Producers wait
-   for nothing, and nothing is delivered before the load ends anyway;
-   the events read in one tick share one spool commit (see
-   GROUP_COMMIT_BUSY_INTERVAL_MSECS in the service). */
-#define DROP_BUSY_TICK_MSECS 500
 /* inotify may report a producer's close before its lock is released:
    such a file is looked at again after this long. */
 #define DROP_CLOSE_RECHECK_MSECS 10
@@ -32,18 +27,12 @@
    file is taken for complete only once it is this old (its producer was
    killed in between). */
 #define DROP_EMPTY_GRACE_SECS 60
-/* While busy: finished files (read whole, every event committed) wait
-   for the load to end before they are removed, up to this many. */
-#define DROP_FINISHED_MAX 4096
-/* inotify events: while the CPUs are busy, not one per write */
-#define DROP_INOTIFY_BUSY_MASK (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | \
-				IN_ONLYDIR)
-#define DROP_INOTIFY_CALM_MASK (DROP_INOTIFY_BUSY_MASK | IN_MODIFY)
+/* inotify events: a new file, every write, a producer's close */
+#define DROP_INOTIFY_MASK (IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | \
+			   IN_MODIFY | IN_ONLYDIR)
 /* One read: at least a whole line of the longest kind. */
 #define DROP_READ_SIZE (POP3_RETENTION_PROTOCOL_LINE_MAX * 2)
 #define DROP_MAGIC_LEN (sizeof(POP3_RETENTION_DROP_MAGIC) - 1)
-/* the state file's last line */
-#define DROP_STATE_END "end\n"
 
 struct drop_file {
 	char *name;
@@ -52,8 +41,6 @@ struct drop_file {
 	off_t committed;
 	/* the events before this offset were handed to the service */
 	off_t read;
-	/* the offset in the state file */
-	off_t saved;
 	/* inotify reported a close: look for the lock's release */
 	bool close_seen;
 	/* the producer let go of it: nothing more will come */
@@ -62,51 +49,32 @@ struct drop_file {
 	bool done;
 	/* named by the inotify events being handled */
 	bool touched;
-	/* done and every event committed: closed, removed once the CPUs
-	   have time (it stays in the state file until then, so that a
-	   restart does not read it again) */
-	bool finished;
-};
-
-struct saved_offset {
-	char *name;
-	off_t offset;
 };
 
 struct drop_reader {
 	struct event *event;
-	char *dir, *state_path, *rejected_dir;
+	char *dir, *rejected_dir;
 	struct drop_reader_callbacks cb;
 	void *context;
 
 	int dir_fd;
-	/* the state file, open once it was written */
-	int state_fd;
 	/* POP3_RETENTION_DROP_ALIVE, locked while this reader runs */
 	int alive_fd;
 	int inotify_fd;
-	bool busy_mode;
-	/* the inotify watch has the busy mask */
-	bool watch_busy;
 	struct io *io;
-	struct timeout *to_tick;
-	unsigned int tick_msecs;
+	/* a reported close waits for its lock's release */
+	struct timeout *to_recheck;
 	struct timeout *to_retry;
 	/* the first read of the files found at the start */
 	struct timeout *to_start;
 
 	HASH_TABLE(char *, struct drop_file *) files;
-	/* files in it that are finished */
-	unsigned int finished_count;
-	/* the state file's offsets, until the files are found */
-	ARRAY(struct saved_offset) saved;
 
 	unsigned char *buf;
 	/* the spool refused an append: wait for to_retry */
 	bool blocked;
 	/* inside a read of the files: committed() must not remove them */
 	bool reading;
-	bool state_dirty;
 	bool rejected_dir_made;
 };
 
@@ -145,103 +113,6 @@ void drop_dir_prepare(const char *dir, const char *socket_path, uid_t uid,
 		i_fatal("chown(%s) failed: %m", dir);
 	if ((st.st_mode & 07777) != mode && chmod(dir, mode) < 0)
 		i_fatal("chmod(%s) failed: %m", dir);
-}
-
-/* ---- the state file ---- */
-
-static void state_load(struct drop_reader *r)
-{
-	struct saved_offset *so;
-	const char *const *lines, *p;
-	string_t *str;
-	uoff_t offset;
-	char buf[4096];
-	ssize_t ret;
-	int fd;
-
-	fd = open(r->state_path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1) {
-		if (errno != ENOENT)
-			e_error(r->event, "open(%s) failed: %m", r->state_path);
-		return;
-	}
-	str = t_str_new(4096);
-	while ((ret = read(fd, buf, sizeof(buf))) > 0)
-		str_append_data(str, buf, (size_t)ret);
-	if (ret < 0)
-		e_error(r->event, "read(%s) failed: %m", r->state_path);
-	i_close_fd(&fd);
-	lines = t_strsplit(str_c(str), "\n");
-	for (; *lines != NULL; lines++) {
-		if (strcmp(*lines, "end") == 0)
-			break;
-		p = strchr(*lines, '\t');
-		if (p == NULL || str_to_uoff(p + 1, &offset) < 0)
-			continue;
-		so = array_append_space(&r->saved);
-		so->name = i_strdup_until(*lines, p);
-		so->offset = (off_t)offset;
-	}
-}
-
-static off_t state_take_offset(struct drop_reader *r, const char *name)
-{
-	struct saved_offset *so;
-	off_t offset;
-
-	array_foreach_modifiable(&r->saved, so) {
-		if (strcmp(so->name, name) == 0) {
-			offset = so->offset;
-			i_free(so->name);
-			array_delete(&r->saved,
-				     array_foreach_idx(&r->saved, so), 1);
-			return offset;
-		}
-	}
-	return 0;
-}
-
-/* Rewritten in place after the commits that moved an offset: one
-   pwrite() and one ftruncate() of a file that stays open, not a file
-   created and renamed per commit. Not synced (see the header): a kill
-   of this process keeps it. A kill between the two calls leaves older
-   lines after the "end" line, which state_load() ignores. */
-static void state_write(struct drop_reader *r)
-{
-	struct hash_iterate_context *iter;
-	struct drop_file *f;
-	string_t *str;
-	char *name;
-
-	r->state_dirty = FALSE;
-	str = t_str_new(256);
-	iter = hash_table_iterate_init(r->files);
-	while (hash_table_iterate(iter, r->files, &name, &f)) {
-		f->saved = f->committed;
-		if (f->committed > 0)
-			str_printfa(str, "%s\t%lld\n", f->name,
-				    (long long)f->committed);
-	}
-	hash_table_iterate_deinit(&iter);
-	str_append(str, DROP_STATE_END);
-	if (r->state_fd == -1) {
-		r->state_fd = open(r->state_path, O_WRONLY | O_CREAT |
-				   O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (r->state_fd == -1) {
-			e_error(r->event, "open(%s) failed: %m", r->state_path);
-			return;
-		}
-	}
-	if (pwrite(r->state_fd, str_data(str), str_len(str), 0) !=
-	    (ssize_t)str_len(str)) {
-		e_error(r->event, "pwrite(%s) failed: %m", r->state_path);
-		/* whatever is there may be stale: start over */
-		i_close_fd(&r->state_fd);
-		i_unlink_if_exists(r->state_path);
-		return;
-	}
-	if (ftruncate(r->state_fd, (off_t)str_len(str)) < 0)
-		e_error(r->event, "ftruncate(%s) failed: %m", r->state_path);
 }
 
 /* ---- lines that are not events ---- */
@@ -312,7 +183,9 @@ static struct drop_file *drop_file_get(struct drop_reader *r,
 	f = i_new(struct drop_file, 1);
 	f->name = i_strdup(name);
 	f->fd = fd;
-	f->committed = f->read = f->saved = state_take_offset(r, name);
+	/* read from its start: after a restart, the events already in the
+	   spool are skipped there (their webhook-ids are held) */
+	f->committed = f->read = 0;
 	hash_table_insert(r->files, f->name, f);
 	return f;
 }
@@ -440,37 +313,19 @@ static void drop_file_read(struct drop_reader *r, struct drop_file *f)
 	f->done = TRUE;
 }
 
-/* Remove the complete files whose events are all committed; keep the
-   state file up to date. While the CPUs are busy the removal waits
-   (DROP_FINISHED_MAX files at most): an unlink() and the close() that
-   frees a tmpfs file are a fifth of what taking an event in costs
-   (docs/benchmarks.md), and nothing needs them done before the load
-   ends. */
+/* Remove the complete files whose events are all committed. */
 static void drop_reader_reap(struct drop_reader *r)
 {
 	struct hash_iterate_context *iter;
 	ARRAY(struct drop_file *) gone;
 	struct drop_file *f, *const *fp;
-	bool wait;
 	char *name;
 
-	wait = r->busy_mode && r->finished_count < DROP_FINISHED_MAX;
 	t_array_init(&gone, 8);
 	iter = hash_table_iterate_init(r->files);
 	while (hash_table_iterate(iter, r->files, &name, &f)) {
-		if (f->done && f->committed == f->read && !f->finished) {
-			if (!wait || r->finished_count >= DROP_FINISHED_MAX)
-				array_push_back(&gone, &f);
-			else {
-				f->finished = TRUE;
-				r->finished_count++;
-				i_close_fd(&f->fd);
-			}
-		} else if (f->finished && !wait) {
+		if (f->done && f->committed == f->read)
 			array_push_back(&gone, &f);
-		}
-		if (f->committed != f->saved)
-			r->state_dirty = TRUE;
 	}
 	hash_table_iterate_deinit(&iter);
 	array_foreach(&gone, fp) {
@@ -481,15 +336,9 @@ static void drop_reader_reap(struct drop_reader *r)
 			e_error(r->event, "unlink(%s/%s) failed: %m", r->dir,
 				f->name);
 		}
-		if (f->saved > 0)
-			r->state_dirty = TRUE;
-		if (f->finished)
-			r->finished_count--;
 		hash_table_remove(r->files, f->name);
 		drop_file_free(f);
 	}
-	if (r->state_dirty)
-		state_write(r);
 }
 
 static void drop_reader_read_files(struct drop_reader *r, bool all)
@@ -534,14 +383,6 @@ static void drop_reader_scan_dir(struct drop_reader *r)
 	}
 	if (closedir(dir) < 0)
 		e_error(r->event, "closedir(%s) failed: %m", r->dir);
-	/* the state file's other entries are files that are gone */
-	while (array_count(&r->saved) > 0) {
-		struct saved_offset *so = array_idx_modifiable(&r->saved, 0);
-
-		i_free(so->name);
-		array_delete(&r->saved, 0, 1);
-		r->state_dirty = TRUE;
-	}
 }
 
 /* ---- inotify ---- */
@@ -587,19 +428,11 @@ static void drop_reader_wake(struct drop_reader *r)
 	all = !drop_reader_inotify_drain(r);
 	if (all)
 		drop_reader_scan_dir(r);
-	/* while busy every file is read at each tick */
-	drop_reader_read_files(r, all || r->busy_mode);
+	drop_reader_read_files(r, all);
 	drop_reader_update_mode(r);
 }
 
 static void drop_reader_inotify(struct drop_reader *r)
-{
-	T_BEGIN {
-		drop_reader_wake(r);
-	} T_END;
-}
-
-static void drop_reader_tick(struct drop_reader *r)
 {
 	T_BEGIN {
 		drop_reader_wake(r);
@@ -631,50 +464,30 @@ static bool drop_reader_recheck_needed(struct drop_reader *r)
 	return needed;
 }
 
-/* Busy: no inotify wake-ups, a tick. Calm: inotify, and a short tick
-   only while a reported close waits for its lock's release. */
+/* inotify, and a short timeout only while a reported close waits for
+   its lock's release; after a failed append or commit, only the retry
+   timeout. */
 static void drop_reader_update_mode(struct drop_reader *r)
 {
-	unsigned int msecs = 0;
-
-	r->busy_mode = r->cb.busy(r->context);
-	if (!r->busy_mode && r->finished_count > 0 && !r->reading) T_BEGIN {
-		/* the load ended: remove the files that waited for it */
-		drop_reader_reap(r);
-	} T_END;
 	if (r->blocked) {
 		io_remove(&r->io);
-		timeout_remove(&r->to_tick);
+		timeout_remove(&r->to_recheck);
 		if (r->to_retry == NULL) {
 			r->to_retry = timeout_add(DROP_RETRY_MSECS,
 						  drop_reader_retry, r);
 		}
 		return;
 	}
-	if (r->busy_mode != r->watch_busy) {
-		r->watch_busy = r->busy_mode;
-		if (inotify_add_watch(r->inotify_fd, r->dir, r->busy_mode ?
-				      DROP_INOTIFY_BUSY_MASK :
-				      DROP_INOTIFY_CALM_MASK) < 0) {
-			e_error(r->event, "inotify_add_watch(%s) failed: %m",
-				r->dir);
-		}
-	}
-	if (r->busy_mode)
-		io_remove(&r->io);
-	else if (r->io == NULL) {
+	if (r->io == NULL) {
 		r->io = io_add(r->inotify_fd, IO_READ,
 			       drop_reader_inotify, r);
 	}
-	if (r->busy_mode)
-		msecs = DROP_BUSY_TICK_MSECS;
-	else if (drop_reader_recheck_needed(r))
-		msecs = DROP_CLOSE_RECHECK_MSECS;
-	if (msecs != r->tick_msecs)
-		timeout_remove(&r->to_tick);
-	r->tick_msecs = msecs;
-	if (msecs > 0 && r->to_tick == NULL)
-		r->to_tick = timeout_add(msecs, drop_reader_tick, r);
+	if (!drop_reader_recheck_needed(r))
+		timeout_remove(&r->to_recheck);
+	else if (r->to_recheck == NULL) {
+		r->to_recheck = timeout_add_short(DROP_CLOSE_RECHECK_MSECS,
+						  drop_reader_inotify, r);
+	}
 }
 
 /* ---- API ---- */
@@ -689,8 +502,8 @@ static void drop_reader_first_read(struct drop_reader *r)
 }
 
 struct drop_reader *
-drop_reader_init(const char *dir, const char *state_path,
-		 const char *rejected_dir, struct event *event,
+drop_reader_init(const char *dir, const char *rejected_dir,
+		 struct event *event,
 		 const struct drop_reader_callbacks *callbacks,
 		 void *context)
 {
@@ -701,15 +514,11 @@ drop_reader_init(const char *dir, const char *state_path,
 	r->event = event;
 	event_ref(event);
 	r->dir = i_strdup(dir);
-	r->state_path = i_strdup(state_path);
 	r->rejected_dir = i_strdup(rejected_dir);
 	r->cb = *callbacks;
 	r->context = context;
 	r->buf = i_malloc(DROP_READ_SIZE);
 	hash_table_create(&r->files, default_pool, 64, str_hash, strcmp);
-	i_array_init(&r->saved, 16);
-
-	r->state_fd = -1;
 	r->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->dir_fd == -1)
 		i_fatal("open(%s) failed: %m", dir);
@@ -739,11 +548,10 @@ drop_reader_init(const char *dir, const char *state_path,
 	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->inotify_fd == -1)
 		i_fatal("inotify_init1() failed: %m");
-	if (inotify_add_watch(r->inotify_fd, dir, DROP_INOTIFY_CALM_MASK) < 0)
+	if (inotify_add_watch(r->inotify_fd, dir, DROP_INOTIFY_MASK) < 0)
 		i_fatal("inotify_add_watch(%s) failed: %m", dir);
 
 	T_BEGIN {
-		state_load(r);
 		drop_reader_scan_dir(r);
 	} T_END;
 	/* not read here: the callbacks may commit (and call back into this
@@ -757,7 +565,6 @@ void drop_reader_deinit(struct drop_reader **_r)
 {
 	struct drop_reader *r = *_r;
 	struct hash_iterate_context *iter;
-	struct saved_offset *so;
 	struct drop_file *f;
 	char *name;
 
@@ -765,7 +572,7 @@ void drop_reader_deinit(struct drop_reader **_r)
 		return;
 	*_r = NULL;
 	io_remove(&r->io);
-	timeout_remove(&r->to_tick);
+	timeout_remove(&r->to_recheck);
 	timeout_remove(&r->to_retry);
 	timeout_remove(&r->to_start);
 	iter = hash_table_iterate_init(r->files);
@@ -773,17 +580,11 @@ void drop_reader_deinit(struct drop_reader **_r)
 		drop_file_free(f);
 	hash_table_iterate_deinit(&iter);
 	hash_table_destroy(&r->files);
-	array_foreach_modifiable(&r->saved, so)
-		i_free(so->name);
-	array_free(&r->saved);
 	i_close_fd(&r->inotify_fd);
 	i_close_fd(&r->alive_fd);
-	if (r->state_fd != -1)
-		i_close_fd(&r->state_fd);
 	i_close_fd(&r->dir_fd);
 	i_free(r->buf);
 	i_free(r->dir);
-	i_free(r->state_path);
 	i_free(r->rejected_dir);
 	event_unref(&r->event);
 	i_free(r);
@@ -826,5 +627,5 @@ bool drop_reader_blocked(const struct drop_reader *r)
 
 unsigned int drop_reader_open_files(const struct drop_reader *r)
 {
-	return hash_table_count(r->files) - r->finished_count;
+	return hash_table_count(r->files);
 }

@@ -4,20 +4,15 @@
 /* The service's side of the drop files (pop3-retention-protocol.h):
    reads the events that producers append to their drop files, hands
    each one to the service, and removes a file once it is complete and
-   every event in it is in a committed spool batch (while busy() says
-   the CPUs are saturated, once they have time again).
+   every event in it is in a committed spool batch. inotify wakes the
+   reader for every write, so an event is spooled as soon as it is
+   written.
 
-   Wake-ups: when the CPUs have time to spare, inotify wakes the reader
-   for every event, so an event is spooled as soon as it is written.
-   While busy() says the CPUs are saturated by other work, inotify does
-   not wake it: it reads every DROP_BUSY_TICK_MSECS, so producers' writes
-   cost them no wake-up of this process.
-
-   After a crash: the offsets up to which each open drop file's events
-   were committed are kept in a state file (written after each commit,
-   not synced: it has to survive a kill of this process, not of the
-   machine; after a power loss an event may be spooled twice, with the
-   same webhook-id). */
+   After a restart every drop file is read from its start: the events
+   that were already committed to the spool have their webhook-ids held
+   there (webhook-spool.h, the recent window), so the spool skips them
+   and nothing is spooled, or sent, twice. No state is kept besides the
+   drop files and the spool. */
 
 #include <sys/types.h>
 
@@ -32,8 +27,6 @@ struct drop_reader_callbacks {
 	int (*event)(const char *line, const char **reason_r, void *context);
 	/* Events were appended: commit them soon. */
 	void (*appended)(void *context);
-	/* The CPUs are saturated by other work. */
-	bool (*busy)(void *context);
 };
 
 /* As root, before dropping privileges: create (or fix) the drop
@@ -43,15 +36,15 @@ struct drop_reader_callbacks {
 void drop_dir_prepare(const char *dir, const char *socket_path, uid_t uid,
 		      gid_t fallback_gid);
 
-/* Start reading dir. state_path keeps the committed offsets,
-   rejected_dir receives lines that are not events (created, 0700).
+/* Start reading dir. rejected_dir receives lines that are not events
+   (created, 0700).
    The files already there are read as soon as the ioloop runs: not
    from inside this call, because reading calls back, and the
    callbacks commit through the returned reader (a start with more
    events waiting than one spool batch takes crashed on that). */
 struct drop_reader *
-drop_reader_init(const char *dir, const char *state_path,
-		 const char *rejected_dir, struct event *event,
+drop_reader_init(const char *dir, const char *rejected_dir,
+		 struct event *event,
 		 const struct drop_reader_callbacks *callbacks,
 		 void *context);
 void drop_reader_deinit(struct drop_reader **reader);

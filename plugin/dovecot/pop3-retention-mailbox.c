@@ -16,12 +16,6 @@
 #include "pop3-retention-events.h"
 #include "pop3-retention-protocol.h"
 
-
-struct held_event {
-	int64_t created_ms;
-	char *fields;
-};
-
 struct pop3_retention_mbox {
 	pool_t pool;
 	struct mailbox *box;
@@ -56,9 +50,6 @@ struct pop3_retention_mbox {
 	/* pop3_retention_host_template, without events when no webhook
 	   URL is configured (then nothing is built for them) */
 	struct retention_host host;
-	/* events of a plan, held until its transaction has committed */
-	ARRAY(struct held_event) held;
-	bool holding;
 	/* session indexes whose action failed in the last apply */
 	ARRAY(unsigned int) failed;
 	bool in_action;
@@ -339,10 +330,9 @@ static int pr_state_write(void *context, unsigned int idx,
 /* Whether a debug event created from parent now could be logged or
    sent: event_want_debug() of such a child is true only through what it
    inherits from parent (forced debug, the minimum log level) or through
-   a global filter. Asked before creating the child, it spares the child
-   (about a third of what a download's event cost the pop3 process,
-   callgrind) when debugging is off, and keeps every filter working,
-   those on the child's name and fields included. */
+   a global filter. Asked before creating the child, it spares creating
+   one for every event when debugging is off, and keeps every filter
+   working, those on the child's name and fields included. */
 static bool debug_event_possible(struct event *parent)
 {
 	return event_get_global_debug_log_filter() != NULL ||
@@ -366,39 +356,24 @@ static void pr_event(void *context, const struct retention_event *event)
 			add_str("type", retention_event_type_name(event->type))->
 			event(), "event %s", str_c(fields));
 	}
-	if (mbox->holding) {
-		/* removals and retains are facts only once the commit
-		   succeeded */
-		struct held_event *held = array_append_space(&mbox->held);
-
-		held->created_ms = created_ms;
-		held->fields = i_strdup(str_c(fields));
-	} else if ((events = pop3_retention_user_events(user,
-							mbox->puser)) != NULL) {
+	events = pop3_retention_user_events(user, mbox->puser);
+	if (events != NULL)
 		pop3_retention_events_send(events, created_ms, str_c(fields));
-	}
 }
 
 void pop3_retention_mbox_release_events(struct pop3_retention_mbox *mbox,
 					bool committed)
 {
-	struct mail_user *user = mbox->box->storage->user;
-	struct pop3_retention_events *events = NULL;
-	struct held_event *held;
+	unsigned int count;
 
-	if (committed && array_count(&mbox->held) > 0)
-		events = pop3_retention_user_events(user, mbox->puser);
-	array_foreach_modifiable(&mbox->held, held) {
-		if (events != NULL) {
-			pop3_retention_events_send(events, held->created_ms,
-						   held->fields);
-		} else if (!committed) {
-			e_debug(mbox->event, "event dropped: its change was "
-				"not committed: %s", held->fields);
-		}
-		i_free(held->fields);
+	T_BEGIN {
+		count = retention_session_commit_done(mbox->session,
+						      committed);
+	} T_END;
+	if (!committed && count > 0) {
+		e_debug(mbox->event, "%u event(s) dropped: their changes "
+			"were not committed", count);
 	}
-	array_clear(&mbox->held);
 }
 
 static const char *audit_event_name(const struct retention_audit *audit)
@@ -479,7 +454,6 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	mbox->uidl = str_new(pool, 128);
 	p_array_init(&mbox->uids, pool, 64);
 	p_array_init(&mbox->failed, pool, 4);
-	i_array_init(&mbox->held, 8);
 
 	if (params->deleted_flag != NULL &&
 	    mailbox_keywords_create(box, deleted, &mbox->deleted_kw) < 0) {
@@ -523,8 +497,8 @@ void pop3_retention_mbox_deinit(struct pop3_retention_mbox **_mbox)
 		return;
 	*_mbox = NULL;
 	i_assert(mbox->mail == NULL);
-	pop3_retention_mbox_release_events(mbox, FALSE);
-	array_free(&mbox->held);
+	if (mbox->session != NULL)
+		pop3_retention_mbox_release_events(mbox, FALSE);
 	if (mbox->move_box != NULL)
 		mailbox_free(&mbox->move_box);
 	if (mbox->deleted_kw != NULL)
@@ -663,11 +637,9 @@ unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,
 
 	mbox->trans = trans;
 	array_clear(&mbox->failed);
-	mbox->holding = TRUE;
 	T_BEGIN {
 		failures = retention_session_apply(mbox->session, plan);
 	} T_END;
-	mbox->holding = FALSE;
 	if (mbox->mail != NULL)
 		mail_free(&mbox->mail);
 	mbox->trans = NULL;

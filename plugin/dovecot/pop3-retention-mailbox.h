@@ -46,16 +46,17 @@ pop3_retention_mbox_session(struct pop3_retention_mbox *mbox);
 
 /* Apply a plan through trans (removals, retains). Frees its own mail
    before returning, so the caller may commit trans right after. The
-   plan's events are held (see _release_events()). Returns the number of
-   failed entries. */
+   core session holds the plan's events until _release_events().
+   Returns the number of failed entries. */
 unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,
 				       struct mailbox_transaction_context *trans,
 				       const struct retention_plan *plan);
 
-/* Events of the last apply are held until the caller knows whether its
-   transaction committed: then they are handed to the delivery service
-   (committed) or dropped with a debug line (not committed). Call after
-   every commit/rollback of a transaction passed to _apply(). */
+/* The caller's transaction passed to _apply() is committed or rolled
+   back: retention_session_commit_done() hands the held events to the
+   delivery service (committed) or drops them, with a debug line (not
+   committed). Call after every commit/rollback of such a
+   transaction. */
 void pop3_retention_mbox_release_events(struct pop3_retention_mbox *mbox,
 					bool committed);
 

@@ -48,7 +48,7 @@
    before it were answered); an E line with a valid <seq> but a bad time
    or bad fields gets an R. */
 
-#include "retention-event.h"
+#include "retention-event-codec.h"
 
 #define POP3_RETENTION_SOCKET_NAME "pop3-retention"
 #define POP3_RETENTION_PROTOCOL_NAME "pop3-retention"
@@ -106,15 +106,16 @@
 /* The service's spool, relative to Dovecot's state_dir. */
 #define POP3_RETENTION_SPOOL_DIR "pop3-retention"
 
-/* Number of event fields on the wire (decoded by the core:
-   retention_event_decode()). */
+/* Number of event fields on the wire (the core's codec:
+   retention-event-codec.h). */
 #define POP3_RETENTION_EVENT_FIELDS RETENTION_EVENT_FIELDS
 
 /* Append value in decimal, as "%lld" would, without printf. */
 void pop3_retention_str_append_int64(string_t *dest, int64_t value);
 
-/* Append the event's fields to dest: TAB-separated, each tab-escaped,
-   NULL strings and unknown times as empty fields. No LF. */
+/* Append the event's fields to dest as the core's
+   retention_event_encode() writes them (string fields capped at
+   RETENTION_EVENT_STRING_MAX octets). No LF. */
 void pop3_retention_event_encode(string_t *dest,
 				 const struct retention_event *event);
 

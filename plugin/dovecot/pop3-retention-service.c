@@ -1,7 +1,8 @@
 /* pop3-retention: the Dovecot service that receives webhook events from
-   pop3 processes (and doveadm), spools them durably under Dovecot's
-   state_dir and delivers them with the core's delivery engine on
-   worker threads (webhook-runner.h).
+   pop3 processes (their drop files) and doveadm (its unix socket),
+   spools them durably under Dovecot's
+   state_dir and delivers them with the core's delivery engine
+   (webhook-delivery.h), all in Dovecot's ioloop.
 
    Why a service: the signing secret must never be readable by mail-user
    processes, delivery must survive the end of a POP3 session (a pop3
@@ -9,10 +10,9 @@
    connection reuse and back-off in one place.
 
    Process model: process_limit = 1 (the spool's flock() enforces a
-   single owner anyway), client_limit large enough for every pop3
-   process that has an event to hand over, process_min_avail = 1 so the
-   master starts it with Dovecot (and again after a crash), which makes
-   a restarted service resume its spool at once.
+   single owner anyway), process_min_avail = 1 so the master starts it
+   with Dovecot (and again after a crash), which makes a restarted
+   service resume its spool and the drop files at once.
 
    Start-up, in this order:
    1. as root: read the site-wide plugin {} settings from the config
@@ -27,22 +27,25 @@
    4. as that user: open the spool as its owner, read the secret file
       (refused unless it is a regular file owned by this user with no
       group/other permission bits), start the engine.
-   Whatever prevents delivery (no URL, no usable secret, the spool held
-   by an older process after a reload) never prevents spooling: events
-   are acknowledged only once they are durable, and delivered later.
+   Whatever prevents delivery (no URL, no usable secret) never prevents
+   spooling: events are acknowledged only once they are durable, and
+   delivered later. While an older process (before a reload) still owns
+   the spool this one stands by: it leaves the drop files to that one,
+   refuses socket events (their producers keep them) and takes the
+   spool over once the other is gone.
 
-   Threads: the main thread runs Dovecot's ioloop, accepts events and
-   owns everything Dovecot; webhook_runner's worker threads deliver, at
-   pop3_retention_webhook_nice, each with its own libevent loop, sharing
-   the thread-safe spool. They never call Dovecot: their log lines and
-   reports come back through a queue that the main thread drains.
+   One thread, one loop: Dovecot's ioloop accepts events, reads the
+   drop files and drives the delivery engine through its fd and timer
+   interest (dovecot-ioloop-curl.h). The process lowers its priority by
+   pop3_retention_webhook_nice once at start-up, so that pop3 processes
+   get the CPU first when it is saturated; events then wait in the
+   durable spool.
 
-   Line protocol: pop3-retention-protocol.h. Group commit: the events of
-   every line that one ioloop iteration reads, from all connections, are
-   appended to the spool and committed together with one fdatasync() by
-   a zero-delay timeout (which Dovecot runs after the iteration's ios);
-   only then are the A lines written. Under load many pop3 processes
-   share one sync instead of paying one each. */
+   Line protocol: pop3-retention-protocol.h. Group commit: the events
+   that the ioloop iterations of GROUP_COMMIT_INTERVAL_MSECS read, from
+   the drop files and every connection, are appended to the spool and
+   committed together with one fdatasync() by a timeout; only then are
+   the A lines written and the drop files that are complete removed. */
 
 #include "lib.h"
 #include "array.h"
@@ -61,11 +64,11 @@
 #include "master-service-settings.h"
 #include "pop3-retention-protocol.h"
 #include "pop3-retention-drop.h"
+#include "dovecot-ioloop-curl.h"
 
 #include "retention-event.h"
 #include "retention-settings.h"
 #include "webhook-delivery.h"
-#include "webhook-runner.h"
 #include "webhook-sign.h"
 #include "webhook-spool.h"
 
@@ -75,6 +78,7 @@
 #include <stdlib.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,21 +91,9 @@
 #define CLIENT_OUTPUT_MAX (1024 * 1024)
 /* At most one spool commit (one fdatasync()) per this many
    milliseconds: an event arriving after a quiet spell is committed at
-   once, under load the events of the interval share one sync. On a VM
-   every sync is a device round trip; unbounded, they were a quarter of
-   the service's CPU under POP3 load (docs/benchmarks.md). Producers wait
-   for their acknowledgements only at the end of a session. */
+   once, under load the events of the interval share one sync (every
+   sync is a device round trip). */
 #define GROUP_COMMIT_INTERVAL_MSECS 10
-/* The interval while delivery is deferred because other work (POP3)
-   saturates the CPUs: nothing is delivered before the load ends anyway,
-   so fewer, larger commits leave more CPU to that work. At 50 ms the
-   syncs were still a quarter of the main thread's CPU under POP3 load
-   (docs/benchmarks.md, eighth iteration). Socket producers (doveadm)
-   wait this long at most, well below their 30 s; events in drop files
-   stay in memory (a tmpfs) this long at most after they were read. */
-#define GROUP_COMMIT_BUSY_INTERVAL_MSECS 500
-/* The longest sleep of commit_pause() */
-#define COMMIT_PAUSE_MAX_MSECS 50
 /* How often a standby service tries to take the spool over (meanwhile
    nobody reads the drop files, and pop3 processes that start a drop
    file use their outboxes instead). */
@@ -192,8 +184,8 @@ static bool drop_appended;
 
 static struct webhook_spool *spool;
 static bool spool_owned;
-static struct webhook_runner *runner;
-static struct io *io_runner;
+static struct webhook_delivery *delivery;
+static struct dovecot_ioloop_curl *delivery_loop;
 static enum delivery_state delivery_state;
 static struct timeout *to_standby;
 static struct timeout *to_log_nudge;
@@ -437,7 +429,7 @@ static void spool_log(void *context ATTR_UNUSED, enum webhook_log_level level,
 
 static void service_delivery_start(void)
 {
-	struct webhook_runner_config config;
+	struct webhook_delivery_config config;
 	struct webhook_secrets secrets;
 
 	if (service_set.webhook_url[0] == '\0') {
@@ -476,34 +468,32 @@ static void service_delivery_start(void)
 	}
 
 	i_zero(&config);
-	config.delivery.set = &service_set;
-	config.delivery.secrets = &secrets;
+	config.set = &service_set;
+	config.secrets = &secrets;
 	if (service_set.webhook_ca_file[0] != '\0')
-		config.delivery.ca_file = service_set.webhook_ca_file;
-	config.delivery.spool = spool;
-	config.delivery.log = service_log;
-	config.delivery.report = service_report;
-	config.delivery.max_in_flight = service_set.webhook_max_in_flight;
-	config.workers = service_set.webhook_workers;
-	config.nice = service_set.webhook_nice;
-	config.defer_max_ms =
-		(int64_t)service_set.webhook_defer_when_busy_secs * 1000;
-	runner = webhook_runner_create(&config);
-	/* the engines have their copies */
+		config.ca_file = service_set.webhook_ca_file;
+	config.spool = spool;
+	config.log = service_log;
+	config.report = service_report;
+	config.max_in_flight = service_set.webhook_max_in_flight;
+	config.turn_end = TRUE;
+	delivery_loop = dovecot_ioloop_curl_init(&config.loop);
+	delivery = webhook_delivery_create(&config);
+	/* the engine has its copy */
 	webhook_secrets_clear(&secrets);
-	if (runner == NULL)
-		i_fatal_status(FATAL_OUTOFMEM, "webhook_runner_create(): "
+	if (delivery == NULL)
+		i_fatal_status(FATAL_OUTOFMEM, "webhook_delivery_create(): "
 			       "out of memory");
-	if (webhook_runner_start(runner) < 0) {
+	dovecot_ioloop_curl_set_engine(delivery_loop, delivery);
+	if (webhook_delivery_start(delivery) < 0) {
 		e_error(service_event, "Webhook delivery not started: %s; "
 			"events are kept in the spool %s",
-			webhook_runner_error(runner), spool_dir);
-		webhook_runner_destroy(&runner);
+			webhook_delivery_error(delivery), spool_dir);
+		webhook_delivery_destroy(&delivery);
+		dovecot_ioloop_curl_deinit(&delivery_loop);
 		delivery_state = DELIVERY_FAILED;
 		return;
 	}
-	io_runner = io_add(webhook_runner_notify_fd(runner), IO_READ,
-			   webhook_runner_drain, runner);
 	delivery_state = DELIVERY_RUNNING;
 }
 
@@ -544,8 +534,6 @@ static int spool_open_owner(struct webhook_spool **spool_r)
 	if (s == NULL)
 		i_fatal_status(FATAL_OUTOFMEM, "spool: out of memory");
 	webhook_spool_set_log(s, spool_log, NULL);
-	/* compact records become JSON on the delivery threads */
-	webhook_spool_set_render(s, retention_event_render, NULL);
 	if (webhook_spool_open(s) == 0) {
 		*spool_r = s;
 		return 1;
@@ -574,15 +562,6 @@ static void standby_retry(void *context ATTR_UNUSED)
 	if (ret < 0)
 		i_fatal("Cannot take over the spool %s", spool_dir);
 	timeout_remove(&to_standby);
-	/* Events may wait in the append-only handle for the group commit:
-	   commit (and answer) them through it now, or destroying it would
-	   discard them and the commit would then acknowledge them from the
-	   new spool, where they are not. The owner adopts the segment once
-	   this handle lets go of it. */
-	T_BEGIN {
-		batch_commit_all();
-	} T_END;
-	webhook_spool_destroy(&spool);
 	spool = owner;
 	spool_owned = TRUE;
 	e_info(service_event, "Took over the spool %s", spool_dir);
@@ -604,17 +583,12 @@ static void service_spool_open(void)
 		return;
 	}
 	/* An older service process (e.g. before a reload) still serves
-	   its clients: spool next to it, deliver once it is gone. */
+	   its clients and reads the drop files: take over once it is
+	   gone. Meanwhile socket producers keep their events (they are
+	   refused) and pop3 processes hand theirs to the old one. */
 	e_warning(service_event, "The spool %s is in use by another process:"
-		  " standing by (events are spooled now and delivered once "
-		  "it exits)", spool_dir);
-	spool = webhook_spool_create(spool_dir, WEBHOOK_SPOOL_APPEND_ONLY);
-	if (spool == NULL)
-		i_fatal_status(FATAL_OUTOFMEM, "spool: out of memory");
-	webhook_spool_set_log(spool, spool_log, NULL);
-	if (webhook_spool_open(spool) < 0)
-		i_fatal("Opening the spool failed: %s",
-			webhook_spool_error(spool));
+		  " standing by (it is taken over once that one exits)",
+		  spool_dir);
 	delivery_state = DELIVERY_STANDBY;
 	to_standby = timeout_add_short(STANDBY_RETRY_MSECS, standby_retry,
 				       NULL);
@@ -697,8 +671,8 @@ static void batch_commit_all(void)
 	}
 	array_clear(&waiting_clients);
 	if (batch_appended_total > 0 && commit_error == NULL &&
-	    runner != NULL)
-		webhook_runner_kick(runner);
+	    delivery != NULL)
+		dovecot_ioloop_curl_kick(delivery_loop);
 	batch_appended_total = 0;
 	if (drop_appended) {
 		drop_appended = FALSE;
@@ -707,52 +681,11 @@ static void batch_commit_all(void)
 	}
 }
 
-/* The commit interval now (see the two constants). */
-static unsigned int group_commit_interval_msecs(void)
-{
-	return runner != NULL && webhook_runner_deferring(runner) ?
-		GROUP_COMMIT_BUSY_INTERVAL_MSECS : GROUP_COMMIT_INTERVAL_MSECS;
-}
-
-/* Wake-up coalescing. Under POP3 load events arrive one at a time, a
-   few hundred microseconds apart, and each one would wake this thread
-   (on a VM a context switch costs more than handling the event): after
-   a commit that carried several events, sleep for the rest of the commit
-   interval (COMMIT_PAUSE_MAX_MSECS at most) instead, so that the events
-   of the next interval are read together from the ready sockets and
-   share one wake-up as they share one sync. Nothing waits longer than before: they would have waited
-   for the next commit anyway. Signals interrupt the sleep. */
-static void commit_pause(void)
-{
-	struct timeval now;
-	long long elapsed_usecs, left_usecs;
-	struct timespec ts;
-
-	i_gettimeofday(&now);
-	elapsed_usecs = timeval_diff_usecs(&now, &last_commit);
-	left_usecs = group_commit_interval_msecs() * 1000LL - elapsed_usecs;
-	if (elapsed_usecs < 0 || left_usecs <= 0)
-		return;
-	/* not the whole busy interval: doveadm's questions and the
-	   workers' log lines would wait for it */
-	if (left_usecs > COMMIT_PAUSE_MAX_MSECS * 1000LL)
-		left_usecs = COMMIT_PAUSE_MAX_MSECS * 1000LL;
-	ts.tv_sec = 0;
-	ts.tv_nsec = (long)(left_usecs * 1000);
-	(void)nanosleep(&ts, NULL);
-}
-
 static void batch_commit_timeout(void *context ATTR_UNUSED)
 {
-	/* one event alone is no load: the next one is handled (and
-	   committed, see client_batch_wait()) as it comes */
-	bool busy = batch_appended_total > 1;
-
 	T_BEGIN {
 		batch_commit_all();
 	} T_END;
-	if (busy)
-		commit_pause();
 }
 
 /* The next group commit: at the end of this ioloop iteration, or once
@@ -768,7 +701,7 @@ static void commit_schedule(void)
 	since = timeval_diff_msecs(&ioloop_timeval, &last_commit);
 	if (since < 0)
 		since = 0;
-	interval = group_commit_interval_msecs();
+	interval = GROUP_COMMIT_INTERVAL_MSECS;
 	if (since < interval)
 		delay = interval - (unsigned int)since;
 	to_commit = timeout_add_short(delay, batch_commit_timeout, NULL);
@@ -785,65 +718,26 @@ static void client_batch_wait(struct service_client *client)
 	commit_schedule();
 }
 
-/* Compact records above this size are stored as JSON instead: the JSON
-   cuts long strings (retention-event.h) and always fits the spool's
-   body limit, a record with such strings might not. */
-#define COMPACT_RECORD_MAX (16 * 1024)
-
-/* The body to store. While delivery is deferred (other work saturates
-   the CPUs), the compact record: this thread then competes with that
-   work for every microsecond, and the JSON is built by the delivery
-   thread that checks the event out, after the load. Otherwise, and for
-   oversized records, the JSON: built here while there is CPU to spare,
-   it makes the delivery cheaper (about 6 µs per event on the benchmark
-   VM, docs/benchmarks.md). Returns NULL with *refused_r. */
-static const void *event_stored_body(const char *raw_fields,
-				     const struct retention_event *event,
-				     size_t *len_r, char **json_r,
-				     const char **refused_r)
-{
-	size_t len = strlen(raw_fields);
-	const char *record;
-
-	*json_r = NULL;
-	if (runner != NULL && webhook_runner_deferring(runner) &&
-	    sizeof(RETENTION_EVENT_RECORD_PREFIX) - 1 + len <=
-	    COMPACT_RECORD_MAX) {
-		record = t_strconcat(RETENTION_EVENT_RECORD_PREFIX, raw_fields,
-				     NULL);
-		*len_r = strlen(record);
-		return record;
-	}
-	*json_r = retention_event_to_json(event);
-	if (*json_r == NULL) {
-		*refused_r = "out of memory";
-		return NULL;
-	}
-	*len_r = strlen(*json_r);
-	if (*len_r > WEBHOOK_SPOOL_BODY_MAX) {
-		*refused_r = t_strdup_printf(
-			"body of %zu bytes (at most %u allowed)", *len_r,
-			(unsigned int)WEBHOOK_SPOOL_BODY_MAX);
-		free(*json_r);
-		*json_r = NULL;
-		return NULL;
-	}
-	return *json_r;
-}
-
-/* Append one event to the spool's batch: 1, or 0 if it is refused for
-   good (*error_r), or -1 if the spool failed (*error_r, logged). The
-   caller commits before WEBHOOK_SPOOL_BATCH_MAX. */
+/* Append one event to the spool's batch: 1 (also when the spool holds
+   its webhook-id already: it is skipped, and covered by the commit
+   that covers the one held), or 0 if it is refused (*error_r), or -1 if
+   the spool failed (*error_r, logged). The caller commits before
+   WEBHOOK_SPOOL_BATCH_MAX. */
 static int service_event_append(const char *created_str,
 				const char *raw_fields, const char **error_r)
 {
 	char id[RETENTION_EVENT_ID_SIZE];
 	struct retention_event event;
 	int64_t created_ms;
-	const void *body;
 	size_t body_len;
 	char *json;
+	int ret;
 
+	if (spool == NULL) {
+		*error_r = "the service is standing by (another process owns "
+			"the spool)";
+		return 0;
+	}
 	if (str_to_int64(created_str, &created_ms) < 0 || created_ms < 0) {
 		*error_r = "invalid creation time";
 		return 0;
@@ -855,24 +749,36 @@ static int service_event_append(const char *created_str,
 		return 0;
 	}
 	retention_event_id(&event, id);
-	body = event_stored_body(raw_fields, &event, &body_len, &json,
-				 error_r);
-	if (body == NULL)
+	json = retention_event_to_json(&event);
+	if (json == NULL) {
+		*error_r = "out of memory";
 		return 0;
-	if (webhook_spool_append(spool, id, body, body_len, created_ms) < 0) {
+	}
+	body_len = strlen(json);
+	if (body_len > WEBHOOK_SPOOL_BODY_MAX) {
+		*error_r = t_strdup_printf(
+			"body of %zu bytes (at most %u allowed)", body_len,
+			(unsigned int)WEBHOOK_SPOOL_BODY_MAX);
+		free(json);
+		return 0;
+	}
+	ret = webhook_spool_append(spool, id, json, body_len, created_ms);
+	free(json);
+	if (ret < 0) {
 		*error_r = t_strdup(webhook_spool_error(spool));
 		e_error(service_event, "Event %s refused: %s", id, *error_r);
-		free(json);
 		return -1;
 	}
-	free(json);
-	batch_appended_total++;
+	if (ret == 0)
+		batch_appended_total++;
+	else
+		e_debug(service_event, "Event %s: held already, skipped", id);
 	return 1;
 }
 
-/* "E <seq> <created_ms> <event fields>": the webhook-id and (unless
-   delivery is deferred) the JSON body are built here, so that producers
-   need no JSON or crypto library. Returns -1 for garbage (the client is
+/* "E <seq> <created_ms> <event fields>": the webhook-id and the JSON
+   body are built here, so that producers need no JSON or crypto
+   library. Returns -1 for garbage (the client is
    disconnected). */
 static int client_cmd_event(struct service_client *client, const char *args)
 {
@@ -941,22 +847,15 @@ static void drop_appended_cb(void *context ATTR_UNUSED)
 		commit_schedule();
 }
 
-static bool drop_busy(void *context ATTR_UNUSED)
-{
-	return runner != NULL && webhook_runner_deferring(runner);
-}
-
 static const struct drop_reader_callbacks drop_callbacks = {
 	.event = drop_event,
 	.appended = drop_appended_cb,
-	.busy = drop_busy,
 };
 
 /* Only the spool's owner reads the drop files. */
 static void service_drop_start(void)
 {
 	drop = drop_reader_init(drop_dir,
-				t_strconcat(spool_dir, "/drop-offsets", NULL),
 				t_strconcat(spool_dir, "/drop-rejected", NULL),
 				service_event, &drop_callbacks, NULL);
 }
@@ -981,8 +880,8 @@ static void client_cmd_queue(struct service_client *client)
 			webhook_spool_counts(ro, &counts);
 		webhook_spool_destroy(&ro);
 	}
-	if (runner != NULL)
-		webhook_runner_get_stats(runner, &stats);
+	if (delivery != NULL)
+		webhook_delivery_get_stats(delivery, &stats);
 	if (counts.pending > 0 && counts.oldest_created_ms >= 0) {
 		now_ms = (int64_t)ioloop_timeval.tv_sec * 1000 +
 			ioloop_timeval.tv_usec / 1000;
@@ -996,8 +895,7 @@ static void client_cmd_queue(struct service_client *client)
 		    (unsigned long long)stats.delivered,
 		    (unsigned long long)stats.failed,
 		    (unsigned long long)stats.dead_lettered, stats.in_flight,
-		    delivery_state == DELIVERY_RUNNING && stats.deferring ?
-		    "deferring" : delivery_state_names[delivery_state]);
+		    delivery_state_names[delivery_state]);
 	o_stream_nsend(client->conn.output, str_data(str), str_len(str));
 }
 
@@ -1192,13 +1090,37 @@ static bool service_idle_die(void)
 	if (spool == NULL || !spool_owned)
 		return to_standby == NULL;
 	webhook_spool_counts(spool, &counts);
-	return counts.pending == 0 || runner == NULL;
+	return counts.pending == 0 || delivery == NULL;
+}
+
+/* Once, for the whole process: when the CPUs are saturated, pop3
+   processes go first and events wait in the spool. */
+static void service_nice(void)
+{
+	int prio;
+
+	if (service_set.webhook_nice == 0)
+		return;
+	errno = 0;
+	prio = getpriority(PRIO_PROCESS, 0);
+	if (errno != 0) {
+		e_warning(service_event, "getpriority() failed: %m");
+		return;
+	}
+	prio += (int)service_set.webhook_nice;
+	if (prio > 19)
+		prio = 19;
+	if (setpriority(PRIO_PROCESS, 0, prio) < 0) {
+		e_warning(service_event, "setpriority(%d) failed: %m "
+			  "(pop3_retention_webhook_nice)", prio);
+	}
 }
 
 static void main_init(void)
 {
 	service_event = event_create(NULL);
 	event_add_category(service_event, &event_category_pop3_retention);
+	service_nice();
 	i_array_init(&waiting_clients, 64);
 	clients = connection_list_init(&client_set, &client_vfuncs);
 	service_spool_open();
@@ -1219,8 +1141,8 @@ static void main_deinit(void)
 	timeout_remove(&to_standby);
 	timeout_remove(&to_log_nudge);
 	/* in-flight events go back to the spool unchanged */
-	io_remove(&io_runner);
-	webhook_runner_destroy(&runner);
+	webhook_delivery_destroy(&delivery);
+	dovecot_ioloop_curl_deinit(&delivery_loop);
 	timeout_remove(&to_commit);
 	array_free(&waiting_clients);
 	webhook_spool_destroy(&spool);

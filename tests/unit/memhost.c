@@ -185,6 +185,8 @@ int memhost_login(struct memhost *host, time_t now)
 	host->session = open_session(host);
 	plan = retention_session_begin(host->session, now);
 	(void)retention_session_apply(host->session, plan);
+	/* removals at login are written through: committed */
+	(void)retention_session_commit_done(host->session, true);
 	/* the listing leaves out every non-KEEP message of the plan */
 	n = retention_session_count(host->session);
 	host->listing_count = 0;
@@ -261,13 +263,15 @@ void memhost_quit(struct memhost *host, time_t now)
 	plan = retention_session_update(host->session, now);
 	(void)retention_session_apply(host->session, plan);
 	host->in_update = false;
-	/* the commit: every staged change at once */
-	for (i = 0; i < host->count; i++) {
+	/* the commit: every staged change at once, or none */
+	for (i = 0; i < host->count && !host->fail_commit; i++) {
 		if (host->staged_remove[i])
 			host->messages[i].removed = true;
 		if (host->staged_retain[i])
 			host->messages[i].hidden = true;
 	}
+	(void)retention_session_commit_done(host->session, !host->fail_commit);
+	host->fail_commit = false;
 	assert(retention_session_end(host->session, true, &stats) == 0);
 	retention_session_destroy(&host->session);
 }
@@ -289,6 +293,7 @@ void memhost_sweep(struct memhost *host, time_t now)
 	session = open_session(host);
 	plan = retention_session_sweep(session, now);
 	(void)retention_session_apply(session, plan);
+	(void)retention_session_commit_done(session, true);
 	retention_session_destroy(&session);
 }
 

@@ -5,7 +5,8 @@
    persisted state, driven through the core's hooks exactly as a Maildir
    server without Dovecot would drive them. Removals and retains made
    during UPDATE are staged and committed together at the end of QUIT, so
-   a session that dies before QUIT changes nothing but retrieval times. */
+   a session that dies before QUIT changes nothing but retrieval times;
+   the events of a plan reach the host once its commit succeeded. */
 
 #include "retention-hooks.h"
 
@@ -54,6 +55,8 @@ struct memhost {
 	bool staged_retain[MEMHOST_MAX_MESSAGES];
 	bool fail_remove_uid_set;
 	uint32_t fail_remove_uid;
+	/* the next QUIT's commit fails: nothing staged is committed */
+	bool fail_commit;
 	bool in_update;
 
 	struct memhost_event events[MEMHOST_MAX_EVENTS];

@@ -6,6 +6,7 @@
 
 #include "pop3-retention-config.h"
 #include "retention-event.h"
+#include "retention-event-codec.h"
 #include "retention-settings.h"
 
 #include <stdarg.h>

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "test-table.h"
+
 #define DAY 86400
 
 struct scenario {
@@ -23,7 +25,8 @@ struct scenario {
 	const char *settings;
 	/* d@T deliver | login@T | retr:N@T | top:N@T | dele:N | rset |
 	   quit@T | drop | sweep@T | list=U,U (listing by uid) | lose:U
-	   (state of uid U lost) | failrm:U (removal of U fails) */
+	   (state of uid U lost) | failrm:U (removal of U fails) |
+	   failcommit (the next QUIT's commit fails) */
 	const char *script;
 	/* what stays on disk: "1 2h 3" (h: hidden) */
 	const char *disk;
@@ -115,16 +118,25 @@ static const struct scenario scenarios[] = {
 	  "webhook_events=message.deleted",
 	  "d@1 d@1 login@10 retr:1@11 dele:2 quit@12", "1",
 	  "deleted:2(dele)" },
+	{ "failed QUIT commit: nothing removed, no removal event",
+	  "policy=delete-after-download",
+	  "d@1 d@1 login@10 retr:1@11 dele:2 failcommit quit@12", "1 2",
+	  "retrieved:1*" },
+	{ "failed QUIT commit: the next QUIT reports what it removes",
+	  "min=1d",
+	  "d@1 d@1 login@10 dele:1 dele:2 failcommit quit@11 login@20 "
+	  "dele:1 quit@21 sweep@86401", "2",
+	  "retained:1(min) expired:1(retention-ended)" },
 };
 
-static struct retention_settings settings_from(const struct scenario *sc,
-					       unsigned int row)
+static struct retention_settings
+settings_parse(const char *settings, unsigned int row, const char *name)
 {
 	struct retention_settings set;
 	char buf[512], *item, *save = NULL;
 
 	retention_settings_init(&set);
-	snprintf(buf, sizeof(buf), "%s", sc->settings);
+	snprintf(buf, sizeof(buf), "%s", settings);
 	for (item = strtok_r(buf, ";", &save); item != NULL;
 	     item = strtok_r(NULL, ";", &save)) {
 		char key[128], *eq = strchr(item, '=');
@@ -133,11 +145,17 @@ static struct retention_settings settings_from(const struct scenario *sc,
 		*eq = '\0';
 		snprintf(key, sizeof(key), "pop3_retention_%s", item);
 		if (retention_settings_set(&set, key, eq + 1) < 0)
-			fail_msg("row %u (%s): %s", row, sc->name, set.error);
+			fail_msg("row %u (%s): %s", row, name, set.error);
 	}
 	if (retention_settings_check(&set) < 0)
-		fail_msg("row %u (%s): %s", row, sc->name, set.error);
+		fail_msg("row %u (%s): %s", row, name, set.error);
 	return set;
+}
+
+static struct retention_settings settings_from(const struct scenario *sc,
+					       unsigned int row)
+{
+	return settings_parse(sc->settings, row, sc->name);
 }
 
 static time_t at_time(const char *tok)
@@ -216,7 +234,9 @@ static void run_script(struct memhost *host, const struct scenario *sc,
 		} else if (strncmp(tok, "failrm:", 7) == 0) {
 			host->fail_remove_uid_set = true;
 			host->fail_remove_uid = arg_num(tok);
-		} else
+		} else if (strcmp(tok, "failcommit") == 0)
+			host->fail_commit = true;
+		else
 			fail_msg("row %u: bad script token '%s'", row, tok);
 	}
 }
@@ -377,11 +397,127 @@ static void test_audit_lines(void **state)
 	memhost_deinit(&host);
 }
 
+/* ---- events of applied plans wait for the host's commit ---- */
+
+enum commit_outcome {
+	COMMIT_OK,
+	COMMIT_FAILED,
+	/* the session is destroyed without retention_session_commit_done() */
+	COMMIT_NEVER,
+};
+
+struct commit_case {
+	const char *name;
+	const char *settings;
+	enum commit_outcome outcome;
+	/* what retention_session_commit_done() returns */
+	unsigned int done_count;
+	/* events after the apply and a download that followed it */
+	const char *events_held;
+	/* events at the end */
+	const char *events_done;
+};
+
+/* Every row: two messages, login, RETR 1, DELE 2, QUIT's plan applied,
+   RETR 1 again (after the apply, before the commit is done), then the
+   row's outcome. */
+static const struct commit_case commit_cases[] = {
+	{ "committed: held events released after the download's",
+	  "policy=delete-after-download", COMMIT_OK, 2,
+	  "retrieved:1* retrieved:1",
+	  "retrieved:1* retrieved:1 expired:1(downloaded) deleted:2(dele)" },
+	{ "not committed: held events dropped",
+	  "policy=delete-after-download", COMMIT_FAILED, 2,
+	  "retrieved:1* retrieved:1", "retrieved:1* retrieved:1" },
+	{ "never committed: dropped with the session",
+	  "policy=delete-after-download", COMMIT_NEVER, 0,
+	  "retrieved:1* retrieved:1", "retrieved:1* retrieved:1" },
+	{ "retains are held as well", "hold=yes", COMMIT_OK, 1,
+	  "retrieved:1* retrieved:1",
+	  "retrieved:1* retrieved:1 retained:2(hold)" },
+	{ "dry run: held, released when the host is done",
+	  "policy=delete-after-download;dry_run=yes", COMMIT_OK, 2,
+	  "retrieved:1* retrieved:1",
+	  "retrieved:1* retrieved:1 expired:1(downloaded) deleted:2(dele)" },
+	{ "filtered out: nothing held",
+	  "policy=delete-after-download;webhook_events=message.retrieved",
+	  COMMIT_OK, 0, "retrieved:1* retrieved:1",
+	  "retrieved:1* retrieved:1" },
+	{ "not committed, filtered: nothing to drop",
+	  "webhook_events=message.retrieved", COMMIT_FAILED, 0,
+	  "retrieved:1* retrieved:1", "retrieved:1* retrieved:1" },
+};
+
+static void check_events(const struct memhost *host, const char *want,
+			 size_t row, const char *name, const char *when)
+{
+	char events[1024];
+	unsigned int i;
+
+	format_events(host, events, sizeof(events));
+	if (strcmp(events, want) != 0)
+		fail_msg("row %zu (%s): events %s '%s', want '%s'", row, name,
+			 when, events, want);
+	/* numbered in the order they reached the host */
+	for (i = 0; i < host->event_count; i++) {
+		if (host->events[i].seq != i + 1)
+			fail_msg("row %zu (%s): event %u has seq %u", row,
+				 name, i, host->events[i].seq);
+	}
+}
+
+static void test_commit(void **state)
+{
+	const struct commit_case *c = *state;
+	size_t row = (size_t)(c - commit_cases);
+	struct retention_settings set =
+		settings_parse(c->settings, (unsigned int)row, c->name);
+	const struct retention_plan *plan;
+	struct memhost host;
+	unsigned int done;
+
+	memhost_init(&host, &set);
+	(void)memhost_deliver(&host, 1);
+	(void)memhost_deliver(&host, 1);
+	assert_int_equal(memhost_login(&host, 10), 0);
+	assert_int_equal(memhost_retr(&host, 1, 11), 0);
+	assert_int_equal(memhost_dele(&host, 2), 0);
+	host.in_update = true;
+	plan = retention_session_update(host.session, 12);
+	(void)retention_session_apply(host.session, plan);
+	host.in_update = false;
+	/* a download is a fact at once, held events or not */
+	assert_true(retention_session_retrieved(host.session, 0, false, 12));
+	check_events(&host, c->events_held, row, c->name, "before the commit");
+
+	switch (c->outcome) {
+	case COMMIT_OK:
+	case COMMIT_FAILED:
+		done = retention_session_commit_done(host.session,
+						     c->outcome == COMMIT_OK);
+		if (done != c->done_count)
+			fail_msg("row %zu (%s): commit_done() returned %u, "
+				 "want %u", row, c->name, done, c->done_count);
+		/* nothing is held twice */
+		done = retention_session_commit_done(host.session, true);
+		if (done != 0)
+			fail_msg("row %zu (%s): a second commit_done() "
+				 "returned %u", row, c->name, done);
+		break;
+	case COMMIT_NEVER:
+		break;
+	}
+	retention_session_destroy(&host.session);
+	check_events(&host, c->events_done, row, c->name, "at the end");
+	memhost_deinit(&host);
+}
+
 int main(void)
 {
 	const unsigned int n = sizeof(scenarios) / sizeof(scenarios[0]);
 	struct CMUnitTest tests[sizeof(scenarios) / sizeof(scenarios[0]) + 3];
 	unsigned int i;
+	int failed;
 
 	for (i = 0; i < n; i++) {
 		memset(&tests[i], 0, sizeof(tests[i]));
@@ -396,6 +532,9 @@ int main(void)
 	tests[n + 1].test_func = test_audit_lines;
 	tests[n + 2].name = "events numbered in their session";
 	tests[n + 2].test_func = test_events_numbered;
-	return _cmocka_run_group_tests("retention-hooks", tests, n + 3, NULL,
-				       NULL);
+	failed = _cmocka_run_group_tests("retention-hooks", tests, n + 3, NULL,
+					 NULL);
+	failed += RUN_TABLE("retention_session_commit_done", test_commit,
+			    commit_cases);
+	return failed == 0 ? 0 : 1;
 }

@@ -20,7 +20,7 @@ struct row {
 	const char *error;
 	/* for successes: which field to check and its expected value */
 	enum { NONE, POLICY, KEEP, MIN, MAX, HOLD, REMOVE, VISIBLE, EVENTS,
-	       SCHEDULE, TIMEOUT, URL, TOPC, DRY, CAPA, INFLIGHT, WORKERS,
+	       SCHEDULE, TIMEOUT, URL, TOPC, DRY, CAPA, INFLIGHT,
 	       NICE, SECRET, CA } field;
 	long long want;
 	const char *want_str;
@@ -126,11 +126,11 @@ static const struct row rows[] = {
 	  NULL },
 	{ P "webhook_max_in_flight", "99999999999999999999", "from 1 to 256",
 	  NONE, 0, NULL },
-	{ P "webhook_workers", "1", NULL, WORKERS, 1, NULL },
-	{ P "webhook_workers", "16", NULL, WORKERS, 16, NULL },
-	{ P "webhook_workers", "17", P "webhook_workers: invalid value '17'",
+	/* settings of machinery that no longer exists are unknown */
+	{ P "webhook_workers", "2", P "webhook_workers: unknown setting",
 	  NONE, 0, NULL },
-	{ P "webhook_workers", "-1", "from 1 to 16", NONE, 0, NULL },
+	{ P "webhook_defer_when_busy", "30s",
+	  P "webhook_defer_when_busy: unknown setting", NONE, 0, NULL },
 	{ P "webhook_nice", "0", NULL, NICE, 0, NULL },
 	{ P "webhook_nice", "10", NULL, NICE, 10, NULL },
 	{ P "webhook_nice", "20", P "webhook_nice: invalid value '20': "
@@ -161,7 +161,6 @@ static long long field_value(const struct retention_settings *set, int field,
 	case DRY: return set->dry_run;
 	case CAPA: return set->capa_expire;
 	case INFLIGHT: return set->webhook_max_in_flight;
-	case WORKERS: return set->webhook_workers;
 	case NICE: return set->webhook_nice;
 	case SECRET: *str_r = set->webhook_secret_file; return 0;
 	case CA: *str_r = set->webhook_ca_file; return 0;
@@ -188,8 +187,7 @@ static void settings_all_set(struct retention_settings *set)
 		{ P "webhook_retry_schedule", "1s 2s" },
 		{ P "webhook_timeout", "3s" },
 		{ P "webhook_max_in_flight", "3" },
-		{ P "webhook_workers", "3" }, { P "webhook_nice", "3" },
-		{ P "webhook_defer_when_busy", "3s" },
+		{ P "webhook_nice", "3" },
 	};
 	unsigned int i;
 
@@ -261,7 +259,6 @@ static void test_defaults(void **state)
 	assert_int_equal(set.webhook_events, RETENTION_EVENT_ALL);
 	assert_int_equal(set.webhook_timeout_secs, 15);
 	assert_int_equal(set.webhook_max_in_flight, 16);
-	assert_int_equal(set.webhook_workers, 2);
 	assert_int_equal(set.webhook_nice, 19);
 	assert_int_equal(set.retry_schedule_count, 8);
 	assert_memory_equal(set.retry_schedule, schedule, sizeof(schedule));
@@ -330,8 +327,7 @@ static void test_per_user(void **state)
 	assert_false(retention_settings_key_is_per_user(P "webhook_ca_file"));
 	assert_true(retention_settings_key_is_site_wide(P "webhook_ca_file"));
 	assert_false(retention_settings_key_is_per_user(P "webhook_timeout"));
-	assert_false(retention_settings_key_is_per_user(P "webhook_workers"));
-	assert_true(retention_settings_key_is_site_wide(P "webhook_workers"));
+	assert_true(retention_settings_key_is_site_wide(P "webhook_nice"));
 	assert_true(retention_settings_key_is_site_wide(P "webhook_url"));
 	assert_false(retention_settings_key_is_site_wide(P "webhook_events"));
 	assert_false(retention_settings_key_is_site_wide(P "policy"));
@@ -349,7 +345,7 @@ static void test_per_user(void **state)
 	assert_false(retention_settings_key_is_for_sessions(
 		P "webhook_nice"));
 	assert_false(retention_settings_key_is_for_sessions(
-		P "webhook_defer_when_busy"));
+		P "webhook_max_in_flight"));
 	assert_false(retention_settings_key_is_for_sessions(P "unknown"));
 }
 

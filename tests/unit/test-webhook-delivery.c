@@ -1,9 +1,9 @@
 /* The delivery engine against a real HTTP server: webhook-receiver.py
    (python3's http.server) on 127.0.0.1, which answers per request as the
    URL's last path segment says and checks every signature with Python's
-   hmac, independently of the C code. The engine is driven by the small
-   poll() loop below, through the same interface Dovecot's ioloop and
-   libevent use: the core owns no loop. One cmocka test per table row;
+   hmac, independently of the C code. The engine is driven by a small
+   libevent loop (test-loop.h), through the same interface Dovecot's
+   ioloop uses: the core owns no loop. One cmocka test per table row;
    each row has its own receiver, port, spool and temporary directory. */
 
 #define _GNU_SOURCE /* getline(), strdup() */
@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test-loop.h"
 #include "test-receiver.h"
 #include "test-table.h"
 
@@ -28,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -50,7 +50,6 @@
 #define SECRET1_B64 "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define SECRET2_B64 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
-#define WATCH_MAX 64
 #define LOG_MAX 128
 #define PATH_SIZE 512
 #define RUN_TIMEOUT_MS 15000
@@ -151,11 +150,6 @@ static const struct delivery_case delivery_cases[] = {
 	  3, 2, 0, 0, 0, false, 0, -1, -1, "re-enabled" },
 };
 
-struct watch {
-	int fd;
-	unsigned int events;
-};
-
 struct run {
 	size_t idx;
 	const struct delivery_case *c;
@@ -170,9 +164,7 @@ struct run {
 	struct webhook_spool *spool;
 	struct webhook_delivery *delivery;
 
-	struct watch watches[WATCH_MAX];
-	unsigned int watch_count;
-	int64_t timer_at;
+	struct test_loop *loop;
 	unsigned int max_in_flight_seen;
 
 	unsigned int n_delivered, n_failed, n_dead, n_disabled;
@@ -208,107 +200,27 @@ static void body_of(size_t idx, unsigned int k, char *buf, size_t size)
 		 "\"row\":%zu,\"k\":%u}}", idx, k);
 }
 
-/* ---- the host loop: poll() ---- */
-
-static int loop_fd_watch(void *context, int fd, unsigned int events)
-{
-	struct run *r = context;
-	unsigned int i;
-
-	for (i = 0; i < r->watch_count; i++) {
-		if (r->watches[i].fd == fd)
-			break;
-	}
-	if (events == 0) {
-		if (i == r->watch_count)
-			RUN_FAIL(r, "fd_watch(%d, 0) of an unwatched fd", fd);
-		r->watches[i] = r->watches[--r->watch_count];
-		return 0;
-	}
-	if ((events & ~(WEBHOOK_IO_READ | WEBHOOK_IO_WRITE)) != 0)
-		RUN_FAIL(r, "fd_watch(%d, 0x%x): unknown bits", fd, events);
-	if (i == r->watch_count) {
-		if (r->watch_count == WATCH_MAX)
-			RUN_FAIL(r, "more than %d fds watched", WATCH_MAX);
-		r->watches[r->watch_count++].fd = fd;
-	}
-	r->watches[i].events = events;
-	return 0;
-}
-
-static int loop_timer_set(void *context, long msecs)
-{
-	struct run *r = context;
-
-	if (msecs < -1)
-		RUN_FAIL(r, "timer_set(%ld)", msecs);
-	r->timer_at = msecs < 0 ? -1 : test_mono_ms() + msecs;
-	return 0;
-}
-
-static bool watched(const struct run *r, int fd)
-{
-	unsigned int i;
-
-	for (i = 0; i < r->watch_count; i++) {
-		if (r->watches[i].fd == fd)
-			return true;
-	}
-	return false;
-}
+/* ---- the host loop ---- */
 
 /* Run the loop until done(r) or max_ms. Returns done(r). */
 static bool loop_run(struct run *r, bool (*done)(struct run *r),
 		     int64_t max_ms)
 {
 	struct webhook_delivery_stats stats;
-	struct pollfd pfds[WATCH_MAX];
-	int64_t end = test_mono_ms() + max_ms, now, timeout;
-	unsigned int i, count, events;
-	int n;
+	int64_t end = test_mono_ms() + max_ms, now;
 
 	for (;;) {
 		webhook_delivery_get_stats(r->delivery, &stats);
 		if (stats.in_flight > r->max_in_flight_seen)
 			r->max_in_flight_seen = stats.in_flight;
+		if (test_loop_error(r->loop) != NULL)
+			RUN_FAIL(r, "loop: %s", test_loop_error(r->loop));
 		if (done != NULL && done(r))
 			return true;
 		now = test_mono_ms();
 		if (now >= end)
 			return done != NULL ? done(r) : true;
-		timeout = end - now;
-		if (r->timer_at >= 0 && r->timer_at - now < timeout)
-			timeout = r->timer_at > now ? r->timer_at - now : 0;
-		count = r->watch_count;
-		for (i = 0; i < count; i++) {
-			pfds[i].fd = r->watches[i].fd;
-			pfds[i].events =
-				((r->watches[i].events & WEBHOOK_IO_READ) ?
-				 POLLIN : 0) |
-				((r->watches[i].events & WEBHOOK_IO_WRITE) ?
-				 POLLOUT : 0);
-			pfds[i].revents = 0;
-		}
-		n = poll(pfds, count, (int)timeout);
-		if (n < 0 && errno != EINTR)
-			RUN_FAIL(r, "poll: %s", strerror(errno));
-		for (i = 0; n > 0 && i < count; i++) {
-			if (pfds[i].revents == 0 || !watched(r, pfds[i].fd))
-				continue;
-			events = 0;
-			if ((pfds[i].revents & POLLIN) != 0)
-				events |= WEBHOOK_IO_READ;
-			if ((pfds[i].revents & POLLOUT) != 0)
-				events |= WEBHOOK_IO_WRITE;
-			if ((pfds[i].revents & (POLLERR | POLLHUP)) != 0)
-				events |= WEBHOOK_IO_ERROR;
-			webhook_delivery_fd_ready(r->delivery, pfds[i].fd,
-						  events);
-		}
-		if (r->timer_at >= 0 && test_mono_ms() >= r->timer_at) {
-			r->timer_at = -1;
-			webhook_delivery_timer_expired(r->delivery);
-		}
+		test_loop_run_once(r->loop, end - now);
 	}
 }
 
@@ -439,9 +351,12 @@ static void engine_start(struct run *r)
 	config.set = &r->set;
 	config.secrets = &r->secrets;
 	config.spool = r->spool;
-	config.loop.context = r;
-	config.loop.fd_watch = loop_fd_watch;
-	config.loop.timer_set = loop_timer_set;
+	r->loop = test_loop_create(&config.loop);
+	if (r->loop == NULL)
+		RUN_FAIL(r, "test_loop_create() failed");
+	/* outcomes written at the end of each loop turn, as in the
+	   Dovecot service */
+	config.turn_end = true;
 	config.context = r;
 	config.log = host_log;
 	config.report = host_report;
@@ -450,6 +365,7 @@ static void engine_start(struct run *r)
 	r->delivery = webhook_delivery_create(&config);
 	if (r->delivery == NULL)
 		RUN_FAIL(r, "webhook_delivery_create() failed");
+	test_loop_set_engine(r->loop, r->delivery);
 	if (webhook_delivery_start(r->delivery) < 0)
 		RUN_FAIL(r, "start: %s", webhook_delivery_error(r->delivery));
 }
@@ -460,11 +376,14 @@ static void engine_stop(struct run *r)
 	if (r->delivery != NULL)
 		RUN_FAIL(r, "destroy did not NULL the pointer");
 	/* the engine let go of everything it watched */
-	if (r->watch_count != 0)
+	if (test_loop_watch_count(r->loop) != 0)
 		RUN_FAIL(r, "%u fds still watched after destroy",
-			 r->watch_count);
-	if (r->timer_at >= 0)
+			 test_loop_watch_count(r->loop));
+	if (test_loop_timer_armed(r->loop))
 		RUN_FAIL(r, "timer still armed after destroy");
+	if (test_loop_error(r->loop) != NULL)
+		RUN_FAIL(r, "loop: %s", test_loop_error(r->loop));
+	test_loop_destroy(&r->loop);
 }
 
 /* Stop everything, remove the directory, free r. */
@@ -474,6 +393,7 @@ static void run_free(struct run *r)
 
 	current_run = NULL;
 	webhook_delivery_destroy(&r->delivery);
+	test_loop_destroy(&r->loop);
 	webhook_spool_destroy(&r->spool);
 	test_receiver_stop(&r->receiver);
 	webhook_secrets_clear(&r->secrets);
@@ -702,7 +622,6 @@ static void test_delivery(void **state)
 	current_run = r;
 	r->idx = (size_t)(c - delivery_cases);
 	r->c = c;
-	r->timer_at = -1;
 	snprintf(r->dir, sizeof(r->dir), "%s/test-webhook-delivery.XXXXXX",
 		 tmpdir != NULL && tmpdir[0] != '\0' ? tmpdir : "/tmp");
 	if (mkdtemp(r->dir) == NULL) {

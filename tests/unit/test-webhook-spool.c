@@ -2,13 +2,13 @@
    per script): append/commit/checkout/outcomes, reopen (resume after a
    restart), real crashes (forked children that exit before or after
    commit, one killed with SIGKILL after recording outcomes), repairs
-   of segment tails and outcome logs, rotation, dead letters, an
-   APPEND_ONLY producer beside the owner, counts; a table of corrupt
-   segments, each of which must be quarantined without losing the good
-   events before it or in another segment; a table of old-format spool
-   files, migrated or quarantined at open; and one producer thread
-   against two delivery threads. Each test owns a fresh temporary
-   directory. */
+   of segment tails and outcome logs, rotation, dead letters, ids held
+   (an event appended again is skipped while its id is pending or done
+   within the recent window, across a reopen too), counts; and a table
+   of corrupt segments, each of which must be quarantined without losing
+   the good events before it or in another segment. Each test owns a
+   fresh temporary directory; the recent window is 0 (done segments go
+   at once) unless a script sets it. */
 
 #include "pop3-retention-config.h"
 #include "webhook-spool.h"
@@ -25,7 +25,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -46,9 +45,6 @@
 #define OPS_MAX 28
 #define LOG_MAX 64
 #define PATH_SIZE 512
-/* events of the concurrency test */
-#define THREAD_EVENTS 20000
-#define THREAD_BATCH 500
 
 enum op_kind {
 	OP_END = 0,
@@ -85,9 +81,9 @@ enum op_kind {
 	OP_SEG_TAIL,	/* append data/len to the newest segment */
 	OP_LOG_TAIL,	/* append data/len to the newest segment's log */
 	OP_TAIL_GONE,	/* the last OP_SEG_TAIL's bytes were cut off */
-	OP_PRODUCER_APPEND, /* n events through an APPEND_ONLY handle */
-	OP_PRODUCER_COMMIT,
-	OP_PRODUCER_CLOSE,
+	OP_APPEND_HELD,	/* events evt_1..evt_n again: each is skipped */
+	OP_APPEND_NEW,	/* events evt_1..evt_n again: each is appended */
+	OP_RECENT,	/* the recent window is t ms (now and at reopens) */
 	OP_SLEEP,	/* t milliseconds */
 	OP_SECOND_OWNER, /* a second owner open fails with s */
 	OP_READ_ONLY,	/* a READ_ONLY open sees counts e */
@@ -205,17 +201,15 @@ static const struct spool_case spool_cases[] = {
 	{ "a child commits and exits unclosed: the events survive", {
 		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
 		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		/* the owner dies right after a commit */
 		{ OP_CRASH_COMMIT, 2, 0, NULL, NULL, 0, E0 },
-		/* the parent's own segment goes on working */
-		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
-		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
-		{ OP_EXPECT_FILES, 2, 0, "seg", NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 1, 0, "seg", NULL, 0, E0 },
 		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(4, 0, 0, 0, 0) },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(3, 0, 0, 0, 0) },
 		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
 		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E0 },
 		{ OP_CHECKOUT, 2, 0, "evt_3", NULL, 0, E0 },
-		{ OP_CHECKOUT, 3, 0, "evt_4", NULL, 0, E0 },
+		{ OP_CHECKOUT, 3, 0, NULL, NULL, 0, E0 },
 	} },
 	{ "killed after delivering: nothing is sent twice", {
 		{ OP_APPEND, 5, 0, NULL, NULL, 0, E0 },
@@ -362,28 +356,59 @@ static const struct spool_case spool_cases[] = {
 		{ OP_EXPECT_FILES, 0, 0, "seg", NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E0 },
 	} },
-	{ "an APPEND_ONLY producer beside the owner", {
-		{ OP_PRODUCER_APPEND, 2, 0, NULL, NULL, 0, E0 },
-		{ OP_PRODUCER_COMMIT, 0, 0, NULL, NULL, 0, E0 },
-		{ OP_READ_ONLY, 0, 0, NULL, NULL, 0, E(2, 0, 0, 0, 0) },
-		{ OP_SLEEP, 0, 1100, NULL, NULL, 0, E0 },
-		/* still held by its writer: left alone */
-		{ OP_CHECKOUT, 0, 0, NULL, NULL, 0, E0 },
-		{ OP_PRODUCER_CLOSE, 0, 0, NULL, NULL, 0, E0 },
-		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+	{ "an id held pending or in the batch is not appended again", {
+		{ OP_APPEND, 2, 0, NULL, NULL, 0, E0 },
+		/* in the uncommitted batch */
+		{ OP_APPEND_HELD, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		/* pending */
+		{ OP_APPEND_HELD, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(2, 0, 0, 0, 0) },
-		/* a producer starting beside a running owner */
-		{ OP_PRODUCER_APPEND, 1, 0, NULL, NULL, 0, E0 },
-		{ OP_PRODUCER_COMMIT, 0, 0, NULL, NULL, 0, E0 },
-		{ OP_SLEEP, 0, 1100, NULL, NULL, 0, E0 },
+		/* pending after a restart */
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_APPEND_HELD, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_DRAIN, 2, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E0 },
+		/* an aborted batch holds nothing */
+		{ OP_APPEND, 1, 0, NULL, NULL, 0, E0 },
+		{ OP_ABORT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_APPEND_NEW, 1, 3, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 0, 0, 0) },
+	} },
+	{ "a done id is held for the recent window, across a restart", {
+		{ OP_RECENT, 0, 3600000, NULL, NULL, 0, E0 },
+		{ OP_APPEND, 3, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
 		{ OP_CHECKOUT, 0, 0, "evt_1", NULL, 0, E0 },
-		{ OP_CHECKOUT, 1, 0, "evt_2", NULL, 0, E0 },
-		{ OP_CHECKOUT, 2, 0, NULL, NULL, 0, E0 },
-		{ OP_EXPECT_DUE_SOON, 0, 0, NULL, NULL, 0, E0 },
-		{ OP_PRODUCER_CLOSE, 0, 0, NULL, NULL, 0, E0 },
-		{ OP_SLEEP, 0, 1100, NULL, NULL, 0, E0 },
-		{ OP_CHECKOUT, 2, 0, "evt_3", NULL, 0, E0 },
-		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(3, 0, 3, 0, 0) },
+		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_CHECKOUT, 0, 0, "evt_2", NULL, 0, E0 },
+		{ OP_DEAD, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
+		/* delivered, dead-lettered, pending: all held */
+		{ OP_APPEND_HELD, 3, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(1, 0, 0, 1, 0) },
+		{ OP_CHECKOUT, 0, 0, "evt_3", NULL, 0, E0 },
+		{ OP_DELIVERED, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
+		/* done, and kept: its ids are read again at the restart */
+		{ OP_REOPEN, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 2, 0, "seg", NULL, 0, E0 },
+		{ OP_APPEND_HELD, 3, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(0, 0, 0, 1, 0) },
+		/* the window is over: the segment goes, the ids with it */
+		{ OP_RECENT, 0, 1, NULL, NULL, 0, E0 },
+		{ OP_SLEEP, 0, 20, NULL, NULL, 0, E0 },
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_SYNC, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT_FILES, 0, 0, "seg", NULL, 0, E0 },
+		{ OP_APPEND_NEW, 3, 0, NULL, NULL, 0, E0 },
+		{ OP_COMMIT, 0, 0, NULL, NULL, 0, E0 },
+		{ OP_EXPECT, 0, 0, NULL, NULL, 0, E(3, 0, 0, 1, 0) },
 	} },
 	{ "one owner at a time; read-only opens beside it", {
 		{ OP_APPEND, 2, 0, NULL, NULL, 0, E0 },
@@ -483,76 +508,11 @@ static const struct seg_case seg_cases[] = {
 	  1, 0 },
 };
 
-/* Old-format spool files (one per event in new/): each is migrated at
-   open beside a good old file (evt_g, 2 attempts made, next due at
-   BASE_MS + 5000), or quarantined with the reason logged. */
-struct old_case {
-	const char *name;
-	const char *file;	/* name in new/ */
-	const char *data;	/* NULL: a symbolic link; "" + len 0: empty */
-	size_t len;
-	bool directory;
-	const char *reason;
-};
-
-#define HDR(len, sha) \
-	"pop3-retention-spool 1\nid evt_c\ncreated 5\nlength " len \
-	"\nsha256 " sha "\n\n"
-#define GOOD_NAME "5.9.9.0000abcd,0,0"
-#define OLD_G_NAME "7.9.9.0000abce,2,1700000005000"
-#define OLD_G "pop3-retention-spool 1\nid evt_g\ncreated 7\nlength 7\n" \
-	"sha256 " SHA_A1 "\n\n{\"a\":1}"
-
-static const struct old_case old_cases[] = {
-	{ "well-formed control", GOOD_NAME, STR_LEN(HDR("7", SHA_A1)
-	  "{\"a\":1}"), false, NULL },
-	{ "bad file name", "garbage", STR_LEN("x"), false, "bad file name" },
-	{ "name with a bad hex part", "5.9.9.0000abcz,0,0",
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name" },
-	{ "name without the state", "5.9.9.0000abcd",
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name" },
-	{ "name with a leading zero", "05.9.9.0000abcd,0,0",
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name" },
-	{ "name with an overflowing number",
-	  "99999999999999999999.9.9.0000abcd,0,0",
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}"), false, "bad file name" },
-	{ "empty file", GOOD_NAME, "", 0, false, "bad format line" },
-	{ "unknown format version", GOOD_NAME,
-	  STR_LEN("pop3-retention-spool 2\nid evt_c\n"), false,
-	  "bad format line" },
-	{ "id with a dot", GOOD_NAME,
-	  STR_LEN("pop3-retention-spool 1\nid evt.c\ncreated 5\n"), false,
-	  "bad id line" },
-	{ "negative creation time", GOOD_NAME,
-	  STR_LEN("pop3-retention-spool 1\nid evt_c\ncreated -5\n"), false,
-	  "bad created line" },
-	{ "zero length", GOOD_NAME, STR_LEN(HDR("0", SHA_A1)), false,
-	  "bad length line" },
-	{ "length over the limit", GOOD_NAME,
-	  STR_LEN(HDR("65537", SHA_A1) "{\"a\":1}"), false,
-	  "bad length line" },
-	{ "short sha256", GOOD_NAME, STR_LEN(HDR("7", "015abd") "{\"a\":1}"),
-	  false, "bad sha256 line" },
-	{ "no blank line", GOOD_NAME,
-	  STR_LEN("pop3-retention-spool 1\nid evt_c\ncreated 5\nlength 7\n"
-		  "sha256 " SHA_A1 "\n{\"a\":1}"), false, "no blank line" },
-	{ "truncated body", GOOD_NAME, STR_LEN(HDR("7", SHA_A1) "{\"a\""),
-	  false, "truncated" },
-	{ "trailing bytes", GOOD_NAME,
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":1}xx"), false, "trailing bytes" },
-	{ "body does not match its checksum", GOOD_NAME,
-	  STR_LEN(HDR("7", SHA_A1) "{\"a\":2}"), false, "sha256" },
-	{ "symbolic link", GOOD_NAME, NULL, 0, false, "symbolic link" },
-	{ "directory", GOOD_NAME, "", 0, true, "not a regular file" },
-	{ "binary garbage", GOOD_NAME, "\x00\xff\x01\x02", 4, false,
-	  "bad format line" },
-};
-
 struct test_ctx {
 	char dir[PATH_SIZE];
 	char spool_dir[PATH_SIZE + 16];
 	struct webhook_spool *spool;
-	struct webhook_spool *producer;
+	int64_t recent_ms;
 	struct webhook_spool_event *slots[SLOTS];
 	unsigned int next_k;
 	char tail_path[PATH_SIZE * 2];	/* of the last OP_SEG_TAIL */
@@ -648,6 +608,7 @@ static void ctx_open(size_t idx, const char *name, struct test_ctx *ctx)
 	if (ctx->spool == NULL)
 		case_fail(idx, name, "webhook_spool_create() failed");
 	webhook_spool_set_log(ctx->spool, test_log, ctx);
+	webhook_spool_set_recent(ctx->spool, ctx->recent_ms);
 	if (webhook_spool_open(ctx->spool) < 0)
 		case_fail(idx, name, "open: %s",
 			  webhook_spool_error(ctx->spool));
@@ -666,7 +627,6 @@ static void ctx_free(struct test_ctx *ctx)
 	unsigned int i;
 
 	current_ctx = NULL;
-	webhook_spool_destroy(&ctx->producer);
 	webhook_spool_destroy(&ctx->spool);
 	for (i = 0; i < ctx->log_count; i++)
 		free(ctx->log[i]);
@@ -711,9 +671,31 @@ static void append_events(size_t idx, const char *name, unsigned int step,
 		snprintf(id, sizeof(id), "evt_%u", k);
 		body_of(k, body, sizeof(body));
 		if (webhook_spool_append(spool, id, body, strlen(body),
-					 BASE_MS + k) < 0)
+					 BASE_MS + k) != 0)
 			case_fail(idx, name, "step %u: append %s: %s", step,
 				  id, webhook_spool_error(spool));
+	}
+}
+
+/* Events evt_<first>..evt_<first + count - 1> again: 1 if each must be
+   skipped, 0 if each must be appended. */
+static void append_again(size_t idx, const char *name, unsigned int step,
+			 struct webhook_spool *spool, unsigned int first,
+			 unsigned int count, int expected)
+{
+	char id[32], body[256];
+	unsigned int k;
+	int ret;
+
+	for (k = first; k < first + count; k++) {
+		snprintf(id, sizeof(id), "evt_%u", k);
+		body_of(k, body, sizeof(body));
+		ret = webhook_spool_append(spool, id, body, strlen(body),
+					   BASE_MS + k);
+		if (ret != expected)
+			case_fail(idx, name, "step %u: append %s again "
+				  "returned %d, expected %d (%s)", step, id,
+				  ret, expected, webhook_spool_error(spool));
 	}
 }
 
@@ -802,7 +784,10 @@ static void kill_delivered(size_t idx, const char *name, unsigned int step,
 
 		(void)close(fds[0]);
 		spool = webhook_spool_create(ctx->spool_dir, 0);
-		if (spool == NULL || webhook_spool_open(spool) < 0)
+		if (spool == NULL)
+			_exit(1);
+		webhook_spool_set_recent(spool, ctx->recent_ms);
+		if (webhook_spool_open(spool) < 0)
 			_exit(1);
 		for (i = 0; i < count; i++) {
 			if (webhook_spool_checkout(spool, FAR_MS,
@@ -926,18 +911,6 @@ static void check_dead_file(size_t idx, const char *name, unsigned int step,
 	if (!found)
 		case_fail(idx, name, "step %u: no dead/ file for %s with %u "
 			  "attempts", step, id, attempts);
-}
-
-static void producer_open(size_t idx, const char *name, struct test_ctx *ctx)
-{
-	if (ctx->producer != NULL)
-		return;
-	ctx->producer = webhook_spool_create(ctx->spool_dir,
-					     WEBHOOK_SPOOL_APPEND_ONLY);
-	if (ctx->producer == NULL || webhook_spool_open(ctx->producer) < 0)
-		case_fail(idx, name, "producer open: %s",
-			  ctx->producer == NULL ? "alloc" :
-			  webhook_spool_error(ctx->producer));
 }
 
 static void read_only_counts(size_t idx, const char *name, unsigned int step,
@@ -1189,19 +1162,16 @@ static void run_op(size_t idx, const char *name, unsigned int step,
 				  "bytes", step, ctx->tail_path,
 				  (long long)ctx->tail_size);
 		break;
-	case OP_PRODUCER_APPEND:
-		producer_open(idx, name, ctx);
-		append_events(idx, name, step, ctx->producer, &ctx->next_k,
-			      op->n);
+	case OP_APPEND_HELD:
+		append_again(idx, name, step, ctx->spool, 1, op->n, 1);
 		break;
-	case OP_PRODUCER_COMMIT:
-		producer_open(idx, name, ctx);
-		if (webhook_spool_commit(ctx->producer) < 0)
-			case_fail(idx, name, "step %u: producer commit: %s",
-				  step, webhook_spool_error(ctx->producer));
+	case OP_APPEND_NEW:
+		append_again(idx, name, step, ctx->spool,
+			     op->t > 0 ? (unsigned int)op->t : 1, op->n, 0);
 		break;
-	case OP_PRODUCER_CLOSE:
-		webhook_spool_destroy(&ctx->producer);
+	case OP_RECENT:
+		ctx->recent_ms = op->t;
+		webhook_spool_set_recent(ctx->spool, op->t);
 		break;
 	case OP_SLEEP:
 		ts.tv_sec = op->t / 1000;
@@ -1360,413 +1330,13 @@ static void test_segment(void **state)
 	ctx_free(ctx);
 }
 
-static void check_migrated(size_t idx, const struct old_case *c,
-			   struct test_ctx *ctx)
-{
-	struct webhook_spool_counts counts;
-	struct webhook_spool_event *event = NULL, *g = NULL;
-	char path[PATH_SIZE * 2];
-	unsigned int expected = c->reason == NULL ? 2 : 1;
-	struct stat st;
-
-	webhook_spool_counts(ctx->spool, &counts);
-	if (counts.pending != expected || counts.retrying != 1 ||
-	    counts.corrupt != (c->reason == NULL ? 0 : 1) ||
-	    counts.unindexed != 0)
-		case_fail(idx, c->name, "%u pending, %u retrying, %u corrupt, "
-			  "%u unindexed", counts.pending, counts.retrying,
-			  counts.corrupt, counts.unindexed);
-	snprintf(path, sizeof(path), "%s/new", ctx->spool_dir);
-	if (lstat(path, &st) == 0)
-		case_fail(idx, c->name, "new/ is still there");
-	snprintf(path, sizeof(path), "%s/tmp", ctx->spool_dir);
-	if (lstat(path, &st) == 0)
-		case_fail(idx, c->name, "tmp/ is still there");
-	if (c->reason == NULL) {
-		if (webhook_spool_checkout(ctx->spool, BASE_MS, &event) != 1 ||
-		    strcmp(event->id, "evt_c") != 0 ||
-		    event->created_ms != 5 || event->attempts != 0 ||
-		    event->body_len != 7 ||
-		    memcmp(event->body, "{\"a\":1}", 8) != 0)
-			case_fail(idx, c->name, "evt_c not migrated");
-	}
-	/* evt_g kept its attempts and due time */
-	if (webhook_spool_checkout(ctx->spool, BASE_MS + 4999, &g) != 0 ||
-	    webhook_spool_next_due(ctx->spool) != BASE_MS + 5000 ||
-	    webhook_spool_checkout(ctx->spool, BASE_MS + 5000, &g) != 1 ||
-	    strcmp(g->id, "evt_g") != 0 || g->attempts != 2 ||
-	    g->created_ms != 7 || memcmp(g->body, "{\"a\":1}", 8) != 0)
-		case_fail(idx, c->name, "evt_g not migrated with its state");
-	webhook_spool_release(ctx->spool, &g);
-	if (event != NULL)
-		webhook_spool_release(ctx->spool, &event);
-}
-
-static void test_old_format(void **state)
-{
-	const struct old_case *c = *state;
-	size_t idx = (size_t)(c - old_cases);
-	struct test_ctx *ctx;
-	char path[PATH_SIZE * 2];
-
-	ctx = ctx_init(idx, c->name);
-	(void)mkdir(ctx->spool_dir, 0700);
-	snprintf(path, sizeof(path), "%s/new", ctx->spool_dir);
-	(void)mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/tmp", ctx->spool_dir);
-	(void)mkdir(path, 0700);
-	snprintf(path, sizeof(path), "%s/tmp/" GOOD_NAME, ctx->spool_dir);
-	write_path(idx, c->name, path, O_EXCL, STR_LEN("pop3-retention"));
-	snprintf(path, sizeof(path), "%s/new/" OLD_G_NAME, ctx->spool_dir);
-	write_path(idx, c->name, path, O_EXCL, STR_LEN(OLD_G));
-	snprintf(path, sizeof(path), "%s/new/%s", ctx->spool_dir, c->file);
-	if (c->directory) {
-		if (mkdir(path, 0700) < 0)
-			case_fail(idx, c->name, "mkdir: %s", strerror(errno));
-	} else if (c->data == NULL) {
-		if (symlink("/etc/passwd", path) < 0)
-			case_fail(idx, c->name, "symlink: %s",
-				  strerror(errno));
-	} else {
-		write_path(idx, c->name, path, O_EXCL, c->data, c->len);
-	}
-	ctx_open(idx, c->name, ctx);
-	if (!log_contains(ctx, "migrated 1") &&
-	    !log_contains(ctx, "migrated 2"))
-		case_fail(idx, c->name, "no migration logged");
-	if (c->reason != NULL &&
-	    (!log_contains(ctx, c->reason) ||
-	     !log_contains(ctx, "moved to corrupt/")))
-		case_fail(idx, c->name, "no log line with \"%s\"", c->reason);
-	check_migrated(idx, c, ctx);
-	/* the migration is durable, and done once */
-	ctx_reopen(idx, c->name, ctx);
-	check_migrated(idx, c, ctx);
-	ctx_free(ctx);
-}
-
-/* One producer thread, two delivery threads, one spool. */
-struct thread_ctx {
-	struct webhook_spool *spool;
-	unsigned char *seen;		/* per event: times delivered */
-	unsigned int delivered;		/* atomic */
-	unsigned int producer_done;	/* atomic */
-	time_t deadline;		/* give up (lost events) */
-	char error[256];
-};
-
-static void thread_error(struct thread_ctx *t, const char *what,
-			 struct webhook_spool *spool)
-{
-	if (t->error[0] == '\0')
-		snprintf(t->error, sizeof(t->error), "%s: %s", what,
-			 webhook_spool_error(spool));
-}
-
-static void *producer_thread(void *context)
-{
-	struct thread_ctx *t = context;
-	char id[32], body[256];
-	unsigned int k;
-
-	for (k = 1; k <= THREAD_EVENTS; k++) {
-		snprintf(id, sizeof(id), "evt_%u", k);
-		body_of(k, body, sizeof(body));
-		if (webhook_spool_append(t->spool, id, body, strlen(body),
-					 BASE_MS + k) < 0) {
-			thread_error(t, "append", t->spool);
-			break;
-		}
-		if ((k % THREAD_BATCH == 0 || k == THREAD_EVENTS) &&
-		    webhook_spool_commit(t->spool) < 0) {
-			thread_error(t, "commit", t->spool);
-			break;
-		}
-	}
-	__atomic_store_n(&t->producer_done, 1, __ATOMIC_SEQ_CST);
-	return NULL;
-}
-
-static void *delivery_thread(void *context)
-{
-	struct thread_ctx *t = context;
-	struct webhook_spool_event *event;
-	char body[256];
-	unsigned int k, n = 0;
-	int ret;
-
-	while (__atomic_load_n(&t->delivered, __ATOMIC_SEQ_CST) <
-	       THREAD_EVENTS && t->error[0] == '\0') {
-		ret = webhook_spool_checkout(t->spool, FAR_MS, &event);
-		if (ret < 0) {
-			thread_error(t, "checkout", t->spool);
-			break;
-		}
-		if (ret == 0) {
-			if (time(NULL) > t->deadline) {
-				snprintf(t->error, sizeof(t->error), "timed "
-					 "out with %u of %u delivered",
-					 __atomic_load_n(&t->delivered,
-							 __ATOMIC_SEQ_CST),
-					 THREAD_EVENTS);
-				break;
-			}
-			sched_yield();
-			continue;
-		}
-		if (sscanf(event->id, "evt_%u", &k) != 1 || k == 0 ||
-		    k > THREAD_EVENTS) {
-			thread_error(t, "odd id", t->spool);
-			break;
-		}
-		body_of(k, body, sizeof(body));
-		if (event->body_len != strlen(body) ||
-		    memcmp(event->body, body, event->body_len) != 0) {
-			snprintf(t->error, sizeof(t->error), "body of %s "
-				 "differs", event->id);
-			break;
-		}
-		__atomic_add_fetch(&t->seen[k], 1, __ATOMIC_SEQ_CST);
-		if (webhook_spool_delivered(t->spool, &event) < 0) {
-			thread_error(t, "delivered", t->spool);
-			break;
-		}
-		__atomic_add_fetch(&t->delivered, 1, __ATOMIC_SEQ_CST);
-		if (++n % 1000 == 0 && webhook_spool_sync(t->spool) < 0) {
-			thread_error(t, "sync", t->spool);
-			break;
-		}
-	}
-	return NULL;
-}
-
-static void test_threads(void **state)
-{
-	static const char *name = "producer thread, two delivery threads";
-	struct webhook_spool_counts counts;
-	pthread_t producer, delivery[2];
-	struct thread_ctx t;
-	struct test_ctx *ctx;
-	unsigned int k, i;
-
-	(void)state;
-	ctx = ctx_init(0, name);
-	ctx_open(0, name, ctx);
-	memset(&t, 0, sizeof(t));
-	t.spool = ctx->spool;
-	t.deadline = time(NULL) + 120;
-	t.seen = calloc(THREAD_EVENTS + 1, 1);
-	if (t.seen == NULL)
-		case_fail(0, name, "out of memory");
-	if (pthread_create(&producer, NULL, producer_thread, &t) != 0)
-		case_fail(0, name, "pthread_create failed");
-	for (i = 0; i < 2; i++) {
-		if (pthread_create(&delivery[i], NULL, delivery_thread,
-				   &t) != 0)
-			case_fail(0, name, "pthread_create failed");
-	}
-	(void)pthread_join(producer, NULL);
-	for (i = 0; i < 2; i++)
-		(void)pthread_join(delivery[i], NULL);
-	if (t.error[0] != '\0') {
-		free(t.seen);
-		case_fail(0, name, "%s", t.error);
-	}
-	for (k = 1; k <= THREAD_EVENTS; k++) {
-		if (t.seen[k] != 1) {
-			i = t.seen[k];
-			free(t.seen);
-			case_fail(0, name, "evt_%u delivered %u times", k, i);
-		}
-	}
-	free(t.seen);
-	if (webhook_spool_sync(ctx->spool) < 0)
-		case_fail(0, name, "sync: %s",
-			  webhook_spool_error(ctx->spool));
-	ctx_reopen(0, name, ctx);
-	webhook_spool_counts(ctx->spool, &counts);
-	if (counts.pending != 0)
-		case_fail(0, name, "%u pending after reopen", counts.pending);
-	ctx_free(ctx);
-}
-
-/* ---- rendering at checkout (webhook_spool_set_render) ---- */
-
-static bool render_fails;
-
-/* "R:" bodies become "<rendered>" and the rest in upper case; "FAIL"
-   bodies fail while render_fails; anything else is sent as stored. */
-static int test_render_fn(void *context, const unsigned char *stored,
-			  size_t stored_len, unsigned char **body_r,
-			  size_t *body_len_r, const char **error_r)
-{
-	static const char tag[] = "<rendered>";
-	unsigned char *body;
-	size_t i;
-
-	if (context != &render_fails)
-		return -1;
-	if (stored_len >= 4 && memcmp(stored, "FAIL", 4) == 0 &&
-	    render_fails) {
-		*error_r = "test render failure";
-		return -1;
-	}
-	if (stored_len < 2 || memcmp(stored, "R:", 2) != 0)
-		return 0;
-	body = malloc(sizeof(tag) - 1 + stored_len - 2 + 1);
-	if (body == NULL)
-		return -1;
-	memcpy(body, tag, sizeof(tag) - 1);
-	for (i = 2; i < stored_len; i++) {
-		unsigned char c = stored[i];
-
-		body[sizeof(tag) - 1 + i - 2] =
-			c >= 'a' && c <= 'z' ? (unsigned char)(c - 32) : c;
-	}
-	*body_len_r = sizeof(tag) - 1 + stored_len - 2;
-	body[*body_len_r] = '\0';
-	*body_r = body;
-	return 1;
-}
-
-static void expect_body(const char *name, const struct webhook_spool_event *ev,
-			const char *id, const char *body)
-{
-	if (ev == NULL || strcmp(ev->id, id) != 0)
-		case_fail(0, name, "checked out %s, expected %s",
-			  ev == NULL ? "nothing" : ev->id, id);
-	if (ev->body_len != strlen(body) ||
-	    memcmp(ev->body, body, ev->body_len) != 0 ||
-	    ev->body[ev->body_len] != '\0')
-		case_fail(0, name, "%s: body \"%.*s\", expected \"%s\"", id,
-			  (int)ev->body_len, (const char *)ev->body, body);
-}
-
-static bool dead_file_contains(struct test_ctx *ctx, const char *needle)
-{
-	char path[PATH_SIZE * 2], buf[4096];
-	struct dirent *d;
-	bool found = false;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "%s/dead", ctx->spool_dir);
-	dir = opendir(path);
-	if (dir == NULL)
-		return false;
-	while (!found && (d = readdir(dir)) != NULL) {
-		FILE *f;
-		size_t n;
-
-		if (d->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/dead/%s", ctx->spool_dir,
-			 d->d_name);
-		f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		buf[n] = '\0';
-		(void)fclose(f);
-		found = strstr(buf, needle) != NULL;
-	}
-	(void)closedir(dir);
-	return found;
-}
-
-static void test_render(void **state)
-{
-	static const char *name = "stored bodies rendered at checkout";
-	static const char *const bodies[] = { "R:abc", "{\"json\":1}",
-					      "FAIL:x" };
-	struct webhook_spool_event *a = NULL, *b = NULL, *c = NULL;
-	struct webhook_spool_counts counts;
-	struct test_ctx *ctx;
-	char id[16];
-	unsigned int i;
-	int ret;
-
-	(void)state;
-	ctx = ctx_init(0, name);
-	ctx_open(0, name, ctx);
-	webhook_spool_set_render(ctx->spool, test_render_fn, &render_fails);
-	render_fails = true;
-	for (i = 0; i < 3; i++) {
-		snprintf(id, sizeof(id), "evt_%u", i + 1);
-		if (webhook_spool_append(ctx->spool, id, bodies[i],
-					 strlen(bodies[i]), BASE_MS + i) < 0)
-			case_fail(0, name, "append: %s",
-				  webhook_spool_error(ctx->spool));
-	}
-	if (webhook_spool_commit(ctx->spool) < 0)
-		case_fail(0, name, "commit: %s",
-			  webhook_spool_error(ctx->spool));
-
-	if (webhook_spool_checkout(ctx->spool, FAR_MS, &a) != 1)
-		case_fail(0, name, "first checkout failed");
-	expect_body(name, a, "evt_1", "<rendered>ABC");
-	if (webhook_spool_checkout(ctx->spool, FAR_MS, &b) != 1)
-		case_fail(0, name, "second checkout failed");
-	expect_body(name, b, "evt_2", "{\"json\":1}");
-	/* a body that cannot be rendered stays, and is tried later */
-	ret = webhook_spool_checkout(ctx->spool, FAR_MS, &c);
-	if (ret != -1 || c != NULL)
-		case_fail(0, name, "unrenderable checkout returned %d", ret);
-	if (strstr(webhook_spool_error(ctx->spool), "evt_3") == NULL ||
-	    strstr(webhook_spool_error(ctx->spool),
-		   "test render failure") == NULL)
-		case_fail(0, name, "error \"%s\" names neither the event nor "
-			  "the reason", webhook_spool_error(ctx->spool));
-	webhook_spool_counts(ctx->spool, &counts);
-	if (counts.pending != 3 || counts.checked_out != 2)
-		case_fail(0, name, "%u pending, %u checked out after the "
-			  "failed render", counts.pending, counts.checked_out);
-	if (webhook_spool_checkout(ctx->spool, FAR_MS, &c) != 0)
-		case_fail(0, name, "the failed event is due at once again");
-
-	/* the dead letter holds the body that would have been sent */
-	if (webhook_spool_dead_letter(ctx->spool, &a) < 0)
-		case_fail(0, name, "dead letter: %s",
-			  webhook_spool_error(ctx->spool));
-	if (!dead_file_contains(ctx, "<rendered>ABC"))
-		case_fail(0, name, "no dead letter with the rendered body");
-	if (webhook_spool_delivered(ctx->spool, &b) < 0)
-		case_fail(0, name, "delivered: %s",
-			  webhook_spool_error(ctx->spool));
-
-	render_fails = false;
-	if (webhook_spool_checkout(ctx->spool, FAR_MS + 60000, &c) != 1)
-		case_fail(0, name, "the failed event did not come back: %s",
-			  webhook_spool_error(ctx->spool));
-	expect_body(name, c, "evt_3", "FAIL:x");
-	if (webhook_spool_delivered(ctx->spool, &c) < 0)
-		case_fail(0, name, "delivered: %s",
-			  webhook_spool_error(ctx->spool));
-	webhook_spool_counts(ctx->spool, &counts);
-	if (counts.pending != 0 || counts.dead != 1)
-		case_fail(0, name, "%u pending, %u dead at the end",
-			  counts.pending, counts.dead);
-	ctx_free(ctx);
-}
-
 int main(void)
 {
-	const struct CMUnitTest threads[] = {
-		cmocka_unit_test_teardown(test_threads, teardown),
-	};
-	const struct CMUnitTest render[] = {
-		cmocka_unit_test_teardown(test_render, teardown),
-	};
 	int failed = 0;
 
 	failed += RUN_TABLE_TEARDOWN("webhook_spool scripts", test_spool,
 				     teardown, spool_cases);
 	failed += RUN_TABLE_TEARDOWN("webhook_spool corrupt segments",
 				     test_segment, teardown, seg_cases);
-	failed += RUN_TABLE_TEARDOWN("webhook_spool old format",
-				     test_old_format, teardown, old_cases);
-	failed += cmocka_run_group_tests_name("webhook_spool threads",
-					      threads, NULL, NULL);
-	failed += cmocka_run_group_tests_name("webhook_spool render",
-					      render, NULL, NULL);
 	return failed == 0 ? 0 : 1;
 }
