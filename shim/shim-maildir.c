@@ -1,0 +1,753 @@
+/* A Maildir as a POP3 maildrop. See shim-maildir.h.
+
+   Why this shape:
+   - A message is found by its base name, not by its full file name: any
+     MUA beside us may rename cur/<base>:2,<flags> at any time, so an
+     operation whose file name has gone looks the base up in cur/ again
+     before it calls the message removed.
+   - The maildrop lock is an open file description lock (F_OFD_SETLK)
+     where the kernel has them: a classic fcntl lock belongs to the
+     process, so two sessions of one pop3-retentiond process would both
+     get it, and closing any descriptor of the file would drop it. Both
+     kinds go to the NFS lock service alike.
+   Reading a message (sizes, RETR/TOP, Message-ID) is in
+   shim-maildir-read.c. */
+
+#define _GNU_SOURCE /* F_OFD_SETLK */
+
+#include "pop3-retention-config.h"
+#include "shim-maildir.h"
+#include "shim-maildir-private.h"
+#include "shim-params.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define LOCK_FNAME "pop3-retentiond.lock"
+#define DIGEST_HEX_LEN 40
+/* A folder name of move: ("Archive/2024"), before the Maildir++ dots */
+#define FOLDER_NAME_MAX 255
+
+struct md_msg {
+	struct shim_maildir_msg pub;
+	/* the file name in cur/, and after its NUL the base (one block) */
+	char *fname;
+	char uidl_digest[DIGEST_HEX_LEN + 1];
+	bool removed;
+};
+
+struct shim_maildir {
+	char *dir;
+	int lock_fd;
+	struct md_msg *msgs;
+	unsigned int count;
+};
+
+void shim_maildir_error(char *error, size_t error_size, const char *fmt, ...)
+{
+	va_list args;
+
+	if (error_size == 0)
+		return;
+	va_start(args, fmt);
+	vsnprintf(error, error_size, fmt, args);
+	va_end(args);
+}
+
+static int __attribute__((format(printf, 5, 6)))
+path_fmt(char *path, size_t size, char *error, size_t error_size,
+	 const char *fmt, ...)
+{
+	va_list args;
+	int ret;
+
+	va_start(args, fmt);
+	ret = vsnprintf(path, size, fmt, args);
+	va_end(args);
+	if (ret < 0 || (size_t)ret >= size) {
+		shim_maildir_error(error, error_size, "path too long under %s",
+				   fmt);
+		return -1;
+	}
+	return 0;
+}
+
+static int mkdir_missing(const char *path, char *error, size_t error_size)
+{
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		shim_maildir_error(error, error_size, "mkdir(%s) failed: %s",
+				   path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int mkdir_maildir(const char *dir, char *error, size_t error_size)
+{
+	static const char *const subdirs[] = {"new", "cur", "tmp"};
+	char path[SHIM_PATH_MAX];
+	unsigned int i;
+
+	for (i = 0; i < 3; i++) {
+		if (path_fmt(path, sizeof(path), error, error_size, "%s/%s",
+			     dir, subdirs[i]) < 0 ||
+		    mkdir_missing(path, error, error_size) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct shim_maildir *shim_maildir_open(const char *dir, char *error,
+				       size_t error_size)
+{
+	struct shim_maildir *md;
+
+	if (dir[0] == '\0' || strlen(dir) > SHIM_PATH_MAX - 64) {
+		shim_maildir_error(error, error_size,
+				   "maildir path empty or too long");
+		return NULL;
+	}
+	if (mkdir_maildir(dir, error, error_size) < 0)
+		return NULL;
+	md = calloc(1, sizeof(*md));
+	if (md == NULL || (md->dir = strdup(dir)) == NULL) {
+		free(md);
+		shim_maildir_error(error, error_size,
+				   "out of memory opening %s", dir);
+		return NULL;
+	}
+	md->lock_fd = -1;
+	return md;
+}
+
+static void msgs_free(struct shim_maildir *md)
+{
+	unsigned int i;
+
+	for (i = 0; i < md->count; i++)
+		free(md->msgs[i].fname);
+	free(md->msgs);
+	md->msgs = NULL;
+	md->count = 0;
+}
+
+void shim_maildir_close(struct shim_maildir **_md)
+{
+	struct shim_maildir *md = *_md;
+
+	if (md == NULL)
+		return;
+	*_md = NULL;
+	shim_maildir_unlock(md);
+	msgs_free(md);
+	free(md->dir);
+	free(md);
+}
+
+int shim_maildir_lock(struct shim_maildir *md, char *error, size_t error_size)
+{
+	struct flock fl;
+	char path[SHIM_PATH_MAX];
+	int fd, cmd = F_SETLK;
+
+	if (md->lock_fd >= 0)
+		return 1;
+	if (path_fmt(path, sizeof(path), error, error_size, "%s/%s", md->dir,
+		     LOCK_FNAME) < 0)
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		shim_maildir_error(error, error_size, "open(%s) failed: %s",
+				   path, strerror(errno));
+		return -1;
+	}
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+#ifdef F_OFD_SETLK
+	cmd = F_OFD_SETLK;
+#endif
+	if (fcntl(fd, cmd, &fl) < 0) {
+		int err = errno;
+
+		close(fd);
+		if (err == EACCES || err == EAGAIN)
+			return 0;
+		shim_maildir_error(error, error_size,
+				   "fcntl(%s, F_WRLCK) failed: %s", path,
+				   strerror(err));
+		return -1;
+	}
+	md->lock_fd = fd;
+	return 1;
+}
+
+void shim_maildir_unlock(struct shim_maildir *md)
+{
+	if (md->lock_fd < 0)
+		return;
+	/* closing the only descriptor releases the lock */
+	close(md->lock_fd);
+	md->lock_fd = -1;
+}
+
+static bool uidl_valid(const char *base)
+{
+	size_t len = 0;
+
+	for (; base[len] != '\0'; len++) {
+		unsigned char c = (unsigned char)base[len];
+
+		if (c < 0x21 || c > 0x7e || len >= SHIM_UIDL_MAX)
+			return false;
+	}
+	return len > 0;
+}
+
+static int uidl_digest(const char *base, char hex[DIGEST_HEX_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len, i;
+
+	if (EVP_Digest(base, strlen(base), md, &md_len, EVP_sha1(), NULL) !=
+		    1 ||
+	    md_len * 2 != DIGEST_HEX_LEN)
+		return -1;
+	for (i = 0; i < md_len; i++) {
+		hex[i * 2] = digits[md[i] >> 4];
+		hex[i * 2 + 1] = digits[md[i] & 0x0f];
+	}
+	hex[DIGEST_HEX_LEN] = '\0';
+	return 0;
+}
+
+/* ",W=<n>" in base, Dovecot's RFC 1939 size. */
+static bool size_from_name(const char *base, uint64_t *size_r)
+{
+	const char *p = base, *end;
+	unsigned long long n;
+	char *num_end;
+
+	while ((p = strstr(p, ",W=")) != NULL) {
+		p += 3;
+		end = p + strspn(p, "0123456789");
+		if (end == p || (*end != ',' && *end != '\0'))
+			continue;
+		errno = 0;
+		n = strtoull(p, &num_end, 10);
+		if (errno != 0 || num_end != end)
+			continue;
+		*size_r = n;
+		return true;
+	}
+	return false;
+}
+
+/* new/ -> cur/, adding ":2," when the name has no info part. */
+static int scan_new(struct shim_maildir *md, char *error, size_t error_size)
+{
+	char from[SHIM_PATH_MAX], to[SHIM_PATH_MAX];
+	struct dirent *d;
+	DIR *dir;
+	int ret = 0;
+
+	if (path_fmt(from, sizeof(from), error, error_size, "%s/new", md->dir) <
+	    0)
+		return -1;
+	dir = opendir(from);
+	if (dir == NULL) {
+		shim_maildir_error(error, error_size, "opendir(%s) failed: %s",
+				   from, strerror(errno));
+		return -1;
+	}
+	while (ret == 0 && (errno = 0, d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		if (path_fmt(from, sizeof(from), error, error_size, "%s/new/%s",
+			     md->dir, d->d_name) < 0 ||
+		    path_fmt(to, sizeof(to), error, error_size, "%s/cur/%s%s",
+			     md->dir, d->d_name,
+			     strchr(d->d_name, ':') == NULL ? ":2," : "") < 0) {
+			ret = -1;
+		} else if (rename(from, to) < 0 && errno != ENOENT) {
+			shim_maildir_error(error, error_size,
+					   "rename(%s, %s) failed: %s", from,
+					   to, strerror(errno));
+			ret = -1;
+		}
+	}
+	if (ret == 0 && errno != 0) {
+		shim_maildir_error(error, error_size,
+				   "readdir(%s/new) failed: %s", md->dir,
+				   strerror(errno));
+		ret = -1;
+	}
+	closedir(dir);
+	return ret;
+}
+
+static int msg_add(struct shim_maildir *md, unsigned int *alloc,
+		   const char *fname, time_t mtime)
+{
+	struct md_msg *msg;
+	size_t len = strlen(fname), base_len = strcspn(fname, ":");
+
+	if (md->count == *alloc) {
+		unsigned int n = *alloc == 0 ? 64 : *alloc * 2;
+		struct md_msg *p = reallocarray(md->msgs, n, sizeof(*p));
+
+		if (p == NULL)
+			return -1;
+		md->msgs = p;
+		*alloc = n;
+	}
+	msg = &md->msgs[md->count];
+	memset(msg, 0, sizeof(*msg));
+	msg->fname = malloc(len + 1 + base_len + 1);
+	if (msg->fname == NULL)
+		return -1;
+	memcpy(msg->fname, fname, len + 1);
+	memcpy(msg->fname + len + 1, fname, base_len);
+	msg->fname[len + 1 + base_len] = '\0';
+	msg->pub.base = msg->fname + len + 1;
+	msg->pub.arrived_at = mtime;
+	md->count++;
+	return 0;
+}
+
+static int scan_cur(struct shim_maildir *md, char *error, size_t error_size)
+{
+	char path[SHIM_PATH_MAX];
+	unsigned int alloc = 0;
+	struct dirent *d;
+	struct stat st;
+	DIR *dir;
+	int ret = 0;
+
+	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur", md->dir) <
+	    0)
+		return -1;
+	dir = opendir(path);
+	if (dir == NULL) {
+		shim_maildir_error(error, error_size, "opendir(%s) failed: %s",
+				   path, strerror(errno));
+		return -1;
+	}
+	while (ret == 0 && (errno = 0, d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.' || d->d_name[0] == ':')
+			continue;
+		if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+		    0) {
+			if (errno == ENOENT)
+				continue;
+			shim_maildir_error(error, error_size,
+					   "stat(%s/%s) failed: %s", path,
+					   d->d_name, strerror(errno));
+			ret = -1;
+		} else if (S_ISREG(st.st_mode) &&
+			   msg_add(md, &alloc, d->d_name, st.st_mtime) < 0) {
+			shim_maildir_error(error, error_size,
+					   "out of memory listing %s", path);
+			ret = -1;
+		}
+	}
+	if (ret == 0 && errno != 0) {
+		shim_maildir_error(error, error_size, "readdir(%s) failed: %s",
+				   path, strerror(errno));
+		ret = -1;
+	}
+	closedir(dir);
+	return ret;
+}
+
+static int cmp_base_fname(const void *p1, const void *p2)
+{
+	const struct md_msg *m1 = p1, *m2 = p2;
+	int ret = strcmp(m1->pub.base, m2->pub.base);
+
+	return ret != 0 ? ret : strcmp(m1->fname, m2->fname);
+}
+
+static int cmp_arrival(const void *p1, const void *p2)
+{
+	const struct md_msg *m1 = p1, *m2 = p2;
+
+	if (m1->pub.arrived_at != m2->pub.arrived_at)
+		return m1->pub.arrived_at < m2->pub.arrived_at ? -1 : 1;
+	return strcmp(m1->pub.base, m2->pub.base);
+}
+
+/* Two files with one base (a copy left by a crash, a MUA's race) would
+   be two messages with one UIDL: only the first name is listed. */
+static void drop_duplicates(struct shim_maildir *md)
+{
+	unsigned int i, n = 0;
+
+	if (md->count == 0)
+		return;
+	qsort(md->msgs, md->count, sizeof(*md->msgs), cmp_base_fname);
+	for (i = 0; i < md->count; i++) {
+		if (n > 0 &&
+		    strcmp(md->msgs[n - 1].pub.base, md->msgs[i].pub.base) == 0)
+			free(md->msgs[i].fname);
+		else
+			md->msgs[n++] = md->msgs[i];
+	}
+	md->count = n;
+}
+
+/* Fill in UIDL and size. Returns 1, 0 when the file vanished, -1. */
+static int msg_complete(struct shim_maildir *md, struct md_msg *msg,
+			shim_maildir_size_lookup_t *size_lookup, void *context,
+			char *error, size_t error_size)
+{
+	char path[SHIM_PATH_MAX];
+
+	if (uidl_valid(msg->pub.base)) {
+		msg->pub.uidl = msg->pub.base;
+	} else if (uidl_digest(msg->pub.base, msg->uidl_digest) == 0) {
+		msg->pub.uidl = msg->uidl_digest;
+	} else {
+		shim_maildir_error(error, error_size,
+				   "SHA-1 failed for %s/cur/%s", md->dir,
+				   msg->fname);
+		return -1;
+	}
+	if ((size_lookup != NULL &&
+	     size_lookup(context, msg->pub.base, &msg->pub.size) == 1) ||
+	    size_from_name(msg->pub.base, &msg->pub.size))
+		return 1;
+	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur/%s",
+		     md->dir, msg->fname) < 0)
+		return -1;
+	return shim_msg_size_read(path, &msg->pub.size, error, error_size);
+}
+
+int shim_maildir_scan(struct shim_maildir *md,
+		      shim_maildir_size_lookup_t *size_lookup, void *context,
+		      char *error, size_t error_size)
+{
+	unsigned int i, n = 0;
+	int ret;
+
+	msgs_free(md);
+	if (scan_new(md, error, error_size) < 0 ||
+	    scan_cur(md, error, error_size) < 0) {
+		msgs_free(md);
+		return -1;
+	}
+	drop_duplicates(md);
+	if (md->count > 0)
+		qsort(md->msgs, md->count, sizeof(*md->msgs), cmp_arrival);
+	/* the newest beyond the limit wait for a later session */
+	for (i = SHIM_MESSAGES_MAX; i < md->count; i++)
+		free(md->msgs[i].fname);
+	if (md->count > SHIM_MESSAGES_MAX)
+		md->count = SHIM_MESSAGES_MAX;
+	for (i = 0; i < md->count; i++) {
+		ret = msg_complete(md, &md->msgs[i], size_lookup, context,
+				   error, error_size);
+		if (ret < 0) {
+			while (i < md->count)
+				free(md->msgs[i++].fname);
+			md->count = n;
+			msgs_free(md);
+			return -1;
+		}
+		if (ret == 0)
+			free(md->msgs[i].fname);
+		else
+			md->msgs[n++] = md->msgs[i];
+	}
+	md->count = n;
+	return 0;
+}
+
+unsigned int shim_maildir_count(const struct shim_maildir *md)
+{
+	return md->count;
+}
+
+const struct shim_maildir_msg *shim_maildir_msg(const struct shim_maildir *md,
+						unsigned int idx)
+{
+	return idx < md->count ? &md->msgs[idx].pub : NULL;
+}
+
+const char *shim_maildir_path(const struct shim_maildir *md)
+{
+	return md->dir;
+}
+
+/* Look msg's base up in cur/ again after its file name went away (flags
+   changed by another client). Returns 1 found (msg->fname updated), 0
+   gone, -1 error. */
+static int msg_refind(struct shim_maildir *md, struct md_msg *msg, char *error,
+		      size_t error_size)
+{
+	size_t base_len = strlen(msg->pub.base), len;
+	char path[SHIM_PATH_MAX], *fname;
+	struct dirent *d;
+	DIR *dir;
+	int ret = 0;
+
+	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur", md->dir) <
+	    0)
+		return -1;
+	if ((dir = opendir(path)) == NULL) {
+		shim_maildir_error(error, error_size, "opendir(%s) failed: %s",
+				   path, strerror(errno));
+		return -1;
+	}
+	while (ret == 0 && (d = readdir(dir)) != NULL) {
+		if (strncmp(d->d_name, msg->pub.base, base_len) != 0 ||
+		    d->d_name[base_len] != ':')
+			continue;
+		len = strlen(d->d_name);
+		fname = malloc(len + 1 + base_len + 1);
+		if (fname == NULL) {
+			shim_maildir_error(error, error_size, "out of memory");
+			ret = -1;
+			break;
+		}
+		memcpy(fname, d->d_name, len + 1);
+		memcpy(fname + len + 1, msg->pub.base, base_len + 1);
+		free(msg->fname);
+		msg->fname = fname;
+		msg->pub.base = fname + len + 1;
+		if (msg->pub.uidl != msg->uidl_digest)
+			msg->pub.uidl = msg->pub.base;
+		ret = 1;
+	}
+	closedir(dir);
+	return ret;
+}
+
+/* Run op on cur/<fname> of message idx, retrying once under its current
+   name when the file was renamed. op returns 0, or -1 with errno.
+   Returns 0, or -1 with error. */
+static int msg_op(struct shim_maildir *md, unsigned int idx,
+		  int (*op)(const char *path, void *context), void *context,
+		  const char *what, char *error, size_t error_size)
+{
+	struct md_msg *msg;
+	char path[SHIM_PATH_MAX];
+	int ret;
+
+	if (idx >= md->count || md->msgs[idx].removed) {
+		shim_maildir_error(error, error_size,
+				   "message %u of %s: no such "
+				   "message",
+				   idx + 1, md->dir);
+		return -1;
+	}
+	msg = &md->msgs[idx];
+	for (;;) {
+		if (path_fmt(path, sizeof(path), error, error_size, "%s/cur/%s",
+			     md->dir, msg->fname) < 0)
+			return -1;
+		if (op(path, context) == 0)
+			return 0;
+		if (errno != ENOENT)
+			break;
+		ret = msg_refind(md, msg, error, error_size);
+		if (ret < 0)
+			return -1;
+		if (ret == 0) {
+			shim_maildir_error(error, error_size,
+					   "%s(%s) failed: "
+					   "already removed",
+					   what, path);
+			return -1;
+		}
+	}
+	shim_maildir_error(error, error_size, "%s(%s) failed: %s", what, path,
+			   strerror(errno));
+	return -1;
+}
+
+static int op_unlink(const char *path, void *context)
+{
+	(void)context;
+	return unlink(path);
+}
+
+int shim_maildir_expunge(struct shim_maildir *md, unsigned int idx, char *error,
+			 size_t error_size)
+{
+	if (msg_op(md, idx, op_unlink, NULL, "unlink", error, error_size) < 0)
+		return -1;
+	md->msgs[idx].removed = true;
+	return 0;
+}
+
+static int op_open(const char *path, void *context)
+{
+	int *fd_r = context;
+
+	*fd_r = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return *fd_r < 0 ? -1 : 0;
+}
+
+int shim_maildir_msg_open(struct shim_maildir *md, unsigned int idx,
+			  char *error, size_t error_size)
+{
+	int fd = -1;
+
+	if (msg_op(md, idx, op_open, &fd, "open", error, error_size) < 0)
+		return -1;
+	return fd;
+}
+
+/* "Archive/2024" -> <dir>/.Archive.2024 */
+static int folder_path(const struct shim_maildir *md, const char *folder,
+		       char *path, size_t size, char *error, size_t error_size)
+{
+	size_t i, len = strlen(folder), dir_len = strlen(md->dir);
+	char c;
+
+	if (len == 0 || len > FOLDER_NAME_MAX || folder[0] == '.' ||
+	    folder[0] == '/' || folder[len - 1] == '/' ||
+	    folder[len - 1] == '.' || strstr(folder, "..") != NULL ||
+	    strstr(folder, "//") != NULL || strstr(folder, "/.") != NULL ||
+	    strstr(folder, "./") != NULL) {
+		shim_maildir_error(error, error_size,
+				   "invalid folder name \"%.*s\"",
+				   FOLDER_NAME_MAX, folder);
+		return -1;
+	}
+	if (dir_len + 2 + len + 1 > size) {
+		shim_maildir_error(error, error_size, "path too long: %s/.%s",
+				   md->dir, folder);
+		return -1;
+	}
+	memcpy(path, md->dir, dir_len);
+	path[dir_len] = '/';
+	path[dir_len + 1] = '.';
+	for (i = 0; i < len; i++) {
+		c = folder[i];
+		if ((unsigned char)c < 0x20 || c == 0x7f) {
+			shim_maildir_error(error, error_size,
+					   "invalid folder name: control "
+					   "character in %s/.%s",
+					   md->dir, folder);
+			return -1;
+		}
+		path[dir_len + 2 + i] = c == '/' ? '.' : c;
+	}
+	path[dir_len + 2 + len] = '\0';
+	return 0;
+}
+
+static int folder_create(const char *path, char *error, size_t error_size)
+{
+	char marker[SHIM_PATH_MAX];
+	int fd;
+
+	if (mkdir_missing(path, error, error_size) < 0 ||
+	    mkdir_maildir(path, error, error_size) < 0 ||
+	    path_fmt(marker, sizeof(marker), error, error_size,
+		     "%s/maildirfolder", path) < 0)
+		return -1;
+	fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		shim_maildir_error(error, error_size, "open(%s) failed: %s",
+				   marker, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int fsync_dir(const char *path)
+{
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ret = fsync(fd);
+	if (close(fd) < 0)
+		ret = -1;
+	return ret;
+}
+
+static bool same_file(const char *path1, const char *path2)
+{
+	struct stat st1, st2;
+
+	return lstat(path1, &st1) == 0 && lstat(path2, &st2) == 0 &&
+	       st1.st_dev == st2.st_dev && st1.st_ino == st2.st_ino;
+}
+
+struct move_context {
+	/* <folder>/cur */
+	char cur[SHIM_PATH_MAX];
+};
+
+/* Link src into the folder, make that durable, then unlink src: a crash
+   leaves two copies, never none. A retry after such a crash finds the
+   link in place (the same inode) and completes the unlink. */
+static int op_move(const char *src, void *context)
+{
+	struct move_context *ctx = context;
+	char dst[SHIM_PATH_MAX];
+	int ret;
+
+	ret = snprintf(dst, sizeof(dst), "%s/%s", ctx->cur,
+		       strrchr(src, '/') + 1);
+	if (ret < 0 || (size_t)ret >= sizeof(dst)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (link(src, dst) < 0) {
+		if (errno == EEXIST && same_file(src, dst)) {
+			/* completed below */
+		} else if (errno == EPERM || errno == EOPNOTSUPP) {
+			/* no hard links here: rename is atomic too */
+			if (access(dst, F_OK) == 0) {
+				errno = EEXIST;
+				return -1;
+			}
+			if (rename(src, dst) < 0)
+				return -1;
+			return fsync_dir(ctx->cur);
+		} else {
+			return -1;
+		}
+	}
+	if (fsync_dir(ctx->cur) < 0)
+		return -1;
+	if (unlink(src) < 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+int shim_maildir_move(struct shim_maildir *md, unsigned int idx,
+		      const char *folder, char *error, size_t error_size)
+{
+	struct move_context ctx;
+	char path[SHIM_PATH_MAX], what[SHIM_PATH_MAX + 16];
+
+	if (folder_path(md, folder, path, sizeof(path), error, error_size) <
+		    0 ||
+	    folder_create(path, error, error_size) < 0 ||
+	    path_fmt(ctx.cur, sizeof(ctx.cur), error, error_size, "%s/cur",
+		     path) < 0)
+		return -1;
+	snprintf(what, sizeof(what), "move into %s", path);
+	if (msg_op(md, idx, op_move, &ctx, what, error, error_size) < 0)
+		return -1;
+	md->msgs[idx].removed = true;
+	return 0;
+}
