@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -578,6 +579,8 @@ static void lock_expect(size_t idx, const char *name, struct shim_maildir *md,
 			  expected, error);
 }
 
+/* A child that locks the maildrop, says so, and holds the lock until
+   the parent closes its end of the socket (or kills it). */
 static pid_t lock_child(size_t idx, const char *name, int *ready_fd_r)
 {
 	struct shim_maildir *md;
@@ -585,7 +588,7 @@ static pid_t lock_child(size_t idx, const char *name, int *ready_fd_r)
 	int fds[2];
 	pid_t pid;
 
-	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -596,9 +599,9 @@ static pid_t lock_child(size_t idx, const char *name, int *ready_fd_r)
 			_exit(1);
 		if (write(fds[1], &c, 1) != 1)
 			_exit(1);
-		/* until killed */
-		for (;;)
-			pause();
+		while (read(fds[1], &c, 1) > 0)
+			;
+		shim_maildir_close(&md);
 		_exit(0);
 	}
 	close(fds[1]);
@@ -632,8 +635,8 @@ static void test_lock(void **state)
 	case HOLDER_CHILD_KILLED:
 		pid = lock_child(idx, c->name, &ready_fd);
 		lock_expect(idx, c->name, md1, 0);
-		kill(pid, c->holder == HOLDER_CHILD_KILLED ? SIGKILL :
-		     SIGTERM);
+		if (c->holder == HOLDER_CHILD_KILLED)
+			kill(pid, SIGKILL);
 		close(ready_fd);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		lock_expect(idx, c->name, md1, 1);
