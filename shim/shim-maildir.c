@@ -39,8 +39,11 @@
 
 struct md_msg {
 	struct shim_maildir_msg pub;
-	/* the file name in cur/, and after its NUL the base (one block) */
+	/* the file name in cur/ at scan, and after its NUL the base (one
+	   block, so base stays where it is until close) */
 	char *fname;
+	/* the name found after another client renamed the file, or NULL */
+	char *renamed;
 	char uidl_digest[DIGEST_HEX_LEN + 1];
 	bool removed;
 };
@@ -51,6 +54,18 @@ struct shim_maildir {
 	struct md_msg *msgs;
 	unsigned int count;
 };
+
+static void msg_free(struct md_msg *msg)
+{
+	free(msg->fname);
+	free(msg->renamed);
+	msg->fname = msg->renamed = NULL;
+}
+
+static const char *msg_fname(const struct md_msg *msg)
+{
+	return msg->renamed != NULL ? msg->renamed : msg->fname;
+}
 
 void shim_maildir_error(char *error, size_t error_size, const char *fmt, ...)
 {
@@ -134,7 +149,7 @@ static void msgs_free(struct shim_maildir *md)
 	unsigned int i;
 
 	for (i = 0; i < md->count; i++)
-		free(md->msgs[i].fname);
+		msg_free(&md->msgs[i]);
 	free(md->msgs);
 	md->msgs = NULL;
 	md->count = 0;
@@ -399,7 +414,7 @@ static void drop_duplicates(struct shim_maildir *md)
 	for (i = 0; i < md->count; i++) {
 		if (n > 0 &&
 		    strcmp(md->msgs[n - 1].pub.base, md->msgs[i].pub.base) == 0)
-			free(md->msgs[i].fname);
+			msg_free(&md->msgs[i]);
 		else
 			md->msgs[n++] = md->msgs[i];
 	}
@@ -451,7 +466,7 @@ int shim_maildir_scan(struct shim_maildir *md,
 		qsort(md->msgs, md->count, sizeof(*md->msgs), cmp_arrival);
 	/* the newest beyond the limit wait for a later session */
 	for (i = SHIM_MESSAGES_MAX; i < md->count; i++)
-		free(md->msgs[i].fname);
+		msg_free(&md->msgs[i]);
 	if (md->count > SHIM_MESSAGES_MAX)
 		md->count = SHIM_MESSAGES_MAX;
 	for (i = 0; i < md->count; i++) {
@@ -459,13 +474,13 @@ int shim_maildir_scan(struct shim_maildir *md,
 				   error, error_size);
 		if (ret < 0) {
 			while (i < md->count)
-				free(md->msgs[i++].fname);
+				msg_free(&md->msgs[i++]);
 			md->count = n;
 			msgs_free(md);
 			return -1;
 		}
 		if (ret == 0)
-			free(md->msgs[i].fname);
+			msg_free(&md->msgs[i]);
 		else
 			md->msgs[n++] = md->msgs[i];
 	}
@@ -490,12 +505,12 @@ const char *shim_maildir_path(const struct shim_maildir *md)
 }
 
 /* Look msg's base up in cur/ again after its file name went away (flags
-   changed by another client). Returns 1 found (msg->fname updated), 0
+   changed by another client). Returns 1 found (msg->renamed set), 0
    gone, -1 error. */
 static int msg_refind(struct shim_maildir *md, struct md_msg *msg, char *error,
 		      size_t error_size)
 {
-	size_t base_len = strlen(msg->pub.base), len;
+	size_t base_len = strlen(msg->pub.base);
 	char path[SHIM_PATH_MAX], *fname;
 	struct dirent *d;
 	DIR *dir;
@@ -511,29 +526,22 @@ static int msg_refind(struct shim_maildir *md, struct md_msg *msg, char *error,
 	}
 	while (ret == 0 && (d = readdir(dir)) != NULL) {
 		if (strncmp(d->d_name, msg->pub.base, base_len) != 0 ||
-		    d->d_name[base_len] != ':')
+		    (d->d_name[base_len] != ':' && d->d_name[base_len] != '\0'))
 			continue;
-		len = strlen(d->d_name);
-		fname = malloc(len + 1 + base_len + 1);
-		if (fname == NULL) {
+		if ((fname = strdup(d->d_name)) == NULL) {
 			shim_maildir_error(error, error_size, "out of memory");
 			ret = -1;
 			break;
 		}
-		memcpy(fname, d->d_name, len + 1);
-		memcpy(fname + len + 1, msg->pub.base, base_len + 1);
-		free(msg->fname);
-		msg->fname = fname;
-		msg->pub.base = fname + len + 1;
-		if (msg->pub.uidl != msg->uidl_digest)
-			msg->pub.uidl = msg->pub.base;
+		free(msg->renamed);
+		msg->renamed = fname;
 		ret = 1;
 	}
 	closedir(dir);
 	return ret;
 }
 
-/* Run op on cur/<fname> of message idx, retrying once under its current
+/* Run op on cur/<fname> of message idx, once more under its current
    name when the file was renamed. op returns 0, or -1 with errno.
    Returns 0, or -1 with error. */
 static int msg_op(struct shim_maildir *md, unsigned int idx,
@@ -542,37 +550,37 @@ static int msg_op(struct shim_maildir *md, unsigned int idx,
 {
 	struct md_msg *msg;
 	char path[SHIM_PATH_MAX];
-	int ret;
+	unsigned int attempt;
+	int ret, err = 0;
 
 	if (idx >= md->count || md->msgs[idx].removed) {
 		shim_maildir_error(error, error_size,
-				   "message %u of %s: no such "
-				   "message",
-				   idx + 1, md->dir);
+				   "message %u of %s: no such message", idx + 1,
+				   md->dir);
 		return -1;
 	}
 	msg = &md->msgs[idx];
-	for (;;) {
+	for (attempt = 0; attempt < 2; attempt++) {
 		if (path_fmt(path, sizeof(path), error, error_size, "%s/cur/%s",
-			     md->dir, msg->fname) < 0)
+			     md->dir, msg_fname(msg)) < 0)
 			return -1;
 		if (op(path, context) == 0)
 			return 0;
-		if (errno != ENOENT)
+		err = errno;
+		if (err != ENOENT || attempt > 0)
 			break;
 		ret = msg_refind(md, msg, error, error_size);
 		if (ret < 0)
 			return -1;
 		if (ret == 0) {
 			shim_maildir_error(error, error_size,
-					   "%s(%s) failed: "
-					   "already removed",
+					   "%s(%s) failed: already removed",
 					   what, path);
 			return -1;
 		}
 	}
 	shim_maildir_error(error, error_size, "%s(%s) failed: %s", what, path,
-			   strerror(errno));
+			   strerror(err));
 	return -1;
 }
 
@@ -711,9 +719,11 @@ static int op_move(const char *src, void *context)
 		return -1;
 	}
 	if (link(src, dst) < 0) {
-		if (errno == EEXIST && same_file(src, dst)) {
+		int err = errno;
+
+		if (err == EEXIST && same_file(src, dst)) {
 			/* completed below */
-		} else if (errno == EPERM || errno == EOPNOTSUPP) {
+		} else if (err == EPERM || err == EOPNOTSUPP) {
 			/* no hard links here: rename is atomic too */
 			if (access(dst, F_OK) == 0) {
 				errno = EEXIST;
@@ -723,6 +733,7 @@ static int op_move(const char *src, void *context)
 				return -1;
 			return fsync_dir(ctx->cur);
 		} else {
+			errno = err;
 			return -1;
 		}
 	}

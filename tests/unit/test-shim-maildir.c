@@ -436,6 +436,10 @@ static const struct scan_case scan_cases[] = {
 	  { { "cur", "dup:2,S", 1, "x\n" }, { "cur", "dup:2,", 2, "x\n" },
 	    { "new", "dup", 3, "x\n" } },
 	  { { "dup", NULL, 3 } }, 1, { NULL }, false },
+	{ "a name in cur/ without an info part",
+	  { { "cur", "noinfo", 1, "abc" }, { "cur", "x:", 2, "" } },
+	  { { "noinfo", NULL, 3 }, { "x", NULL, 0 } }, 2,
+	  { "noinfo", "x:" }, false },
 	{ "directories and symbolic links in cur/ skipped",
 	  { { "dir", "sub:2,", 1, NULL }, { "link", "ln:2,", 1, NULL },
 	    { "cur", "m:2,", 5, "" } },
@@ -721,6 +725,7 @@ static void test_change(void **state)
 	char renamed[PATH_SIZE], marker[PATH_SIZE];
 	struct shim_maildir *md;
 	bool move = c->op >= CHANGE_MOVE;
+	const char *base;
 	int ret, expected = 0;
 
 	make_test_dir(idx, c->name);
@@ -732,6 +737,7 @@ static void test_change(void **state)
 	write_file(idx, c->name, src, "m\n", 2, 0);
 	assert_int_equal(shim_maildir_scan(md, NULL, NULL, error,
 					   sizeof(error)), 0);
+	base = shim_maildir_msg(md, 0)->base;
 	snprintf(dst, sizeof(dst), "%s/%s/cur/%s", test_dir,
 		 c->folder_dir != NULL ? c->folder_dir : ".Archive",
 		 c->op == CHANGE_MOVE_RENAMED ? CHANGE_FNAME "RT" :
@@ -766,6 +772,10 @@ static void test_change(void **state)
 	if (c->op == CHANGE_EXPUNGE_GONE &&
 	    strstr(error, "already removed") == NULL)
 		case_fail(idx, c->name, "error \"%s\"", error);
+	/* the base stays where it was, whatever the file is called now */
+	if (shim_maildir_msg(md, 0)->base != base ||
+	    strcmp(base, "1700000000.M1P1.test") != 0)
+		case_fail(idx, c->name, "base moved or changed");
 	if (c->op == CHANGE_EXPUNGE_TWICE &&
 	    shim_maildir_expunge(md, 0, error, sizeof(error)) != -1)
 		case_fail(idx, c->name, "second expunge succeeded");
