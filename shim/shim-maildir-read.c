@@ -193,8 +193,8 @@ static int stream_fill(struct shim_msg_stream *stream, char *error,
 {
 	size_t len;
 
-	if (read_full(stream->fd, stream->chunk, sizeof(stream->chunk), &len) <
-	    0) {
+	if (read_full(stream->fd, stream->chunk, sizeof(stream->chunk),
+		      &len) < 0) {
 		shim_maildir_error(error, error_size,
 				   "read(message) failed: %s", strerror(errno));
 		return -1;

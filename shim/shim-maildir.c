@@ -234,9 +234,8 @@ static int uidl_digest(const char *base, char hex[DIGEST_HEX_LEN + 1])
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len, i;
 
-	if (EVP_Digest(base, strlen(base), md, &md_len, EVP_sha1(), NULL) !=
-		    1 ||
-	    md_len * 2 != DIGEST_HEX_LEN)
+	if (EVP_Digest(base, strlen(base), md, &md_len, EVP_sha1(),
+		       NULL) != 1 || md_len * 2 != DIGEST_HEX_LEN)
 		return -1;
 	for (i = 0; i < md_len; i++) {
 		hex[i * 2] = digits[md[i] >> 4];
@@ -276,8 +275,8 @@ static int scan_new(struct shim_maildir *md, char *error, size_t error_size)
 	DIR *dir;
 	int ret = 0;
 
-	if (path_fmt(from, sizeof(from), error, error_size, "%s/new", md->dir) <
-	    0)
+	if (path_fmt(from, sizeof(from), error, error_size, "%s/new",
+		     md->dir) < 0)
 		return -1;
 	dir = opendir(from);
 	if (dir == NULL) {
@@ -349,8 +348,8 @@ static int scan_cur(struct shim_maildir *md, char *error, size_t error_size)
 	DIR *dir;
 	int ret = 0;
 
-	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur", md->dir) <
-	    0)
+	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur",
+		     md->dir) < 0)
 		return -1;
 	dir = opendir(path);
 	if (dir == NULL) {
@@ -361,8 +360,8 @@ static int scan_cur(struct shim_maildir *md, char *error, size_t error_size)
 	while (ret == 0 && (errno = 0, d = readdir(dir)) != NULL) {
 		if (d->d_name[0] == '.' || d->d_name[0] == ':')
 			continue;
-		if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) <
-		    0) {
+		if (fstatat(dirfd(dir), d->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) < 0) {
 			if (errno == ENOENT)
 				continue;
 			shim_maildir_error(error, error_size,
@@ -516,8 +515,8 @@ static int msg_refind(struct shim_maildir *md, struct md_msg *msg, char *error,
 	DIR *dir;
 	int ret = 0;
 
-	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur", md->dir) <
-	    0)
+	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur",
+		     md->dir) < 0)
 		return -1;
 	if ((dir = opendir(path)) == NULL) {
 		shim_maildir_error(error, error_size, "opendir(%s) failed: %s",
@@ -750,8 +749,8 @@ int shim_maildir_move(struct shim_maildir *md, unsigned int idx,
 	struct move_context ctx;
 	char path[SHIM_PATH_MAX], what[SHIM_PATH_MAX + 16];
 
-	if (folder_path(md, folder, path, sizeof(path), error, error_size) <
-		    0 ||
+	if (folder_path(md, folder, path, sizeof(path), error,
+			error_size) < 0 ||
 	    folder_create(path, error, error_size) < 0 ||
 	    path_fmt(ctx.cur, sizeof(ctx.cur), error, error_size, "%s/cur",
 		     path) < 0)
