@@ -278,6 +278,20 @@ static int parse_entry(struct shim_state *state, char *line,
 	return 0;
 }
 
+/* One line without its "\n": NULL, or why it does not parse. */
+static const char *parse_line(struct shim_state *state, char *line,
+			      unsigned int line_num)
+{
+	const char *reason = NULL;
+
+	if (line_num == 1) {
+		return strcmp(line, STATE_HEADER) == 0 ? NULL :
+			"not a state file header";
+	}
+	(void)parse_entry(state, line, &reason);
+	return reason;
+}
+
 /* Split what fd holds into lines, one bounded line at a time. */
 static int parse_fd(struct shim_state *state, int fd, char *error,
 		    size_t error_size)
@@ -306,29 +320,20 @@ static int parse_fd(struct shim_state *state, int fd, char *error,
 				  SHIM_STATE_SIZE_MAX);
 			return -1;
 		}
-		for (i = 0; i < (size_t)n; i++) {
-			if (chunk[i] == '\0') {
-				reason = "NUL octet";
-			} else if (chunk[i] != '\n') {
-				if (line_len == SHIM_STATE_LINE_MAX - 1)
-					reason = "line too long";
-				else
-					line[line_len++] = chunk[i];
-			} else {
+		for (i = 0; i < (size_t)n && reason == NULL; i++) {
+			if (chunk[i] == '\n') {
 				line[line_len] = '\0';
-				if (line_num == 1) {
-					if (strcmp(line, STATE_HEADER) != 0)
-						reason = "not a state file "
-							 "header";
-				} else {
-					(void)parse_entry(state, line, &reason);
-				}
+				reason = parse_line(state, line, line_num);
 				line_len = 0;
 				if (reason == NULL)
 					line_num++;
+			} else if (chunk[i] == '\0') {
+				reason = "NUL octet";
+			} else if (line_len == SHIM_STATE_LINE_MAX - 1) {
+				reason = "line too long";
+			} else {
+				line[line_len++] = chunk[i];
 			}
-			if (reason != NULL)
-				break;
 		}
 		if (reason != NULL)
 			break;

@@ -35,6 +35,8 @@
 #define HEADER "pop3-retentiond-state 1\n"
 /* a base of the longest length set() takes, and one more */
 #define LONG_BASE_LEN 468
+#define X100 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" \
+	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 
 /* the current row's directory, removed by the teardown */
 static char test_dir[64];
@@ -176,6 +178,12 @@ static const struct load_case load_cases[] = {
 	  { { NULL } } },
 	{ "control character in base", HEADER "a\x01 1 - 1\n", 0, -1,
 	  "line 2", { { NULL } } },
+	{ "line too long", HEADER "a 1 - 1\n" X100 X100 X100 X100 X100 X100
+	  " 1 - 1\n", 0, -1, "line 3: line too long", { { NULL } } },
+	/* LONG_BASE_LEN + 1 octets */
+	{ "base too long", HEADER X100 X100 X100 X100
+	  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "x 1 - 1\n", 0, -1, "line 2: invalid base", { { NULL } } },
 	{ "no final newline", HEADER "a 1 - 1", 0, -1, "line 2",
 	  { { NULL } } },
 	{ "NUL octet", HEADER "a 1\0 - 1\n", sizeof(HEADER "a 1\0 - 1\n") - 1,
