@@ -11,7 +11,7 @@
      get it, and closing any descriptor of the file would drop it. Both
      kinds go to the NFS lock service alike.
    Reading a message (sizes, RETR/TOP, Message-ID) is in
-   shim-maildir-read.c. */
+   shim-maildir-read.c, moving it into a folder in shim-maildir-move.c. */
 
 #define _GNU_SOURCE /* F_OFD_SETLK */
 
@@ -34,8 +34,6 @@
 
 #define LOCK_FNAME "pop3-retentiond.lock"
 #define DIGEST_HEX_LEN 40
-/* A folder name of move: ("Archive/2024"), before the Maildir++ dots */
-#define FOLDER_NAME_MAX 255
 
 struct md_msg {
 	struct shim_maildir_msg pub;
@@ -78,9 +76,8 @@ void shim_maildir_error(char *error, size_t error_size, const char *fmt, ...)
 	va_end(args);
 }
 
-static int __attribute__((format(printf, 5, 6)))
-path_fmt(char *path, size_t size, char *error, size_t error_size,
-	 const char *fmt, ...)
+int shim_maildir_path_fmt(char *path, size_t size, char *error,
+			  size_t error_size, const char *fmt, ...)
 {
 	va_list args;
 	int ret;
@@ -106,15 +103,18 @@ static int mkdir_missing(const char *path, char *error, size_t error_size)
 	return 0;
 }
 
-static int mkdir_maildir(const char *dir, char *error, size_t error_size)
+int shim_maildir_mkdirs(const char *dir, bool self, char *error,
+			size_t error_size)
 {
 	static const char *const subdirs[] = {"new", "cur", "tmp"};
 	char path[SHIM_PATH_MAX];
 	unsigned int i;
 
+	if (self && mkdir_missing(dir, error, error_size) < 0)
+		return -1;
 	for (i = 0; i < 3; i++) {
-		if (path_fmt(path, sizeof(path), error, error_size, "%s/%s",
-			     dir, subdirs[i]) < 0 ||
+		if (shim_maildir_path_fmt(path, sizeof(path), error, error_size,
+					  "%s/%s", dir, subdirs[i]) < 0 ||
 		    mkdir_missing(path, error, error_size) < 0)
 			return -1;
 	}
@@ -131,7 +131,7 @@ struct shim_maildir *shim_maildir_open(const char *dir, char *error,
 				   "maildir path empty or too long");
 		return NULL;
 	}
-	if (mkdir_maildir(dir, error, error_size) < 0)
+	if (shim_maildir_mkdirs(dir, false, error, error_size) < 0)
 		return NULL;
 	md = calloc(1, sizeof(*md));
 	if (md == NULL || (md->dir = strdup(dir)) == NULL) {
@@ -176,8 +176,8 @@ int shim_maildir_lock(struct shim_maildir *md, char *error, size_t error_size)
 
 	if (md->lock_fd >= 0)
 		return 1;
-	if (path_fmt(path, sizeof(path), error, error_size, "%s/%s", md->dir,
-		     LOCK_FNAME) < 0)
+	if (shim_maildir_path_fmt(path, sizeof(path), error, error_size,
+				  "%s/%s", md->dir, LOCK_FNAME) < 0)
 		return -1;
 	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -271,12 +271,13 @@ static bool size_from_name(const char *base, uint64_t *size_r)
 static int scan_new(struct shim_maildir *md, char *error, size_t error_size)
 {
 	char from[SHIM_PATH_MAX], to[SHIM_PATH_MAX];
+	const char *info;
 	struct dirent *d;
 	DIR *dir;
 	int ret = 0;
 
-	if (path_fmt(from, sizeof(from), error, error_size, "%s/new",
-		     md->dir) < 0)
+	if (shim_maildir_path_fmt(from, sizeof(from), error, error_size,
+				  "%s/new", md->dir) < 0)
 		return -1;
 	dir = opendir(from);
 	if (dir == NULL) {
@@ -287,11 +288,13 @@ static int scan_new(struct shim_maildir *md, char *error, size_t error_size)
 	while (ret == 0 && (errno = 0, d = readdir(dir)) != NULL) {
 		if (d->d_name[0] == '.')
 			continue;
-		if (path_fmt(from, sizeof(from), error, error_size, "%s/new/%s",
-			     md->dir, d->d_name) < 0 ||
-		    path_fmt(to, sizeof(to), error, error_size, "%s/cur/%s%s",
-			     md->dir, d->d_name,
-			     strchr(d->d_name, ':') == NULL ? ":2," : "") < 0) {
+		info = strchr(d->d_name, ':') == NULL ? ":2," : "";
+		if (shim_maildir_path_fmt(from, sizeof(from), error, error_size,
+					  "%s/new/%s", md->dir,
+					  d->d_name) < 0 ||
+		    shim_maildir_path_fmt(to, sizeof(to), error, error_size,
+					  "%s/cur/%s%s", md->dir, d->d_name,
+					  info) < 0) {
 			ret = -1;
 		} else if (rename(from, to) < 0 && errno != ENOENT) {
 			shim_maildir_error(error, error_size,
@@ -308,6 +311,15 @@ static int scan_new(struct shim_maildir *md, char *error, size_t error_size)
 	}
 	closedir(dir);
 	return ret;
+}
+
+static int cmp_arrival(const void *p1, const void *p2)
+{
+	const struct md_msg *m1 = p1, *m2 = p2;
+
+	if (m1->pub.arrived_at != m2->pub.arrived_at)
+		return m1->pub.arrived_at < m2->pub.arrived_at ? -1 : 1;
+	return strcmp(m1->pub.base, m2->pub.base);
 }
 
 static int msg_add(struct shim_maildir *md, unsigned int *alloc,
@@ -348,8 +360,8 @@ static int scan_cur(struct shim_maildir *md, char *error, size_t error_size)
 	DIR *dir;
 	int ret = 0;
 
-	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur",
-		     md->dir) < 0)
+	if (shim_maildir_path_fmt(path, sizeof(path), error, error_size,
+				  "%s/cur", md->dir) < 0)
 		return -1;
 	dir = opendir(path);
 	if (dir == NULL) {
@@ -392,15 +404,6 @@ static int cmp_base_fname(const void *p1, const void *p2)
 	return ret != 0 ? ret : strcmp(m1->fname, m2->fname);
 }
 
-static int cmp_arrival(const void *p1, const void *p2)
-{
-	const struct md_msg *m1 = p1, *m2 = p2;
-
-	if (m1->pub.arrived_at != m2->pub.arrived_at)
-		return m1->pub.arrived_at < m2->pub.arrived_at ? -1 : 1;
-	return strcmp(m1->pub.base, m2->pub.base);
-}
-
 /* Two files with one base (a copy left by a crash, a MUA's race) would
    be two messages with one UIDL: only the first name is listed. */
 static void drop_duplicates(struct shim_maildir *md)
@@ -441,8 +444,8 @@ static int msg_complete(struct shim_maildir *md, struct md_msg *msg,
 	     size_lookup(context, msg->pub.base, &msg->pub.size) == 1) ||
 	    size_from_name(msg->pub.base, &msg->pub.size))
 		return 1;
-	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur/%s",
-		     md->dir, msg->fname) < 0)
+	if (shim_maildir_path_fmt(path, sizeof(path), error, error_size,
+				  "%s/cur/%s", md->dir, msg->fname) < 0)
 		return -1;
 	return shim_msg_size_read(path, &msg->pub.size, error, error_size);
 }
@@ -515,8 +518,8 @@ static int msg_refind(struct shim_maildir *md, struct md_msg *msg, char *error,
 	DIR *dir;
 	int ret = 0;
 
-	if (path_fmt(path, sizeof(path), error, error_size, "%s/cur",
-		     md->dir) < 0)
+	if (shim_maildir_path_fmt(path, sizeof(path), error, error_size,
+				  "%s/cur", md->dir) < 0)
 		return -1;
 	if ((dir = opendir(path)) == NULL) {
 		shim_maildir_error(error, error_size, "opendir(%s) failed: %s",
@@ -540,12 +543,9 @@ static int msg_refind(struct shim_maildir *md, struct md_msg *msg, char *error,
 	return ret;
 }
 
-/* Run op on cur/<fname> of message idx, once more under its current
-   name when the file was renamed. op returns 0, or -1 with errno.
-   Returns 0, or -1 with error. */
-static int msg_op(struct shim_maildir *md, unsigned int idx,
-		  int (*op)(const char *path, void *context), void *context,
-		  const char *what, char *error, size_t error_size)
+int shim_maildir_msg_op(struct shim_maildir *md, unsigned int idx,
+			shim_maildir_op_t *op, void *context, const char *what,
+			bool removes, char *error, size_t error_size)
 {
 	struct md_msg *msg;
 	char path[SHIM_PATH_MAX];
@@ -560,11 +560,14 @@ static int msg_op(struct shim_maildir *md, unsigned int idx,
 	}
 	msg = &md->msgs[idx];
 	for (attempt = 0; attempt < 2; attempt++) {
-		if (path_fmt(path, sizeof(path), error, error_size, "%s/cur/%s",
-			     md->dir, msg_fname(msg)) < 0)
+		if (shim_maildir_path_fmt(path, sizeof(path), error, error_size,
+					  "%s/cur/%s", md->dir,
+					  msg_fname(msg)) < 0)
 			return -1;
-		if (op(path, context) == 0)
+		if (op(path, context) == 0) {
+			msg->removed = removes;
 			return 0;
+		}
 		err = errno;
 		if (err != ENOENT || attempt > 0)
 			break;
@@ -592,10 +595,8 @@ static int op_unlink(const char *path, void *context)
 int shim_maildir_expunge(struct shim_maildir *md, unsigned int idx, char *error,
 			 size_t error_size)
 {
-	if (msg_op(md, idx, op_unlink, NULL, "unlink", error, error_size) < 0)
-		return -1;
-	md->msgs[idx].removed = true;
-	return 0;
+	return shim_maildir_msg_op(md, idx, op_unlink, NULL, "unlink", true,
+				   error, error_size);
 }
 
 static int op_open(const char *path, void *context)
@@ -611,153 +612,8 @@ int shim_maildir_msg_open(struct shim_maildir *md, unsigned int idx,
 {
 	int fd = -1;
 
-	if (msg_op(md, idx, op_open, &fd, "open", error, error_size) < 0)
+	if (shim_maildir_msg_op(md, idx, op_open, &fd, "open", false, error,
+				error_size) < 0)
 		return -1;
 	return fd;
-}
-
-/* "Archive/2024" -> <dir>/.Archive.2024 */
-static int folder_path(const struct shim_maildir *md, const char *folder,
-		       char *path, size_t size, char *error, size_t error_size)
-{
-	size_t i, len = strlen(folder), dir_len = strlen(md->dir);
-	char c;
-
-	if (len == 0 || len > FOLDER_NAME_MAX || folder[0] == '.' ||
-	    folder[0] == '/' || folder[len - 1] == '/' ||
-	    folder[len - 1] == '.' || strstr(folder, "..") != NULL ||
-	    strstr(folder, "//") != NULL || strstr(folder, "/.") != NULL ||
-	    strstr(folder, "./") != NULL) {
-		shim_maildir_error(error, error_size,
-				   "invalid folder name \"%.*s\"",
-				   FOLDER_NAME_MAX, folder);
-		return -1;
-	}
-	if (dir_len + 2 + len + 1 > size) {
-		shim_maildir_error(error, error_size, "path too long: %s/.%s",
-				   md->dir, folder);
-		return -1;
-	}
-	memcpy(path, md->dir, dir_len);
-	path[dir_len] = '/';
-	path[dir_len + 1] = '.';
-	for (i = 0; i < len; i++) {
-		c = folder[i];
-		if ((unsigned char)c < 0x20 || c == 0x7f) {
-			shim_maildir_error(error, error_size,
-					   "invalid folder name: control "
-					   "character in %s/.%s",
-					   md->dir, folder);
-			return -1;
-		}
-		path[dir_len + 2 + i] = c == '/' ? '.' : c;
-	}
-	path[dir_len + 2 + len] = '\0';
-	return 0;
-}
-
-static int folder_create(const char *path, char *error, size_t error_size)
-{
-	char marker[SHIM_PATH_MAX];
-	int fd;
-
-	if (mkdir_missing(path, error, error_size) < 0 ||
-	    mkdir_maildir(path, error, error_size) < 0 ||
-	    path_fmt(marker, sizeof(marker), error, error_size,
-		     "%s/maildirfolder", path) < 0)
-		return -1;
-	fd = open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		shim_maildir_error(error, error_size, "open(%s) failed: %s",
-				   marker, strerror(errno));
-		return -1;
-	}
-	close(fd);
-	return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd, ret;
-
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	if (close(fd) < 0)
-		ret = -1;
-	return ret;
-}
-
-static bool same_file(const char *path1, const char *path2)
-{
-	struct stat st1, st2;
-
-	return lstat(path1, &st1) == 0 && lstat(path2, &st2) == 0 &&
-	       st1.st_dev == st2.st_dev && st1.st_ino == st2.st_ino;
-}
-
-struct move_context {
-	/* <folder>/cur */
-	char cur[SHIM_PATH_MAX];
-};
-
-/* Link src into the folder, make that durable, then unlink src: a crash
-   leaves two copies, never none. A retry after such a crash finds the
-   link in place (the same inode) and completes the unlink. */
-static int op_move(const char *src, void *context)
-{
-	struct move_context *ctx = context;
-	char dst[SHIM_PATH_MAX];
-	int ret;
-
-	ret = snprintf(dst, sizeof(dst), "%s/%s", ctx->cur,
-		       strrchr(src, '/') + 1);
-	if (ret < 0 || (size_t)ret >= sizeof(dst)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if (link(src, dst) < 0) {
-		int err = errno;
-
-		if (err == EEXIST && same_file(src, dst)) {
-			/* completed below */
-		} else if (err == EPERM || err == EOPNOTSUPP) {
-			/* no hard links here: rename is atomic too */
-			if (access(dst, F_OK) == 0) {
-				errno = EEXIST;
-				return -1;
-			}
-			if (rename(src, dst) < 0)
-				return -1;
-			return fsync_dir(ctx->cur);
-		} else {
-			errno = err;
-			return -1;
-		}
-	}
-	if (fsync_dir(ctx->cur) < 0)
-		return -1;
-	if (unlink(src) < 0 && errno != ENOENT)
-		return -1;
-	return 0;
-}
-
-int shim_maildir_move(struct shim_maildir *md, unsigned int idx,
-		      const char *folder, char *error, size_t error_size)
-{
-	struct move_context ctx;
-	char path[SHIM_PATH_MAX], what[SHIM_PATH_MAX + 16];
-
-	if (folder_path(md, folder, path, sizeof(path), error,
-			error_size) < 0 ||
-	    folder_create(path, error, error_size) < 0 ||
-	    path_fmt(ctx.cur, sizeof(ctx.cur), error, error_size, "%s/cur",
-		     path) < 0)
-		return -1;
-	snprintf(what, sizeof(what), "move into %s", path);
-	if (msg_op(md, idx, op_move, &ctx, what, error, error_size) < 0)
-		return -1;
-	md->msgs[idx].removed = true;
-	return 0;
 }
