@@ -322,32 +322,75 @@ static int cmp_arrival(const void *p1, const void *p2)
 	return strcmp(m1->pub.base, m2->pub.base);
 }
 
+/* The listing keeps the SHIM_MESSAGES_MAX oldest messages: once that
+   many are in, md->msgs is a max-heap on (arrived_at, base), so memory
+   stays bounded however many files cur/ holds. */
+static void heap_sift_down(struct md_msg *heap, unsigned int count,
+			   unsigned int i)
+{
+	struct md_msg tmp;
+	unsigned int child;
+
+	while ((child = 2 * i + 1) < count) {
+		if (child + 1 < count &&
+		    cmp_arrival(&heap[child + 1], &heap[child]) > 0)
+			child++;
+		if (cmp_arrival(&heap[child], &heap[i]) <= 0)
+			break;
+		tmp = heap[i];
+		heap[i] = heap[child];
+		heap[child] = tmp;
+		i = child;
+	}
+}
+
 static int msg_add(struct shim_maildir *md, unsigned int *alloc,
 		   const char *fname, time_t mtime)
 {
-	struct md_msg *msg;
 	size_t len = strlen(fname), base_len = strcspn(fname, ":");
+	struct md_msg msg;
+	unsigned int i;
 
+	memset(&msg, 0, sizeof(msg));
+	msg.fname = malloc(len + 1 + base_len + 1);
+	if (msg.fname == NULL)
+		return -1;
+	memcpy(msg.fname, fname, len + 1);
+	memcpy(msg.fname + len + 1, fname, base_len);
+	msg.fname[len + 1 + base_len] = '\0';
+	msg.pub.base = msg.fname + len + 1;
+	msg.pub.arrived_at = mtime;
+
+	if (md->count == SHIM_MESSAGES_MAX) {
+		/* newer than the newest kept: for a later session */
+		if (cmp_arrival(&msg, &md->msgs[0]) >= 0) {
+			msg_free(&msg);
+			return 0;
+		}
+		msg_free(&md->msgs[0]);
+		md->msgs[0] = msg;
+		heap_sift_down(md->msgs, md->count, 0);
+		return 0;
+	}
 	if (md->count == *alloc) {
 		unsigned int n = *alloc == 0 ? 64 : *alloc * 2;
-		struct md_msg *p = reallocarray(md->msgs, n, sizeof(*p));
+		struct md_msg *p;
 
-		if (p == NULL)
+		if (n > SHIM_MESSAGES_MAX)
+			n = SHIM_MESSAGES_MAX;
+		p = reallocarray(md->msgs, n, sizeof(*p));
+		if (p == NULL) {
+			msg_free(&msg);
 			return -1;
+		}
 		md->msgs = p;
 		*alloc = n;
 	}
-	msg = &md->msgs[md->count];
-	memset(msg, 0, sizeof(*msg));
-	msg->fname = malloc(len + 1 + base_len + 1);
-	if (msg->fname == NULL)
-		return -1;
-	memcpy(msg->fname, fname, len + 1);
-	memcpy(msg->fname + len + 1, fname, base_len);
-	msg->fname[len + 1 + base_len] = '\0';
-	msg->pub.base = msg->fname + len + 1;
-	msg->pub.arrived_at = mtime;
-	md->count++;
+	md->msgs[md->count++] = msg;
+	if (md->count == SHIM_MESSAGES_MAX) {
+		for (i = md->count / 2; i > 0; i--)
+			heap_sift_down(md->msgs, md->count, i - 1);
+	}
 	return 0;
 }
 
@@ -466,11 +509,6 @@ int shim_maildir_scan(struct shim_maildir *md,
 	drop_duplicates(md);
 	if (md->count > 0)
 		qsort(md->msgs, md->count, sizeof(*md->msgs), cmp_arrival);
-	/* the newest beyond the limit wait for a later session */
-	for (i = SHIM_MESSAGES_MAX; i < md->count; i++)
-		msg_free(&md->msgs[i]);
-	if (md->count > SHIM_MESSAGES_MAX)
-		md->count = SHIM_MESSAGES_MAX;
 	for (i = 0; i < md->count; i++) {
 		ret = msg_complete(md, &md->msgs[i], size_lookup, context,
 				   error, error_size);

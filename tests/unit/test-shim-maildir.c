@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PATH_SIZE 1024
@@ -544,6 +545,71 @@ static void test_scan(void **state)
 	shim_maildir_close(&md);
 }
 
+/* ---- the listing limit ---- */
+
+struct limit_case {
+	const char *name;
+	/* files beyond SHIM_MESSAGES_MAX */
+	unsigned int extra;
+};
+
+static const struct limit_case limit_cases[] = {
+	{ "5 over the limit: the 5 newest wait", 5 },
+};
+
+/* file i of a limit case; the "extra" newest are every 1000th */
+static bool limit_newest(unsigned int i, unsigned int extra)
+{
+	return i % 1000 == 999 && i / 1000 < extra;
+}
+
+static void test_limit(void **state)
+{
+	const struct limit_case *c = *state;
+	size_t idx = (size_t)(c - limit_cases);
+	unsigned int i, count = SHIM_MESSAGES_MAX + c->extra;
+	const struct shim_maildir_msg *m, *prev = NULL;
+	char error[512], path[PATH_SIZE];
+	struct timeval tv[2];
+	struct shim_maildir *md;
+	int fd;
+
+	make_test_dir(idx, c->name);
+	md = shim_maildir_open(test_dir, error, sizeof(error));
+	assert_non_null(md);
+	/* the newest get an mtime in the future, the rest have now's */
+	tv[0].tv_sec = tv[1].tv_sec = time(NULL) + 3600;
+	tv[0].tv_usec = tv[1].tv_usec = 0;
+	for (i = 0; i < count; i++) {
+		snprintf(path, sizeof(path), "%s/cur/m%06u,W=1:2,", test_dir,
+			 i);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		if (fd < 0)
+			case_fail(idx, c->name, "%s: %s", path,
+				  strerror(errno));
+		close(fd);
+		if (limit_newest(i, c->extra) && utimes(path, tv) < 0)
+			case_fail(idx, c->name, "utimes: %s", strerror(errno));
+	}
+	if (shim_maildir_scan(md, NULL, NULL, error, sizeof(error)) < 0)
+		case_fail(idx, c->name, "scan: %s", error);
+	if (shim_maildir_count(md) != SHIM_MESSAGES_MAX)
+		case_fail(idx, c->name, "%u listed", shim_maildir_count(md));
+	for (i = 0; i < shim_maildir_count(md); i++) {
+		m = shim_maildir_msg(md, i);
+		if (c->extra > 0 && m->arrived_at == tv[0].tv_sec)
+			case_fail(idx, c->name, "%s listed", m->base);
+		if (prev != NULL &&
+		    (prev->arrived_at > m->arrived_at ||
+		     (prev->arrived_at == m->arrived_at &&
+		      strcmp(prev->base, m->base) >= 0)))
+			case_fail(idx, c->name, "%s before %s", prev->base,
+				  m->base);
+		prev = m;
+	}
+	shim_maildir_close(&md);
+}
+
 /* ---- the lock ---- */
 
 enum lock_holder {
@@ -911,6 +977,8 @@ int main(void)
 				     teardown_dir, stream_cases);
 	failed += RUN_TABLE_TEARDOWN("shim_maildir_scan", test_scan,
 				     teardown_dir, scan_cases);
+	failed += RUN_TABLE_TEARDOWN("shim_maildir_scan limit", test_limit,
+				     teardown_dir, limit_cases);
 	failed += RUN_TABLE_TEARDOWN("shim_maildir_lock", test_lock,
 				     teardown_dir, lock_cases);
 	failed += RUN_TABLE_TEARDOWN("shim_maildir_expunge/move", test_change,
