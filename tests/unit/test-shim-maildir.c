@@ -1,10 +1,11 @@
 /* pop3-retentiond's Maildir: RETR and TOP streams (CRLF, dot-stuffing,
    chunk boundaries, the terminator, whole()) checked against the CRLF
    version of each file and its listed size; scans (new/ to cur/, order,
-   UIDLs, sizes from ",W=", the host's cache or the file); the lock
-   within a process and across processes; expunge and move into
-   Maildir++ folders; Message-ID. One cmocka test per table row, each in
-   a fresh temporary directory. */
+   UIDLs, sizes from ",W=", the host's cache or the file; the oldest
+   SHIM_MESSAGES_MAX of a larger maildrop); the lock within a process
+   and across processes; expunge and move into Maildir++ folders;
+   Message-ID. One cmocka test per table row, each in a fresh temporary
+   directory. */
 
 #include "pop3-retention-config.h"
 #include "shim-maildir.h"
