@@ -7,6 +7,8 @@
    A line end is "\n" with or without a "\r" before it; a bare "\r" is
    data and is sent as it is. */
 
+#define _GNU_SOURCE /* asprintf() */
+
 #include "pop3-retention-config.h"
 #include "shim-maildir.h"
 #include "shim-maildir-private.h"
@@ -14,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -38,6 +41,8 @@ struct convert_state {
 
 struct shim_msg_stream {
 	int fd;
+	/* "message <n> of <maildir>", for errors */
+	char *name;
 	struct convert_state cs;
 	/* the file's size at open, and the octets read so far */
 	off_t file_size, offset;
@@ -174,8 +179,11 @@ struct shim_msg_stream *shim_msg_stream_open(struct shim_maildir *md,
 		return NULL;
 	}
 	stream = calloc(1, sizeof(*stream));
-	if (stream == NULL) {
+	if (stream == NULL ||
+	    asprintf(&stream->name, "message %u of %s", idx + 1,
+		     shim_maildir_path(md)) < 0) {
 		shim_maildir_error(error, error_size, "out of memory");
+		free(stream);
 		close(fd);
 		return NULL;
 	}
@@ -195,8 +203,8 @@ static int stream_fill(struct shim_msg_stream *stream, char *error,
 
 	if (read_full(stream->fd, stream->chunk, sizeof(stream->chunk),
 		      &len) < 0) {
-		shim_maildir_error(error, error_size,
-				   "read(message) failed: %s", strerror(errno));
+		shim_maildir_error(error, error_size, "read(%s) failed: %s",
+				   stream->name, strerror(errno));
 		return -1;
 	}
 	stream->chunk_pos = 0;
@@ -262,6 +270,7 @@ void shim_msg_stream_close(struct shim_msg_stream **_stream)
 		return;
 	*_stream = NULL;
 	close(stream->fd);
+	free(stream->name);
 	free(stream);
 }
 
