@@ -131,7 +131,7 @@ struct shim_maildir *shim_maildir_open(const char *dir, char *error,
 				   "maildir path empty or too long");
 		return NULL;
 	}
-	if (shim_maildir_mkdirs(dir, false, error, error_size) < 0)
+	if (shim_maildir_mkdirs(dir, true, error, error_size) < 0)
 		return NULL;
 	md = calloc(1, sizeof(*md));
 	if (md == NULL || (md->dir = strdup(dir)) == NULL) {
