@@ -176,7 +176,7 @@ static const struct load_row load_rows[] = {
 	{ "floor above ceiling", PW R "max = 7d\n" R "min = 30d\n", ":3: " R
 	  "min: invalid value '30d': the floor is above", NONE, 0, NULL },
 	{ "site-wide keys", PW R "webhook_url = https://h.example/\n" R
-	  "webhook_timeout = 30s\n" R "webhook_workers = 4\n", NULL, URL, 0,
+	  "webhook_timeout = 30s\n" R "webhook_max_in_flight = 4\n", NULL, URL, 0,
 	  "https://h.example/" },
 };
 
