@@ -168,6 +168,7 @@ static void login_finish(struct shim_client *client)
 	params.set = set;
 	params.session_id = client->id;
 	params.remote_ip = client->ip;
+	params.webhook = server->webhook;
 	ret = shim_session_open(&params, &client->session, error,
 				sizeof(error));
 	/* EXPIRE after login: the user's own value, unless nothing is

@@ -8,6 +8,7 @@
 #include "shim-log.h"
 #include "shim-passwd.h"
 #include "shim-session.h"
+#include "shim-webhook.h"
 
 #include "retention-policy.h"
 
@@ -134,6 +135,7 @@ static int for_users(const char *path, const char *only, bool status)
 	struct shim_config *config = calloc(1, sizeof(*config));
 	struct retention_settings *set = calloc(1, sizeof(*set));
 	struct shim_passwd *passwd = NULL;
+	struct shim_webhook *webhook = NULL;
 	unsigned int i, count, removed, total = 0, users = 0;
 	char error[1024];
 	int ret = 0;
@@ -151,6 +153,13 @@ static int for_users(const char *path, const char *only, bool status)
 		free(set);
 		free(config);
 		return 1;
+	}
+	if (!status) {
+		webhook = shim_webhook_produce(config, error, sizeof(error));
+		if (webhook == NULL && error[0] != '\0') {
+			shim_error("webhooks: %s", error);
+			ret = 1;
+		}
 	}
 	count = shim_passwd_count(passwd);
 	for (i = 0; i < count; i++) {
@@ -174,6 +183,7 @@ static int for_users(const char *path, const char *only, bool status)
 		params.user = user;
 		params.set = set;
 		params.session_id = status ? "status" : "sweep";
+		params.webhook = webhook;
 		if (status) {
 			if (shim_session_status(&params) < 0)
 				ret = 1;
@@ -192,6 +202,7 @@ static int for_users(const char *path, const char *only, bool status)
 		shim_info("sweep: %u user(s), %u message(s) removed", users,
 			  total);
 	}
+	shim_webhook_destroy(&webhook);
 	shim_passwd_free(&passwd);
 	free(set);
 	free(config);
@@ -390,6 +401,13 @@ static int cmd_serve(const char *path)
 	}
 	if (drop_privileges(&server->config) < 0)
 		goto out;
+	/* the spool is the service user's */
+	server->webhook = shim_webhook_serve(server->base, &server->config,
+					     error, sizeof(error));
+	if (server->webhook == NULL && error[0] != '\0') {
+		shim_error("webhooks: %s", error);
+		goto out;
+	}
 	server->crypt = shim_crypt_pool_create(server->base, SHIM_CRYPT_WORKERS,
 					       error, sizeof(error));
 	if (server->crypt == NULL) {
@@ -416,6 +434,7 @@ out:
 		shim_client_destroy(server->clients);
 	shim_listen_stop(server);
 	shim_crypt_pool_destroy(&server->crypt);
+	shim_webhook_destroy(&server->webhook);
 	if (server->stop_timer != NULL)
 		event_free(server->stop_timer);
 	if (server->sig_hup != NULL)

@@ -18,6 +18,7 @@ struct evconnlistener;
 struct evbuffer_cb_entry;
 struct shim_passwd;
 struct shim_crypt_pool;
+struct shim_webhook;
 struct shim_crypt_job;
 struct shim_session;
 struct shim_msg_stream;
@@ -31,6 +32,8 @@ struct shim_server {
 	struct shim_passwd *passwd;
 	SSL_CTX *ssl_ctx;
 	struct shim_crypt_pool *crypt;
+	/* NULL: no webhook URL */
+	struct shim_webhook *webhook;
 
 	struct evconnlistener *listeners[2 * SHIM_LISTEN_MAX];
 	bool listener_tls[2 * SHIM_LISTEN_MAX];

@@ -6,6 +6,7 @@
 #include "shim-maildir.h"
 #include "shim-passwd.h"
 #include "shim-state.h"
+#include "shim-webhook.h"
 
 #include "retention-hooks.h"
 #include "retention-policy.h"
@@ -33,6 +34,7 @@ struct shim_session {
 	char state_path[SHIM_PATH_MAX];
 	struct retention_session *core;
 	struct retention_host host;
+	struct shim_webhook *webhook;
 
 	/* listed message number - 1 -> maildir index, and its DELE */
 	unsigned int *listed;
@@ -143,6 +145,16 @@ static int host_state_write(void *context, unsigned int idx,
 		     "recorded: %s (removal under keep is delayed)", s->id,
 		     user_log(s), msg->uidl, *error_r);
 	return -1;
+}
+
+/* Events reach the spool (or incoming/) before the session goes on; a
+   plan's removal events only after its changes are done (the core holds
+   them until retention_session_commit_done()). */
+static void host_event(void *context, const struct retention_event *event)
+{
+	struct shim_session *s = context;
+
+	(void)shim_webhook_send(s->webhook, event);
 }
 
 static void host_audit(void *context, const struct retention_audit *audit)
@@ -264,6 +276,9 @@ static int session_init(const struct shim_session_params *params,
 	info.session = s->id;
 	info.remote_ip = params->remote_ip;
 	s->host = shim_host_template;
+	s->webhook = params->webhook;
+	if (s->webhook != NULL)
+		s->host.event = host_event;
 	if (s->listed != NULL && s->deleted != NULL && s->failed != NULL)
 		s->core = retention_session_create(&s->set, &s->host, s, &info);
 	if (s->core == NULL) {
@@ -354,6 +369,8 @@ int shim_session_open(const struct shim_session_params *params,
 			unlisted[idx] = !s->failed[idx];
 		}
 		session_save(s);
+		/* the Maildir changes are done: their events may go */
+		(void)retention_session_commit_done(s->core, true);
 	}
 	for (i = 0; i < count; i++) {
 		if (!unlisted[i])
@@ -456,6 +473,8 @@ int shim_session_update(struct shim_session *session)
 	}
 	plan = retention_session_update(session->core, time(NULL));
 	failures = retention_session_apply(session->core, plan);
+	session_save(session);
+	(void)retention_session_commit_done(session->core, true);
 	if (failures > 0) {
 		/* RFC 1939: -ERR when some DELEd message was not removed */
 		for (i = 0; i < session->listed_count; i++) {
@@ -464,7 +483,6 @@ int shim_session_update(struct shim_session *session)
 				ret = -1;
 		}
 	}
-	session_save(session);
 	return ret;
 }
 
@@ -530,8 +548,9 @@ int shim_session_sweep(const struct shim_session_params *params,
 	}
 	plan = retention_session_sweep(s->core, time(NULL));
 	(void)retention_session_apply(s->core, plan);
-	(void)retention_session_end(s->core, true, &stats);
 	session_save(s);
+	(void)retention_session_commit_done(s->core, true);
+	(void)retention_session_end(s->core, true, &stats);
 	*removed_r = stats.removed;
 	shim_info("sweep: user %s: removed=%u retained=%u failed=%u%s",
 		  s->user, stats.removed, stats.retained, stats.failed,

@@ -22,6 +22,7 @@ struct shim_passwd_user;
 struct shim_maildir;
 struct shim_maildir_msg;
 struct shim_session;
+struct shim_webhook;
 
 struct shim_session_params {
 	const struct shim_config *config;
@@ -30,6 +31,8 @@ struct shim_session_params {
 	const struct retention_settings *set;
 	const char *session_id;
 	const char *remote_ip;	/* NULL outside POP3 */
+	/* where events go; NULL: no webhooks (the core builds none) */
+	struct shim_webhook *webhook;
 };
 
 /* A POP3 session: open and lock the maildrop, read the state, scan,
