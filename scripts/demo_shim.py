@@ -4,9 +4,11 @@
 Starts the built pop3-retentiond (as root; it drops to nobody) with an
 embedded config: plain POP3 with STLS and implicit TLS on free ports, a
 self-signed certificate, the 'keep' policy, a demo user with a few
-messages and a 'strict' user under delete-after-download. Prints how to
-connect and what to try, then follows the log until Ctrl-C; on the way
-out it stops the server and removes its directory.
+messages and a 'strict' user under delete-after-download, and its
+webhooks to a local sink (scripts/webhook_sink.py) that verifies and
+prints each event. Prints how to connect and what to try, then follows
+the log until Ctrl-C; on the way out it stops the server and the sink
+and removes its directory.
 
     demo_shim.py [--keep INTERVAL]            interactive (default 2m)
     demo_shim.py --check [--keep INTERVAL]    run the printed commands,
@@ -28,6 +30,7 @@ sys.path.insert(0, str(TOP / "tests" / "shim"))
 sys.path.insert(0, str(TOP / "scripts"))
 
 import shim_harness as sh  # noqa: E402
+import webhook_sink  # noqa: E402
 from dovecot_harness import make_message  # noqa: E402
 from demo import (DEMO_MESSAGES, STRICT_MESSAGES, Stop, check_stop,  # noqa
                   human, interval_seconds, out, sleep, _on_signal)
@@ -40,8 +43,12 @@ class ShimDemo:
         self.keep_s = keep_s
         self.keep = human(keep_s)
         self.inst = None
+        self.sink = None
 
     def start(self):
+        secret = webhook_sink.make_secret()
+        self.sink = webhook_sink.WebhookSink(
+            secret, on_event=lambda event: out(event.line()))
         self.inst = sh.ShimInstance(
             settings={"pop3_retention_policy": "keep",
                       "pop3_retention_keep": self.keep},
@@ -50,6 +57,20 @@ class ShimDemo:
                               "pop3_retention_policy":
                               "delete-after-download"}},
             tls=True, start=False)
+        secret_file = self.inst.dir / "webhook.secret"
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                     0o600)
+        try:
+            os.fchown(fd, sh.MAIL_UID, sh.MAIL_GID)
+            os.write(fd, (secret + "\n").encode())
+        finally:
+            os.close(fd)
+        self.inst.settings.update({
+            "pop3_retention_webhook_url": self.sink.url,
+            "pop3_retention_webhook_secret_file": str(secret_file),
+            # loopback targets are refused unless allowed
+            "pop3_retention_webhook_allow_private": "yes"})
+        self.inst.write_conf()
         for user, msgs in (("demo", DEMO_MESSAGES),
                            ("strict", STRICT_MESSAGES)):
             md = self.inst.maildir(user)
@@ -71,6 +92,7 @@ pop3-retentiond is running on {HOST} (pid {self.inst.proc.pid}):
   implicit TLS  port {self.inst.tls_port} (self-signed: --cacert {cert})
 users: demo/demo (keep {self.keep} after the first download),
        strict/strict (delete-after-download)
+webhooks: {self.sink.url}, a local sink that verifies and prints each event
 
 Try:
   curl {self.url('demo')}                  list
@@ -87,6 +109,8 @@ pop3-retentiond log (Ctrl-C stops the demo):"""
         if self.inst is not None:
             self.inst.stop()
             self.inst.remove()
+        if self.sink is not None:
+            self.sink.stop()
 
 
 def run_check(demo):
@@ -146,6 +170,20 @@ def run_check(demo):
            r.stdout + inst.log_text()[-2000:])
     else:
         out(f"  (skipped waiting {demo.keep}; --keep 5s checks it)")
+    def webhook(type_, user, **facts):
+        def match(e):
+            return (e.verified and e.type == type_
+                    and e.data.get("user") == user
+                    and all(e.data.get(k) == v for k, v in facts.items()))
+        what = " ".join(f"{k}={str(v).lower()}" for k, v in facts.items())
+        ok(f"webhook: {type_} user={user} {what}, signature verified",
+           demo.sink.wait_for(match, timeout=15, between=check_stop),
+           "the sink got: " + "; ".join(e.line() for e in demo.sink.events))
+
+    webhook("message.retrieved", "demo", first_retrieval=True)
+    webhook("message.expired", "strict", reason="downloaded")
+    if demo.keep_s <= 30:
+        webhook("message.expired", "demo", reason="keep-expired")
     bad = [l for l in inst.log_text().splitlines() if "Error:" in l]
     ok("no Error in the log", not bad, "\n".join(bad))
     out("log lines:")
