@@ -8,6 +8,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -63,6 +64,11 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
+	/* replies are written whole into the buffer already: waiting for
+	   the peer's ACK before sending the last small segment of one
+	   (Nagle and delayed ACKs) would cost 40 ms per reply */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+			 sizeof(int));
 	shim_client_create(server, fd, sa, tls);
 }
 

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <openssl/ssl.h>
 #include <event2/event.h>
 
@@ -362,6 +363,25 @@ static int drop_privileges(const struct shim_config *config)
 	return 0;
 }
 
+/* One fd per connection: the soft limit up to the hard one (systemd's
+   LimitNOFILE sets both). */
+static void raise_fd_limit(const struct shim_config *config)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	(void)setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)config->connections_max + 64) {
+		shim_warning("the open files limit (%llu) is below "
+			     "connections_max (%u): raise LimitNOFILE",
+			     (unsigned long long)rl.rlim_cur,
+			     config->connections_max);
+	}
+}
+
 static int cmd_serve(const char *path)
 {
 	struct shim_server *server = calloc(1, sizeof(*server));
@@ -390,6 +410,7 @@ static int cmd_serve(const char *path)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(&server->config);
 	server->base = event_base_new();
 	if (server->base == NULL) {
 		shim_error("event_base_new() failed");

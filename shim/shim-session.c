@@ -124,7 +124,9 @@ static int host_message_retain(void *context, unsigned int idx,
 
 /* A download is recorded when it completes, saved at once: a process
    killed right after it leaves the same state as one that disconnects
-   (recording a fact removes nothing, so it does not wait for QUIT). */
+   (recording a fact removes nothing, so it does not wait for QUIT).
+   Not fsynced, as Dovecot does not fsync its index: a power failure can
+   only forget a download, which delays removal. */
 static int host_state_write(void *context, unsigned int idx,
 			    time_t first_retrieved_at, const char **error_r)
 {
@@ -135,7 +137,7 @@ static int host_state_write(void *context, unsigned int idx,
 				     first_retrieved_at) < 0) {
 		*error_r = "Out of memory";
 	} else if (!s->retrieving ||
-		   shim_state_save(s->state, host_error,
+		   shim_state_save(s->state, false, host_error,
 				   sizeof(host_error)) == 0) {
 		return 0;
 	} else {
@@ -328,7 +330,7 @@ static void session_save(struct shim_session *s)
 
 	if (s->state == NULL || !shim_state_dirty(s->state))
 		return;
-	if (shim_state_save(s->state, error, sizeof(error)) < 0) {
+	if (shim_state_save(s->state, true, error, sizeof(error)) < 0) {
 		shim_error("session=%s user=%s: Saving the retention state "
 			   "failed (retained messages may be listed again, "
 			   "downloads not recorded): %s", s->id, s->user,

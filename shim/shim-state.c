@@ -652,7 +652,7 @@ static int fsync_parent(const char *path)
 /* Write, fsync and close the temp file. Returns 0, or -1 with error
    (the temp file is left to the caller to unlink). */
 static int state_write_temp(const struct shim_state *state, const char *temp,
-			    char *error, size_t error_size)
+			    bool durable, char *error, size_t error_size)
 {
 	int fd, err;
 
@@ -679,7 +679,7 @@ static int state_write_temp(const struct shim_state *state, const char *temp,
 		close(fd);
 		return -1;
 	}
-	if (fsync(fd) < 0) {
+	if (durable && fsync(fd) < 0) {
 		set_error(error, error_size, "fsync(%s) failed: %s", temp,
 			  strerror(errno));
 		close(fd);
@@ -693,7 +693,8 @@ static int state_write_temp(const struct shim_state *state, const char *temp,
 	return 0;
 }
 
-int shim_state_save(struct shim_state *state, char *error, size_t error_size)
+int shim_state_save(struct shim_state *state, bool durable, char *error,
+		    size_t error_size)
 {
 	char temp[SHIM_PATH_MAX];
 	int ret;
@@ -707,7 +708,7 @@ int shim_state_save(struct shim_state *state, char *error, size_t error_size)
 			  state->path);
 		return -1;
 	}
-	if (state_write_temp(state, temp, error, error_size) < 0) {
+	if (state_write_temp(state, temp, durable, error, error_size) < 0) {
 		(void)unlink(temp);
 		return -1;
 	}
@@ -719,7 +720,7 @@ int shim_state_save(struct shim_state *state, char *error, size_t error_size)
 	}
 	/* the new file is in place; until its directory entry is durable
 	   the state stays dirty, so the next save makes it so */
-	if (fsync_parent(state->path) < 0) {
+	if (durable && fsync_parent(state->path) < 0) {
 		set_error(error, error_size,
 			  "fsync(directory of %s) failed: %s", state->path,
 			  strerror(errno));

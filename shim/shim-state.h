@@ -14,8 +14,8 @@
    base.
 
    The file is replaced atomically (a temp file in the same directory,
-   fsync, rename, fsync of the directory), so a crash leaves the old or
-   the new file, never a mix. Fail safe: a missing file is an empty
+   rename; with fsyncs of the file and the directory when durable), so a
+   crash leaves the old or the new file, never a mix. Fail safe: a missing file is an empty
    state (nothing downloaded, nothing retained); a file that cannot be
    read or parsed is an error, and the host then removes nothing. */
 
@@ -64,9 +64,12 @@ void shim_state_prune(struct shim_state *state, const char *const *bases,
 
 /* Whether something changed since load or the last save. */
 bool shim_state_dirty(const struct shim_state *state);
-/* Write the file if dirty (atomically, see above). Returns 0, or -1
-   with error (the previous file stays as it was). */
-int shim_state_save(struct shim_state *state, char *error,
+/* Write the file if dirty, atomically (see above). durable: fsync the
+   file and the directory, so that it survives a power failure; without,
+   it survives the process's death but not a power failure (the old
+   file may come back: fail safe, it only forgets downloads). Returns 0,
+   or -1 with error (the previous file stays as it was). */
+int shim_state_save(struct shim_state *state, bool durable, char *error,
 		    size_t error_size);
 
 #endif

@@ -301,7 +301,7 @@ static void save_ok(size_t idx, const char *name, struct shim_state *st)
 {
 	char error[512];
 
-	if (shim_state_save(st, error, sizeof(error)) < 0)
+	if (shim_state_save(st, true, error, sizeof(error)) < 0)
 		case_fail(idx, name, "save: %s", error);
 	if (shim_state_dirty(st))
 		case_fail(idx, name, "dirty after save");
@@ -500,7 +500,7 @@ static void sc_readonly_dir(size_t idx, const char *name,
 	assert_int_equal(shim_state_set_hidden(st, "b", true), 0);
 	if (geteuid() != 0) {
 		assert_int_equal(chmod(test_dir, 0500), 0);
-		ret = shim_state_save(st, error, sizeof(error));
+		ret = shim_state_save(st, true, error, sizeof(error));
 		assert_int_equal(chmod(test_dir, 0700), 0);
 		if (ret != -1 || strstr(error, state_path) == NULL)
 			case_fail(idx, name, "save %d (%s)", ret, error);
@@ -514,7 +514,7 @@ static void sc_readonly_dir(size_t idx, const char *name,
 	if (pid == 0) {
 		if (setgid(65534) < 0 || setuid(65534) < 0)
 			_exit(2);
-		ret = shim_state_save(st, error, sizeof(error));
+		ret = shim_state_save(st, true, error, sizeof(error));
 		_exit(ret == -1 && strstr(error, state_path) != NULL &&
 		      shim_state_dirty(st) ? 0 : 1);
 	}
