@@ -130,7 +130,7 @@ static int secret_equal(const char *a, size_t a_len, const char *b,
 	if (EVP_Digest(a, a_len, da, &la, EVP_sha256(), NULL) == 1 &&
 	    EVP_Digest(b, b_len, db, &lb, EVP_sha256(), NULL) == 1 &&
 	    la == lb) {
-		ret = (CRYPTO_memcmp(da, db, la) == 0) & (a_len == b_len) ?
+		ret = ((CRYPTO_memcmp(da, db, la) == 0) & (a_len == b_len)) ?
 			      1 : 0;
 	}
 	OPENSSL_cleanse(da, sizeof(da));
