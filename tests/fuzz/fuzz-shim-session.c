@@ -6,6 +6,8 @@
    Built by tests/fuzz/build.sh with clang -fsanitize=fuzzer,address,
    undefined; run briefly by ./quickstart test, longer as README.md says. */
 
+#define _GNU_SOURCE /* nftw() */
+
 #include "shim-config.h"
 #include "shim-crypt.h"
 #include "shim-passwd.h"
