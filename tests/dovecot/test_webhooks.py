@@ -648,9 +648,10 @@ def test_service_kill9_under_pop3_load_loses_nothing(webhooks):
     """Under POP3 load (several sessions' drop files open at once, events
     delivered as they come) the service is killed with kill -9 and
     restarted by the master: every completed RETR's event arrives
-    exactly once, from the drop files the restarted service reads on
-    from their committed offsets, or from the outbox of sessions that
-    started while no service ran (flushed with doveadm)."""
+    at least once, from the drop files the restarted service reads again
+    from their start (the spool skips the ids it holds), or from the
+    outbox of sessions that started while no service ran (flushed with
+    doveadm)."""
     s = webhooks()
     s.deliver(20)
     stop = threading.Event()
@@ -703,9 +704,11 @@ def test_service_kill9_under_pop3_load_loses_nothing(webhooks):
     assert len(set(ids)) == total
     # at-least-once: only what the kill caught between the receiver's
     # answer and the outcome's write goes out again: the requests in
-    # flight and the outcomes of the loop turn it cut (16 each at most)
+    # flight (16 at most) and the answers of the ioloop turn it cut and
+    # of the one before the outcome write ran (16 each at most)
     twice = {i for i in ids if ids.count(i) > 1}
-    assert len(ids) - len(set(ids)) <= 32, len(ids) - len(set(ids))
+    print(f"duplicates after the kill: {len(ids) - len(set(ids))}")
+    assert len(ids) - len(set(ids)) <= 48, len(ids) - len(set(ids))
     assert all(ids.count(i) == 2 for i in twice)
     assert s.outbox_files() == []
     wait_until(lambda: s.drop_files() == [], timeout=10)
