@@ -340,3 +340,34 @@ def test_kill9_removes_nothing_without_quit(shim):
     p = inst.pop3("alice")        # the lock died with the process
     assert p.stat()[0] == 2
     p.quit()
+
+
+def test_connections_per_ip_and_privileges(shim):
+    inst = shim(extra_conf="connections_per_ip = 2\n")
+    a, b = inst.raw(), inst.raw()
+    c = socket.create_connection((HOST, inst.port), timeout=5)
+    assert c.recv(100) == b""          # refused: closed without a word
+    c.close()
+    inst.wait_log("connections_per_ip reached")
+    a.close()
+    wait_until(lambda: "closed" in inst.log_text().split(
+        "connections_per_ip reached")[-1], timeout=5)
+    d = inst.raw()
+    assert d.greeting.startswith(b"+OK")
+    for x in (b, d):
+        x.close()
+    # bound as root, serving as the configured user
+    status = open(f"/proc/{inst.proc.pid}/status").read()
+    uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
+    assert set(uid_line.split()[1:]) == {"65534"}, uid_line
+
+
+def test_login_delay_is_advertised(shim):
+    inst = shim(extra_conf="login_delay = 5m\n")
+    c = inst.raw()
+    _, caps = c.command("CAPA", multiline=True)
+    assert b"LOGIN-DELAY 300 USER" in caps, caps
+    c.login("alice")
+    _, caps = c.command("CAPA", multiline=True)
+    assert b"LOGIN-DELAY 300" in caps, caps
+    c.quit()
