@@ -36,12 +36,17 @@ def shim(request):
     yield factory
     rep = getattr(request.node, "rep_call", None)
     failed = rep is None or rep.failed
+    reports = []
     for inst in created:
         inst.stop()
-        if failed:
+        reports += inst.sanitizer_reports()
+        if failed or reports:
             print(f"\n--- {inst.log} ---\n{inst.log_text()[-8000:]}")
         elif not os.environ.get("P3R_KEEP"):
             inst.remove()
+    if reports:
+        pytest.fail("sanitizer reports:\n" + "\n".join(reports)[-8000:],
+                    pytrace=False)
 
 
 @pytest.fixture

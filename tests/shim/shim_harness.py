@@ -27,7 +27,9 @@ from dovecot_harness import (DEFAULT_PASSWORD, DEFAULT_USERS, HOST,  # noqa
                              RawPOP3, free_port, wait_until)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIM_BIN = REPO_ROOT / "shim" / "pop3-retentiond"
+# P3R_SHIM_BIN: another build, e.g. tests/shim/build-sanitized.sh's
+SHIM_BIN = Path(os.environ.get("P3R_SHIM_BIN",
+                               REPO_ROOT / "shim" / "pop3-retentiond"))
 RUN_USER = "nobody"
 _CERT_DIR: Optional[Path] = None
 
@@ -145,10 +147,23 @@ class ShimInstance:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def sanitizer_reports(self) -> List[str]:
+        """Reports a sanitized build wrote (see start())."""
+        d = self.dir / "sanitizer"
+        return [p.read_text(errors="replace") for p in sorted(d.iterdir())] \
+            if d.is_dir() else []
+
     def start(self, timeout: float = 10.0) -> None:
         self._log_file = open(self.log, "ab")
         env = dict(os.environ)
         env.setdefault("POP3_RETENTIOND_DEBUG", "1")
+        # a sanitized build writes its reports where the test finds them
+        # (the directory is the served user's: the server drops to it)
+        san = self.dir / "sanitizer"
+        san.mkdir(mode=0o700, exist_ok=True)
+        os.chown(san, MAIL_UID, MAIL_GID)
+        env["ASAN_OPTIONS"] = f"log_path={san}/asan:detect_leaks=1"
+        env["UBSAN_OPTIONS"] = f"log_path={san}/ubsan:print_stacktrace=1"
         self.proc = subprocess.Popen(
             [str(SHIM_BIN), "-c", str(self.conf), "serve"],
             stdout=self._log_file, stderr=self._log_file, env=env)
