@@ -148,3 +148,38 @@ def test_state_file_is_never_torn(shim):
         rows = status_rows(inst)
         assert len(rows) == 30
     assert "Session begin failed" not in inst.log_text()
+
+
+def test_kill9_during_the_quit_update(shim):
+    """kill -9 from 0 to a few ms after QUIT, while UPDATE removes: what
+    is gone was DELEd (QUIT was sent: RFC 1939 allows it), what was not
+    DELEd stays, and the state file always loads."""
+    import random
+    inst = shim()
+    md = inst.maildir("alice")
+    rng = random.Random(7)
+    gone = 0
+    for round_ in range(8):
+        kept = [md.deliver(make_message(f"keep {round_}.{i}"))
+                for i in range(3)]
+        doomed = [md.deliver(make_message(f"dele {round_}.{i}"))
+                  for i in range(20)]
+        c = inst.raw("alice")
+        _, lines = c.command("UIDL", multiline=True)
+        for line in lines:
+            n, uidl = line.decode().split()
+            if uidl in doomed:
+                c.sendline(f"DELE {n}")
+                assert c.readline().startswith(b"+OK")
+        c.sendline("QUIT")
+        time.sleep(rng.uniform(0, 0.005))
+        inst.kill9()
+        inst.start()
+        assert all(md.exists(b) for b in kept), round_
+        gone += sum(not md.exists(b) for b in doomed)
+        p = inst.pop3("alice")         # the state loads, the lock is free
+        p.quit()
+        inst.wait_log("quit=yes")
+    assert "Session begin failed" not in inst.log_text()
+    assert "Saving the retention state failed" not in inst.log_text()
+    print(f"DELEd messages removed before the kill: {gone} of 160")
