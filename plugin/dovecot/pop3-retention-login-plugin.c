@@ -126,8 +126,9 @@ expire_settings_parse(const struct pop3_retention_login_settings *plugin_set,
 
 	retention_settings_init(set_r);
 	for (def = retention_setting_defines; def->key != NULL; def++) {
-		value = def->scope != RETENTION_SCOPE_SESSION ? NULL :
-			plugin_env_get(plugin_set, def->key);
+		if (def->scope != RETENTION_SCOPE_SESSION)
+			continue;
+		value = plugin_env_get(plugin_set, def->key);
 		if (value != NULL &&
 		    retention_settings_set(set_r, def->key, value) < 0)
 			return -1;
