@@ -6,7 +6,8 @@
    pop3_retention_* setting of DESIGN.md (the site defaults, parsed by
    the core's retention_settings_set() and webhook_settings_set()).
    listen and listen_tls may be repeated; any other key given twice, and
-   any unknown key, is an error. Every error names the file, the line, the key and the value:
+   any unknown key, is an error. Every error names the file, the line,
+   the key and the value:
    "/etc/pop3-retentiond.conf:12: idle_timeout: invalid value '5': ..." */
 
 #include "retention-settings.h"
