@@ -138,7 +138,7 @@ static void login_finish(struct shim_client *client)
 	const struct shim_passwd_user *user =
 		shim_passwd_lookup(server->passwd, client->auth_user);
 	struct shim_session_params params;
-	struct retention_settings *set;
+	struct retention_settings set;
 	char error[SHIM_REPLY_MAX];
 	int ret;
 
@@ -147,16 +147,12 @@ static void login_finish(struct shim_client *client)
 		login_failed_reply(client);
 		return;
 	}
-	set = calloc(1, sizeof(*set));
-	if (set == NULL ||
-	    shim_config_user_settings(&server->config, user, set, error,
+	if (shim_config_user_settings(&server->config, user, &set, error,
 				      sizeof(error)) < 0) {
 		/* nothing may be decided under settings that did not
 		   parse: the login is refused */
 		shim_error("connection %s user=%s: Invalid setting, login "
-			   "refused: %s", client->id, user->name,
-			   set == NULL ? "Out of memory" : error);
-		free(set);
+			   "refused: %s", client->id, user->name, error);
 		shim_client_reply(client, "-ERR [SYS/TEMP] Login refused: "
 				  "server configuration error.");
 		shim_client_resume(client);
@@ -165,7 +161,7 @@ static void login_finish(struct shim_client *client)
 	memset(&params, 0, sizeof(params));
 	params.config = &server->config;
 	params.user = user;
-	params.set = set;
+	params.set = &set;
 	params.session_id = client->id;
 	params.remote_ip = client->ip;
 	params.webhook = server->webhook;
@@ -174,11 +170,10 @@ static void login_finish(struct shim_client *client)
 	/* EXPIRE after login: the user's own value, unless nothing is
 	   enforced or it is switched off */
 	client->expire[0] = '\0';
-	if (ret > 0 && set->capa_expire && !settings_passive(set)) {
+	if (ret > 0 && set.capa_expire && !settings_passive(&set)) {
 		snprintf(client->expire, sizeof(client->expire), "%s",
 			 shim_session_expire(client->session));
 	}
-	free(set);
 	if (ret == 0) {
 		shim_info("connection %s user=%s: maildrop in use",
 			  client->id, user->name);

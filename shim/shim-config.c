@@ -33,7 +33,7 @@ enum key_kind {
 	KIND_COUNT,
 };
 
-/* One of the shim's own keys (retention_settings_keys has the others):
+/* One of the shim's own keys (retention_setting_defines has the others):
    name, grammar and where it goes; the defaults are shim_config_init()'s
    and the header's. */
 struct config_key {
@@ -327,7 +327,7 @@ static const struct config_key config_keys[] = {
 #define KEY_SSL_CERT 2
 #define KEY_SSL_KEY 3
 #define KEY_CONNECTIONS_PER_IP 12
-/* retention_settings_keys has 21 */
+/* retention_setting_defines has 19 */
 #define RETENTION_KEYS_MAX 32
 
 /* The keys of one load, with the line each was (last) set on. */
@@ -355,18 +355,16 @@ void shim_config_init(struct shim_config *config)
 	config->connections_per_ip = SHIM_CONNECTIONS_PER_IP_DEFAULT;
 	config->connections_max = SHIM_CONNECTIONS_MAX_DEFAULT;
 	retention_settings_init(&config->retention);
+	webhook_settings_init(&config->webhook);
 }
 
 static int retention_key_index(const char *key)
 {
-	unsigned int i;
+	const struct retention_setting_define *def =
+		retention_setting_find(key);
+	long idx = def == NULL ? -1 : def - retention_setting_defines;
 
-	for (i = 0; retention_settings_keys[i] != NULL; i++) {
-		if (i < RETENTION_KEYS_MAX &&
-		    strcmp(retention_settings_keys[i], key) == 0)
-			return (int)i;
-	}
-	return -1;
+	return idx < RETENTION_KEYS_MAX ? (int)idx : -1;
 }
 
 /* "FILE:LINE: KEY: invalid value 'VALUE': reason" */
@@ -392,8 +390,10 @@ static int parser_set_retention(struct config_parser *parser,
 				const char *key, const char *value,
 				char *error, size_t error_size)
 {
-	struct retention_settings *set = &parser->config->retention;
+	struct shim_config *config = parser->config;
 	int idx = retention_key_index(key);
+	bool delivery = idx >= 0 && retention_setting_defines[idx].scope ==
+		RETENTION_SCOPE_DELIVERY;
 	char reason[64];
 
 	if (idx >= 0 && parser->retention_lines[idx] != 0) {
@@ -402,9 +402,11 @@ static int parser_set_retention(struct config_parser *parser,
 		return parser_error(parser, key, value, reason, error,
 				    error_size);
 	}
-	if (retention_settings_set(set, key, value) < 0) {
+	if ((delivery ? webhook_settings_set(&config->webhook, key, value) :
+	     retention_settings_set(&config->retention, key, value)) < 0) {
 		snprintf(error, error_size, "%s:%u: %s", parser->path,
-			 parser->line_number, set->error);
+			 parser->line_number, delivery ?
+			 config->webhook.error : config->retention.error);
 		return -1;
 	}
 	if (idx >= 0)
@@ -573,6 +575,7 @@ static int parser_check_retention(struct config_parser *parser,
 	size_t len;
 	int idx;
 
+	set->webhooks = parser->config->webhook.url[0] != '\0';
 	if (retention_settings_check(set) == 0)
 		return 0;
 	/* the error starts with the setting it is about: name its line */
@@ -680,6 +683,7 @@ int shim_config_user_settings(const struct shim_config *config,
 			      struct retention_settings *set_r, char *error,
 			      size_t error_size)
 {
+	const struct retention_setting_define *def;
 	const char *key;
 	unsigned int i;
 
@@ -691,7 +695,8 @@ int shim_config_user_settings(const struct shim_config *config,
 		if (strncmp(key, RETENTION_PREFIX,
 			    strlen(RETENTION_PREFIX)) != 0)
 			continue;
-		if (retention_settings_key_is_site_wide(key)) {
+		def = retention_setting_find(key);
+		if (def != NULL && def->scope == RETENTION_SCOPE_DELIVERY) {
 			snprintf(error, error_size,
 				 "%.64s: invalid value '%.256s': a site-wide "
 				 "setting, not allowed per user",

@@ -4,9 +4,10 @@
 /* pop3-retentiond's configuration file: "key = value" lines, blank
    lines and '#' comments. Its own keys (below) and every
    pop3_retention_* setting of DESIGN.md (the site defaults, parsed by
-   the core's retention_settings_set()). listen and listen_tls may be
-   repeated; any other key given twice, and any unknown key, is an
-   error. Every error names the file, the line, the key and the value:
+   the core's retention_settings_set() and webhook_settings_set()).
+   listen and listen_tls may be repeated; any other key given twice, and
+   any unknown key, is an error. Every error names the file, the line,
+   the key and the value:
    "/etc/pop3-retentiond.conf:12: idle_timeout: invalid value '5': ..." */
 
 #include "retention-settings.h"
@@ -62,6 +63,8 @@ struct shim_config {
 	unsigned int connections_max;
 	/* the site's retention settings (checked) */
 	struct retention_settings retention;
+	/* the webhook endpoint and delivery */
+	struct webhook_settings webhook;
 };
 
 /* The defaults above. */
@@ -77,7 +80,7 @@ int shim_config_load(struct shim_config *config, const char *path,
 /* The retention settings of user: the site's, with the user's
    passwd-file extra fields applied - userdb_pop3_retention_<name> or
    pop3_retention_<name> (the per-user settings only: a site-wide
-   webhook endpoint setting there is an error); other extra fields are
+   webhook delivery setting there is an error); other extra fields are
    ignored - then checked. Returns 0, or -1 with error naming the
    setting and the value, as Dovecot's login refusal does. */
 int shim_config_user_settings(const struct shim_config *config,

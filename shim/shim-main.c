@@ -69,18 +69,16 @@ static int load_all(const char *path, struct shim_config *config,
 static int check_users(const struct shim_config *config,
 		       const struct shim_passwd *passwd)
 {
-	struct retention_settings *set = calloc(1, sizeof(*set));
+	struct retention_settings set;
 	unsigned int i, count = shim_passwd_count(passwd);
 	char error[1024], path[SHIM_PATH_MAX];
 	int ret = 0;
 
-	if (set == NULL)
-		return -1;
 	for (i = 0; i < count; i++) {
 		const struct shim_passwd_user *user =
 			shim_passwd_user(passwd, i);
 
-		if (shim_config_user_settings(config, user, set, error,
+		if (shim_config_user_settings(config, user, &set, error,
 					      sizeof(error)) < 0 ||
 		    shim_config_mail_path(config, user, path, sizeof(path),
 					  error, sizeof(error)) < 0) {
@@ -95,7 +93,6 @@ static int check_users(const struct shim_config *config,
 			ret = -1;
 		}
 	}
-	free(set);
 	return ret;
 }
 
@@ -134,16 +131,15 @@ static int cmd_check_config(const char *path)
 static int for_users(const char *path, const char *only, bool status)
 {
 	struct shim_config *config = calloc(1, sizeof(*config));
-	struct retention_settings *set = calloc(1, sizeof(*set));
+	struct retention_settings set;
 	struct shim_passwd *passwd = NULL;
 	struct shim_webhook *webhook = NULL;
 	unsigned int i, count, removed, total = 0, users = 0;
 	char error[1024];
 	int ret = 0;
 
-	if (config == NULL || set == NULL || load_all(path, config, &passwd) < 0) {
+	if (config == NULL || load_all(path, config, &passwd) < 0) {
 		free(config);
-		free(set);
 		shim_passwd_free(&passwd);
 		return 1;
 	}
@@ -151,7 +147,6 @@ static int for_users(const char *path, const char *only, bool status)
 	/* the maildirs and state files are the service user's */
 	if (drop_privileges(config) < 0) {
 		shim_passwd_free(&passwd);
-		free(set);
 		free(config);
 		return 1;
 	}
@@ -171,7 +166,7 @@ static int for_users(const char *path, const char *only, bool status)
 		if (only != NULL && strcmp(user->name, only) != 0)
 			continue;
 		users++;
-		if (shim_config_user_settings(config, user, set, error,
+		if (shim_config_user_settings(config, user, &set, error,
 					      sizeof(error)) < 0) {
 			/* nothing is decided under a bad setting */
 			shim_error("user %s: Invalid setting, nothing done: %s",
@@ -182,7 +177,7 @@ static int for_users(const char *path, const char *only, bool status)
 		memset(&params, 0, sizeof(params));
 		params.config = config;
 		params.user = user;
-		params.set = set;
+		params.set = &set;
 		params.session_id = status ? "status" : "sweep";
 		params.webhook = webhook;
 		if (status) {
@@ -205,7 +200,6 @@ static int for_users(const char *path, const char *only, bool status)
 	}
 	shim_webhook_destroy(&webhook);
 	shim_passwd_free(&passwd);
-	free(set);
 	free(config);
 	return ret;
 }

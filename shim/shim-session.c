@@ -91,8 +91,8 @@ static int host_message_remove(void *context, unsigned int idx,
 	const char *base = shim_maildir_msg(s->md, idx)->base;
 	int ret;
 
-	if (s->set.remove == RETENTION_REMOVE_MOVE) {
-		ret = shim_maildir_move(s->md, idx, s->set.move_mailbox,
+	if (s->set.remove.kind == RETENTION_REMOVE_MOVE) {
+		ret = shim_maildir_move(s->md, idx, s->set.remove.mailbox,
 					host_error, sizeof(host_error));
 	} else {
 		ret = shim_maildir_expunge(s->md, idx, host_error,

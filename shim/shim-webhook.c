@@ -394,7 +394,7 @@ static struct shim_webhook *webhook_new(const struct shim_config *config,
 {
 	struct shim_webhook *wh;
 
-	if (config->retention.webhook_url[0] == '\0') {
+	if (config->webhook.url[0] == '\0') {
 		snprintf(error, error_size, "%s", "");
 		return NULL;
 	}
@@ -442,17 +442,17 @@ static int spool_open(struct shim_webhook *wh, char *error,
 static void delivery_start(struct shim_webhook *wh,
 			   const struct shim_config *config)
 {
-	const struct retention_settings *set = &config->retention;
+	const struct webhook_settings *set = &config->webhook;
 	struct webhook_delivery_config dc;
 	struct webhook_secrets secrets;
 
-	if (set->webhook_secret_file[0] == '\0') {
+	if (set->secret_file[0] == '\0') {
 		shim_error("pop3_retention_webhook_secret_file is not set: "
 			   "refusing to send unsigned webhooks; events are "
 			   "kept in the spool %s", wh->spool_dir);
 		return;
 	}
-	if (secrets_load(set->webhook_secret_file, &secrets) < 0) {
+	if (secrets_load(set->secret_file, &secrets) < 0) {
 		shim_error("Webhooks are not delivered until the secret file "
 			   "is fixed and pop3-retentiond restarted; events are "
 			   "kept in the spool %s", wh->spool_dir);
@@ -466,9 +466,6 @@ static void delivery_start(struct shim_webhook *wh,
 	dc.loop.fd_watch = loop_fd_watch;
 	dc.loop.timer_set = loop_timer_set;
 	dc.log = engine_log;
-	dc.max_in_flight = set->webhook_max_in_flight;
-	if (set->webhook_ca_file[0] != '\0')
-		dc.ca_file = set->webhook_ca_file;
 	wh->delivery = webhook_delivery_create(&dc);
 	webhook_secrets_clear(&secrets);
 	if (wh->delivery == NULL ||

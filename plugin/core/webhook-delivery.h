@@ -107,9 +107,8 @@ struct webhook_delivery_stats {
 };
 
 struct webhook_delivery_config {
-	/* webhook_url, allow_private, retry_schedule, webhook_timeout_secs
-	   are read; the struct is copied. */
-	const struct retention_settings *set;
+	/* copied; max_in_flight 0: WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT */
+	const struct webhook_settings *set;
 	/* copied; at least one secret */
 	const struct webhook_secrets *secrets;
 	/* borrowed: opened as owner, outlives the engine. While the engine
@@ -129,10 +128,6 @@ struct webhook_delivery_config {
 	/* Jitter source; NULL: an internal PRNG seeded from the clock. */
 	uint32_t (*random)(void *context);
 
-	/* 0: WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT */
-	unsigned int max_in_flight;
-	/* PEM CA bundle for TLS; NULL: the system's */
-	const char *ca_file;
 	/* false: each entry point below writes the outcomes it recorded
 	   before it returns. true: the host calls
 	   webhook_delivery_turn_end() after each turn of its loop, which

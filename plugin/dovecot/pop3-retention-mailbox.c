@@ -154,7 +154,7 @@ static int pr_message_info(void *context, unsigned int idx,
 static int mbox_open_move_box(struct pop3_retention_mbox *mbox,
 			      const char **error_r)
 {
-	const char *name = mbox->puser->set.move_mailbox;
+	const char *name = mbox->puser->set.remove.mailbox;
 	enum mail_error error;
 	struct mail_namespace *ns;
 
@@ -227,7 +227,7 @@ static int pr_message_remove(void *context, unsigned int idx,
 		mail_update_keywords(mail, MODIFY_ADD, mbox->deleted_kw);
 		return 0;
 	}
-	if (mbox->puser->set.remove == RETENTION_REMOVE_MOVE &&
+	if (mbox->puser->set.remove.kind == RETENTION_REMOVE_MOVE &&
 	    mbox_copy_to_move_box(mbox, mail, error_r) < 0) {
 		array_push_back(&mbox->failed, &idx);
 		return -1;
@@ -476,7 +476,7 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	info.session = params->session_id;
 	info.remote_ip = params->remote_ip;
 	mbox->host = pop3_retention_host_template;
-	if (puser->set.webhook_url[0] == '\0' &&
+	if (!puser->set.webhooks &&
 	    !event_want_debug(mbox->event))
 		mbox->host.event = NULL;
 	mbox->session = retention_session_create(&puser->set, &mbox->host,

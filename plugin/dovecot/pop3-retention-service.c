@@ -172,7 +172,7 @@ static struct event_category event_category_pop3_retention = {
 };
 
 static struct event *service_event;
-static struct retention_settings service_set;
+static struct webhook_settings service_set;
 static char *spool_dir;
 static uid_t service_uid;
 static gid_t service_gid;
@@ -210,6 +210,7 @@ static void service_settings_read(void)
 	struct master_service_settings_input input;
 	struct master_service_settings_output output;
 	const struct pop3_retention_service_settings *set;
+	const struct retention_setting_define *def;
 	const char *const *envs, *error;
 	unsigned int i, count;
 
@@ -224,25 +225,23 @@ static void service_settings_read(void)
 					 &error) < 0)
 		i_fatal("Error reading configuration: %s", error);
 
-	retention_settings_init(&service_set);
+	webhook_settings_init(&service_set);
 	set = master_service_settings_get_others(master_service)[0];
-	if (array_is_created(&set->plugin_envs)) {
-		envs = array_get(&set->plugin_envs, &count);
-		for (i = 0; i + 1 < count; i += 2) {
-			/* the site-wide endpoint and delivery settings; the
-			   others (_events included) are per user and belong
-			   to pop3 */
-			if (!retention_settings_key_is_site_wide(envs[i]))
-				continue;
-			if (retention_settings_set(&service_set, envs[i],
-						   envs[i + 1]) < 0) {
-				i_fatal("Invalid setting in plugin {}: %s",
-					service_set.error);
-			}
+	if (!array_is_created(&set->plugin_envs))
+		return;
+	envs = array_get(&set->plugin_envs, &count);
+	for (i = 0; i + 1 < count; i += 2) {
+		/* the delivery settings; the session ones (_events
+		   included) are per user and belong to pop3 */
+		def = retention_setting_find(envs[i]);
+		if (def == NULL || def->scope != RETENTION_SCOPE_DELIVERY)
+			continue;
+		if (webhook_settings_set(&service_set, envs[i],
+					 envs[i + 1]) < 0) {
+			i_fatal("Invalid setting in plugin {}: %s",
+				service_set.error);
 		}
 	}
-	if (retention_settings_check(&service_set) < 0)
-		i_fatal("Invalid setting in plugin {}: %s", service_set.error);
 }
 
 /* Create the spool directory as root, owned by the service's user, so
@@ -432,21 +431,21 @@ static void service_delivery_start(void)
 	struct webhook_delivery_config config;
 	struct webhook_secrets secrets;
 
-	if (service_set.webhook_url[0] == '\0') {
+	if (service_set.url[0] == '\0') {
 		e_warning(service_event, "pop3_retention_webhook_url is not "
 			  "set: events are accepted and kept in the spool %s, "
 			  "nothing is delivered", spool_dir);
 		delivery_state = DELIVERY_NO_URL;
 		return;
 	}
-	if (service_set.webhook_secret_file[0] == '\0') {
+	if (service_set.secret_file[0] == '\0') {
 		e_error(service_event, "pop3_retention_webhook_secret_file is "
 			"not set: refusing to send unsigned webhooks; events "
 			"are kept in the spool %s", spool_dir);
 		delivery_state = DELIVERY_NO_SECRET;
 		return;
 	}
-	if (service_secrets_load(service_set.webhook_secret_file,
+	if (service_secrets_load(service_set.secret_file,
 				 &secrets) < 0) {
 		e_error(service_event, "Webhooks are not delivered until the "
 			"secret file is fixed and the service restarted; "
@@ -455,13 +454,13 @@ static void service_delivery_start(void)
 		return;
 	}
 
-	if (service_set.webhook_ca_file[0] != '\0' &&
-	    access(service_set.webhook_ca_file, R_OK) < 0) {
+	if (service_set.ca_file[0] != '\0' &&
+	    access(service_set.ca_file, R_OK) < 0) {
 		e_error(service_event, "access(%s) failed: %m "
 			"(pop3_retention_webhook_ca_file): webhooks are not "
 			"delivered until it is fixed and the service "
 			"restarted; events are kept in the spool %s",
-			service_set.webhook_ca_file, spool_dir);
+			service_set.ca_file, spool_dir);
 		webhook_secrets_clear(&secrets);
 		delivery_state = DELIVERY_FAILED;
 		return;
@@ -470,12 +469,9 @@ static void service_delivery_start(void)
 	i_zero(&config);
 	config.set = &service_set;
 	config.secrets = &secrets;
-	if (service_set.webhook_ca_file[0] != '\0')
-		config.ca_file = service_set.webhook_ca_file;
 	config.spool = spool;
 	config.log = service_log;
 	config.report = service_report;
-	config.max_in_flight = service_set.webhook_max_in_flight;
 	config.turn_end = TRUE;
 	delivery_loop = dovecot_ioloop_curl_init(&config.loop);
 	delivery = webhook_delivery_create(&config);
@@ -1099,7 +1095,7 @@ static void service_nice(void)
 {
 	int prio;
 
-	if (service_set.webhook_nice == 0)
+	if (service_set.nice == 0)
 		return;
 	errno = 0;
 	prio = getpriority(PRIO_PROCESS, 0);
@@ -1107,7 +1103,7 @@ static void service_nice(void)
 		e_warning(service_event, "getpriority() failed: %m");
 		return;
 	}
-	prio += (int)service_set.webhook_nice;
+	prio += (int)service_set.nice;
 	if (prio > 19)
 		prio = 19;
 	if (setpriority(PRIO_PROCESS, 0, prio) < 0) {

@@ -20,20 +20,19 @@ int pop3_retention_settings_load(struct mail_user *user,
 				 struct retention_settings *set_r,
 				 const char **error_r)
 {
-	const char *const *key;
+	const struct retention_setting_define *def;
+	const char *value;
 
 	retention_settings_init(set_r);
-	for (key = retention_settings_keys; *key != NULL; key++) {
-		const char *value;
-
-		/* the delivery settings are the service's (it reads them
-		   at its start, and refuses to start over a bad one) */
-		if (!retention_settings_key_is_for_sessions(*key))
+	for (def = retention_setting_defines; def->key != NULL; def++) {
+		/* the delivery settings are the service's (it validates
+		   them at its start, and refuses to start over a bad one) */
+		if (!retention_setting_is_for_sessions(def))
 			continue;
-		value = mail_user_plugin_getenv(user, *key);
+		value = mail_user_plugin_getenv(user, def->key);
 		if (value == NULL)
 			continue;
-		if (retention_settings_set(set_r, *key, value) < 0) {
+		if (retention_settings_set(set_r, def->key, value) < 0) {
 			*error_r = t_strdup(set_r->error);
 			return -1;
 		}
@@ -58,7 +57,7 @@ pop3_retention_user_events(struct mail_user *user,
 	struct mail_namespace *ns;
 	const char *drop_dir, *outbox_dir, *index_root;
 
-	if (puser->events != NULL || puser->set.webhook_url[0] == '\0')
+	if (puser->events != NULL || !puser->set.webhooks)
 		return puser->events;
 	ns = mail_namespace_find_inbox(user->namespaces);
 	if (ns == NULL)

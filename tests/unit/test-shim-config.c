@@ -26,7 +26,7 @@
 
 enum field {
 	NONE, PASSWD, LISTEN, LISTEN_TLS, MAIL, IDLE, DELAY, PLAINTEXT, LOG,
-	PER_IP, CONN_MAX, POLICY, KEEP, URL, USER, STATE_DIR,
+	PER_IP, CONN_MAX, POLICY, KEEP, URL, WEBHOOKS, USER, STATE_DIR,
 };
 
 struct load_row {
@@ -178,6 +178,15 @@ static const struct load_row load_rows[] = {
 	{ "site-wide keys", PW R "webhook_url = https://h.example/\n" R
 	  "webhook_timeout = 30s\n" R "webhook_max_in_flight = 4\n", NULL, URL, 0,
 	  "https://h.example/" },
+	{ "sessions see that a URL is set", PW R "webhook_url = "
+	  "https://h.example/\n", NULL, WEBHOOKS, 1, NULL },
+	{ "no URL: no webhooks", PW, NULL, WEBHOOKS, 0, NULL },
+	{ "delivery setting twice", PW R "webhook_nice = 1\n" R "webhook_nice "
+	  "= 2\n", ":3: " R "webhook_nice: invalid value '2': already set on "
+	  "line 2", NONE, 0, NULL },
+	{ "bad delivery setting", PW R "webhook_url = ftp://h/\n", ":2: " R
+	  "webhook_url: invalid value 'ftp://h/': only http:// and https://",
+	  NONE, 0, NULL },
 };
 
 static char tmp_dir[64];
@@ -217,8 +226,9 @@ static long long field_value(const struct shim_config *c, enum field field,
 	case PER_IP: return c->connections_per_ip;
 	case CONN_MAX: return c->connections_max;
 	case POLICY: return c->retention.policy;
-	case KEEP: return c->retention.keep_secs;
-	case URL: *str_r = c->retention.webhook_url; return 0;
+	case KEEP: return c->retention.keep.secs;
+	case URL: *str_r = c->webhook.url; return 0;
+	case WEBHOOKS: return c->retention.webhooks;
 	case USER: *str_r = c->user; return 0;
 	case STATE_DIR: *str_r = c->state_dir; return 0;
 	}
@@ -387,7 +397,7 @@ static void test_user(void **state)
 	}
 	if (ret != 0)
 		fail_msg("row %u (%s): %s", i, r->name, error);
-	got = r->field == U_KEEP ? set.keep_secs : r->field == U_HOLD ?
+	got = r->field == U_KEEP ? set.keep.secs : r->field == U_HOLD ?
 		set.hold : r->field == U_POLICY ? set.policy :
 		set.webhook_events;
 	if (got != r->want)
