@@ -42,6 +42,10 @@
 #define ERROR_TOO_LONG \
 	"webhook secret is too long (at most " \
 	STR(WEBHOOK_SECRET_MAX_BYTES) " bytes of key)"
+#define ERROR_TOO_SHORT \
+	"webhook secret is too short (at least " \
+	STR(WEBHOOK_SECRET_MIN_BYTES) " bytes of key; make one with " \
+	"openssl rand -base64 32)"
 #define ERROR_BAD_BASE64 \
 	"webhook secret is not valid base64 " \
 	"(expected whsec_ followed by padded base64)"
@@ -402,6 +406,11 @@ int webhook_secret_parse(const char *text, struct webhook_secret *secret_r,
 	if ((size_t)decoded_len > WEBHOOK_SECRET_MAX_BYTES) {
 		OPENSSL_cleanse(decoded, sizeof(decoded));
 		*error_r = ERROR_TOO_LONG;
+		return -1;
+	}
+	if ((size_t)decoded_len < WEBHOOK_SECRET_MIN_BYTES) {
+		OPENSSL_cleanse(decoded, sizeof(decoded));
+		*error_r = ERROR_TOO_SHORT;
 		return -1;
 	}
 	memcpy(secret_r->key, decoded, (size_t)decoded_len);

@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 /* The spec asks for 24..64 random bytes; accept a little more so that
-   secrets from other generators still work. */
+   secrets from other generators still work, but never less: a shorter
+   key can be guessed offline from one signed request. */
+#define WEBHOOK_SECRET_MIN_BYTES 24
 #define WEBHOOK_SECRET_MAX_BYTES 128
 #define WEBHOOK_SECRETS_MAX 2
 /* "v1," + base64(32 bytes) = 3 + 44 */
@@ -30,8 +32,10 @@ struct webhook_secrets {
 
 /* Decode one "whsec_…" secret (the prefix is optional, as in the
    reference libraries). The rest must be padded standard base64 with no
-   whitespace. Returns 0, or -1 with a static reason in error_r (which
-   never contains the secret); secret_r is wiped on error. */
+   whitespace, and decode to WEBHOOK_SECRET_MIN_BYTES..
+   WEBHOOK_SECRET_MAX_BYTES bytes. Returns 0, or -1 with a static reason
+   in error_r (which never contains the secret); secret_r is wiped on
+   error. */
 int webhook_secret_parse(const char *text, struct webhook_secret *secret_r,
 			 const char **error_r);
 
