@@ -137,6 +137,10 @@ static const struct sign_case sign_cases[] = {
 	/* Python, over "msg_1.-5.x" */
 	{ "negative timestamp", { SPEC_SECRET, NULL }, 1,
 	  "msg_1", -5, "x", "v1,V1Ze5+vKvACxLtXvToNu7P/eeWutz8j3WKB+Kod0XSE=" },
+	/* Python; a key longer than SHA-256's block is hashed first */
+	{ "128-byte key", { "whsec_" B64_128, NULL }, 1,
+	  SPEC_ID, SPEC_TS, SPEC_BODY,
+	  "v1,iGH/fEnQIOxuhX2PoBWUjAIjNugE/2eE4V+fqG+sfMA=" },
 };
 
 struct verify_case {
