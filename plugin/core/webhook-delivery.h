@@ -110,7 +110,9 @@ struct webhook_delivery_config {
 	/* webhook_url, allow_private, retry_schedule, webhook_timeout_secs
 	   are read; the struct is copied. */
 	const struct retention_settings *set;
-	/* copied; at least one secret */
+	/* copied; at least one secret. webhook_delivery_start() keys
+	   its signer from the copy and then wipes it: from then on the
+	   engine holds digest states only, not the keys' bytes. */
 	const struct webhook_secrets *secrets;
 	/* borrowed: opened as owner, outlives the engine. While the engine
 	   runs, the spool's log goes to the log callback below (set with
