@@ -289,9 +289,54 @@ static bool str_is_printable(const char *str)
 	return true;
 }
 
+/* Append str[0..len) to buf (size bytes, pos used), as far as it fits
+   with the NUL; control characters become '?'. */
+static void buf_put(char *buf, size_t size, size_t *pos, const char *str,
+		    size_t len)
+{
+	for (size_t i = 0; i < len && *pos + 1 < size; i++) {
+		unsigned char c = (unsigned char)str[i];
+
+		buf[(*pos)++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	buf[*pos] = '\0';
+}
+
+/* url for an error message: its userinfo, query and fragment (where
+   passwords and tokens go) replaced by "[redacted]"; cut at the
+   buffer's size. */
+static const char *url_redact(const char *url, char *buf, size_t size)
+{
+	static const char redacted[] = "[redacted]";
+	const char *authority, *end, *at = NULL;
+	size_t pos = 0, len;
+
+	buf[0] = '\0';
+	authority = strstr(url, "://");
+	authority = authority != NULL ? authority + 3 : url;
+	end = authority + strcspn(authority, "/?#");
+	for (const char *p = authority; p < end; p++) {
+		if (*p == '@')
+			at = p;
+	}
+	buf_put(buf, size, &pos, url, (size_t)(authority - url));
+	if (at != NULL) {
+		buf_put(buf, size, &pos, redacted, sizeof(redacted) - 1);
+		authority = at;
+	}
+	len = strcspn(authority, "?#");
+	buf_put(buf, size, &pos, authority, len);
+	if (authority[len] != '\0') {
+		buf_put(buf, size, &pos, authority + len, 1);
+		buf_put(buf, size, &pos, redacted, sizeof(redacted) - 1);
+	}
+	return buf;
+}
+
 static int parse_url(struct retention_settings *set, const char *key,
 		     const char *value)
 {
+	char shown[RETENTION_URL_MAX + 32];
 	const char *host;
 	size_t len = strlen(value);
 
@@ -301,12 +346,13 @@ static int parse_url(struct retention_settings *set, const char *key,
 		host = value + 7;
 	else {
 		set_error(set, "%s: invalid value '%s': only http:// and "
-			  "https:// URLs are allowed", key, value);
+			  "https:// URLs are allowed", key,
+			  url_redact(value, shown, sizeof(shown)));
 		return -1;
 	}
 	if (*host == '\0' || *host == '/' || *host == ':') {
 		set_error(set, "%s: invalid value '%s': the URL has no host",
-			  key, value);
+			  key, url_redact(value, shown, sizeof(shown)));
 		return -1;
 	}
 	if (len >= sizeof(set->webhook_url)) {
@@ -318,7 +364,7 @@ static int parse_url(struct retention_settings *set, const char *key,
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
 			set_error(set, "%s: invalid value '%s': the URL "
 				  "contains a space or control character",
-				  key, value);
+				  key, url_redact(value, shown, sizeof(shown)));
 			return -1;
 		}
 	}
