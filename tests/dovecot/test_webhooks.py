@@ -25,18 +25,20 @@ from pathlib import Path
 
 import pytest
 
-from dovecot_harness import REPO_ROOT, make_message, wait_until
+from dovecot_harness import (REPO_ROOT, SERVICE_USER, ensure_service_user,
+                              make_message, wait_until)
 from webhook_receiver import WebhookReceiver, make_certificate, make_secret
 
 P = "pop3_retention_"
 SERVICE_BIN = REPO_ROOT / "plugin" / "dovecot" / "pop3-retention"
 SPOOL = "pop3-retention"
-DOVECOT_USER = pwd.getpwnam("dovecot")
+# the service runs as its own user, as docs/dovecot.md tells admins to
+SERVICE_PW = ensure_service_user()
 
 SERVICE_BLOCK = """
 service pop3-retention {{
   executable = {bin}
-  user = $default_internal_user
+  user = {user}
   process_limit = 1
   process_min_avail = 1
   client_limit = 100
@@ -64,7 +66,7 @@ def service_block():
     if data != b"\x7fELF":
         pytest.fail(f"{SERVICE_BIN} is missing or not a binary "
                     "(libtool wrapper?): build with make", pytrace=False)
-    return SERVICE_BLOCK.format(bin=SERVICE_BIN)
+    return SERVICE_BLOCK.format(bin=SERVICE_BIN, user=SERVICE_USER)
 
 
 class Setup:
@@ -80,7 +82,7 @@ class Setup:
         self.inst = dovecot(plugin=True, users=users, start=False)
         self.secret_file = self.inst.dir / "webhook.secret"
         self.secret_file.write_text(self.secret + "\n")
-        owner = secret_owner or DOVECOT_USER
+        owner = secret_owner or SERVICE_PW
         os.chown(self.secret_file, owner.pw_uid, owner.pw_gid)
         os.chmod(self.secret_file, secret_mode)
         conf = {
@@ -788,7 +790,7 @@ def test_drop_directory_has_the_sockets_access(webhooks):
     wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
     st = os.stat(s.drop_dir())
     assert stat.S_IMODE(st.st_mode) == 0o1730
-    assert st.st_uid == DOVECOT_USER.pw_uid
+    assert st.st_uid == SERVICE_PW.pw_uid
     assert st.st_gid == pwd.getpwnam("nobody").pw_gid
     s.deliver(2)
     s.session(retr=(1, 2))
@@ -917,9 +919,9 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
     s = webhooks(start=False)
     spool = s.spool_dir()
     spool.mkdir(mode=0o700)
-    os.chown(spool, DOVECOT_USER.pw_uid, DOVECOT_USER.pw_gid)
+    os.chown(spool, SERVICE_PW.pw_uid, SERVICE_PW.pw_gid)
     lock = open(spool / "lock", "w")
-    os.chown(spool / "lock", DOVECOT_USER.pw_uid, DOVECOT_USER.pw_gid)
+    os.chown(spool / "lock", SERVICE_PW.pw_uid, SERVICE_PW.pw_gid)
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         s.inst.start()
@@ -1126,8 +1128,8 @@ def test_private_target_refused_without_allow_private(webhooks):
 
 
 @pytest.mark.parametrize("mode,owner,log", [
-    (0o644, "dovecot", "The webhook secret file {path} must be owned by"),
-    (0o640, "dovecot", "The webhook secret file {path} must be owned by"),
+    (0o644, SERVICE_USER, "The webhook secret file {path} must be owned by"),
+    (0o640, SERVICE_USER, "The webhook secret file {path} must be owned by"),
     (0o644, "root", "The webhook secret file {path} must be owned by"),
     (0o600, "root", "open({path}) failed: Permission denied"),
 ])
