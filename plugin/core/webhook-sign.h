@@ -64,16 +64,17 @@ int webhook_sign(const struct webhook_secrets *secrets, const char *msg_id,
 		 int64_t timestamp, const void *body, size_t body_len,
 		 char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE]);
 
-/* The same signatures as webhook_sign(), from contexts keyed once
-   (OpenSSL's HMAC keeps the key's inner and outer states; each
-   signature starts from them): for a delivery engine that signs every
-   request under the same secrets. Not thread-safe: one signer per
-   thread. */
+/* The same signatures as webhook_sign(), from keys prepared once
+   (the SHA-256 states after each key's inner and outer pad; each
+   signature starts from copies of them): for a delivery engine that
+   signs every request under the same secrets. Not thread-safe: one
+   signer per thread. */
 struct webhook_signer;
 
 /* Returns NULL when there is no secret, a key is too long, or on an
    OpenSSL or allocation failure. The signer keeps no copy of the
-   secrets' bytes, only OpenSSL's key schedule. */
+   secrets' bytes (the key cannot be read back from the digest states),
+   so the caller may wipe them right after. */
 struct webhook_signer *
 webhook_signer_create(const struct webhook_secrets *secrets);
 
@@ -82,7 +83,7 @@ int webhook_signer_sign(struct webhook_signer *signer, const char *msg_id,
 			int64_t timestamp, const void *body, size_t body_len,
 			char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE]);
 
-/* Free (cleansing the key schedules), NULL the pointer; *signer may be
+/* Free (cleansing the digest states), NULL the pointer; *signer may be
    NULL. */
 void webhook_signer_destroy(struct webhook_signer **signer);
 
