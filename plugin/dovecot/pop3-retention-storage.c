@@ -25,6 +25,12 @@
 
 #include "retention-hooks.h"
 
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define POP3_RETENTION_TEST_KILL_ENV "POP3_RETENTION_TEST_KILL"
+
 #define POP3_RETENTION_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, pop3_retention_storage_module)
 #define POP3_RETENTION_MAIL_CONTEXT(obj) \
@@ -297,6 +303,18 @@ static void session_update(struct mailbox *box,
 	(void)box;
 }
 
+/* For the integration tests only: a pop3 process whose environment
+   names this point (import_environment =
+   POP3_RETENTION_TEST_KILL=<point>) is killed there, as a crash would
+   kill it. */
+static void test_kill_point(const char *point)
+{
+	const char *value = getenv(POP3_RETENTION_TEST_KILL_ENV);
+
+	if (value != NULL && strcmp(value, point) == 0)
+		(void)kill(getpid(), SIGKILL);
+}
+
 static int
 pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 				  struct mail_transaction_commit_changes *changes_r)
@@ -325,8 +343,11 @@ pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 	    (client = box_client(box)) != NULL && client->quit_seen &&
 	    client->trans == NULL)
 		prbox->quit = TRUE;
+	if (updating)
+		test_kill_point("quit-before-commit");
 	ret = prbox->module_ctx.super.transaction_commit(t, changes_r);
 	if (updating) {
+		test_kill_point("quit-after-commit");
 		if (ret < 0) {
 			e_error(prbox->puser->event, "QUIT commit failed: the "
 				"removals and retains logged above did not "
