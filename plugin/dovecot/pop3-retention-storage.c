@@ -21,15 +21,10 @@
 #include "pop3-retention-common.h"
 #include "pop3-retention-lock.h"
 #include "pop3-retention-mailbox.h"
+#include "pop3-retention-pending.h"
 #include "pop3-retention-plugin.h"
 
 #include "retention-hooks.h"
-
-#include <signal.h>
-#include <stdlib.h>
-#include <unistd.h>
-
-#define POP3_RETENTION_TEST_KILL_ENV "POP3_RETENTION_TEST_KILL"
 
 #define POP3_RETENTION_CONTEXT(obj) \
 	MODULE_CONTEXT(obj, pop3_retention_storage_module)
@@ -161,6 +156,9 @@ static void session_begin(struct mailbox *box,
 		session_begin_failed(prbox, error);
 		return;
 	}
+	T_BEGIN {
+		pop3_retention_mbox_reconcile_pending(prbox->mbox, t);
+	} T_END;
 	plan = retention_session_begin(
 		pop3_retention_mbox_session(prbox->mbox), ioloop_time);
 	if (!prbox->puser->set.dry_run && plan->count > 0) {
@@ -178,6 +176,7 @@ static void session_begin(struct mailbox *box,
 	}
 	if (plan->count > 0)
 		failures = pop3_retention_mbox_apply(prbox->mbox, t, plan);
+	pop3_retention_mbox_prepare_commit(prbox->mbox);
 	if (mailbox_transaction_commit(&t) < 0) {
 		e_error(prbox->puser->event, "Session begin: commit failed, "
 			"nothing removed: %s",
@@ -303,18 +302,6 @@ static void session_update(struct mailbox *box,
 	(void)box;
 }
 
-/* For the integration tests only: a pop3 process whose environment
-   names this point (import_environment =
-   POP3_RETENTION_TEST_KILL=<point>) is killed there, as a crash would
-   kill it. */
-static void test_kill_point(const char *point)
-{
-	const char *value = getenv(POP3_RETENTION_TEST_KILL_ENV);
-
-	if (value != NULL && strcmp(value, point) == 0)
-		(void)kill(getpid(), SIGKILL);
-}
-
 static int
 pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 				  struct mail_transaction_commit_changes *changes_r)
@@ -343,11 +330,13 @@ pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 	    (client = box_client(box)) != NULL && client->quit_seen &&
 	    client->trans == NULL)
 		prbox->quit = TRUE;
-	if (updating)
-		test_kill_point("quit-before-commit");
+	if (updating) {
+		pop3_retention_mbox_prepare_commit(prbox->mbox);
+		pop3_retention_test_kill_point("quit-before-commit");
+	}
 	ret = prbox->module_ctx.super.transaction_commit(t, changes_r);
 	if (updating) {
-		test_kill_point("quit-after-commit");
+		pop3_retention_test_kill_point("quit-after-commit");
 		if (ret < 0) {
 			e_error(prbox->puser->event, "QUIT commit failed: the "
 				"removals and retains logged above did not "
