@@ -786,7 +786,8 @@ def test_drop_directory_has_the_sockets_access(webhooks):
     and write (no read) access for that group only; mail processes of
     that group hand their events over through it."""
     block = SERVICE_BLOCK.replace("mode = 0666", "mode = 0660\n    group = nogroup")
-    s = webhooks(service=False, extra_conf=block.format(bin=SERVICE_BIN))
+    s = webhooks(service=False,
+                 extra_conf=block.format(bin=SERVICE_BIN, user=SERVICE_USER))
     wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
     st = os.stat(s.drop_dir())
     assert stat.S_IMODE(st.st_mode) == 0o1730
@@ -1184,6 +1185,8 @@ def test_pop3_debug_event_follows_the_filters(webhooks, debug_conf,
     logged before it creates one; every way of asking for it must still
     get it."""
     s = webhooks(extra_conf=debug_conf)
+    # the session hands its events to the service, not to the outbox
+    s.wait_log("webhook delivery to")
     s.deliver(2)
     s.session(retr=(1,), dele=(2,))
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2)
