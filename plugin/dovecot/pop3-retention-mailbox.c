@@ -701,7 +701,6 @@ pop3_retention_mbox_session(struct pop3_retention_mbox *mbox)
 struct reconcile_context {
 	struct pop3_retention_mbox *mbox;
 	struct mail_index_view *view;
-	struct pop3_retention_events *events;
 	uint32_t uidvalidity;
 };
 
@@ -735,7 +734,8 @@ static void reconcile_line(int64_t created_ms, const char *fields,
 {
 	struct reconcile_context *ctx = context;
 	struct pop3_retention_mbox *mbox = ctx->mbox;
-	const char *user = mbox->box->storage->user->username;
+	struct mail_user *user = mbox->box->storage->user;
+	struct pop3_retention_events *events;
 	struct retention_event event;
 	const char *error;
 	bool happened;
@@ -747,7 +747,7 @@ static void reconcile_line(int64_t created_ms, const char *fields,
 			error);
 		return;
 	}
-	if (event.user == NULL || strcmp(event.user, user) != 0) {
+	if (event.user == NULL || strcmp(event.user, user->username) != 0) {
 		e_error(mbox->event, "Pending event not reconciled: it names "
 			"another user");
 		return;
@@ -778,8 +778,10 @@ static void reconcile_line(int64_t created_ms, const char *fields,
 	       happened ? "committed, handed over now (the session ended "
 	       "between its commit and the hand-off)" :
 	       "dropped (its change was not committed)");
-	if (happened && ctx->events != NULL)
-		pop3_retention_events_send(ctx->events, created_ms, fields);
+	events = !happened ? NULL :
+		pop3_retention_user_events(user, mbox->puser);
+	if (events != NULL)
+		pop3_retention_events_send(events, created_ms, fields);
 }
 
 void
@@ -799,7 +801,6 @@ pop3_retention_mbox_reconcile_pending(struct pop3_retention_mbox *mbox,
 	i_zero(&ctx);
 	ctx.mbox = mbox;
 	ctx.view = trans->view;
-	ctx.events = pop3_retention_user_events(user, mbox->puser);
 	mailbox_get_open_status(mbox->box, STATUS_UIDVALIDITY, &status);
 	ctx.uidvalidity = status.uidvalidity;
 	(void)pop3_retention_pending_reconcile(

@@ -173,6 +173,12 @@ static int pending_file(const char *dir, const char *name,
 	int fd;
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1 && errno == ELOOP) {
+		e_error(event, "%s is a symbolic link, not a pending file: "
+			"deleted", path);
+		i_unlink(path);
+		return -1;
+	}
 	if (fd == -1) {
 		if (errno == ENOENT)
 			return 0;

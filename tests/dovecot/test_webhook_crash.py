@@ -123,3 +123,39 @@ def test_pending_record_is_gone_after_a_normal_quit(webhooks):
     pending = s.outbox() / "pending"
     assert not pending.is_dir() or os.listdir(pending) == []
     s.check()
+
+
+def deleted_fields(uid, user, uidvalidity):
+    now = int(time.time())
+    return "\t".join([
+        "message.deleted", str(now), user, "INBOX", f"uidl{uid}", str(uid),
+        str(uidvalidity), "", "123", str(now - 60), "", "0", "off", "dele",
+        "", "planted", "127.0.0.1", "0", "1"])
+
+
+def test_left_over_pending_files_are_checked(webhooks):
+    """A pending file is in the user's own directory: its lines must
+    name the user, and only regular files are read."""
+    s = webhooks()
+    s.deliver(1)
+    s.session()
+    pending = s.outbox() / "pending"
+    pending.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chown(s.outbox(), 65534, 65534)
+    os.chown(pending, 65534, 65534)
+    now_ms = int(time.time() * 1000)
+    lines = [f"{now_ms}\t{deleted_fields(77, 'bob', 1)}",
+             f"{now_ms}\tgarbage"]
+    planted = pending / "1.2.abcdef"
+    planted.write_text("pop3-retention-pending 1\n" + "\n".join(lines) +
+                       "\n")
+    os.chown(planted, 65534, 65534)
+    link = pending / "3.4.abcdef"
+    link.symlink_to("/etc/passwd")
+    login_without_quit(s)
+    s.wait_log("Pending event not reconciled: it names another user")
+    s.wait_log("is a symbolic link, not a pending file: deleted")
+    time.sleep(1)
+    assert s.rx.all() == []
+    assert os.listdir(pending) == []
+    s.check()
