@@ -482,7 +482,8 @@ unsigned int retention_session_commit_done(struct retention_session *session,
 	}
 	session->held_count = 0;
 	session->held_pending = false;
-	if (pending && count > 0 && session->host.events_settled != NULL)
+	if (pending && count > 0 && session->host.event_pending != NULL &&
+	    session->host.events_settled != NULL)
 		session->host.events_settled(session->context, committed);
 	return count;
 }
