@@ -13,6 +13,12 @@ from dovecot_harness import make_message, wait_until
 from test_webhooks import webhooks  # noqa: F401 (fixture)
 
 
+def wait_service(s):
+    """The service reads the drop directory: sessions hand their events
+    to it, not to their outboxes."""
+    s.wait_log("webhook delivery to")
+
+
 def kill_conf(point):
     return ("import_environment = $import_environment "
             f"POP3_RETENTION_TEST_KILL={point}\n")
@@ -55,6 +61,7 @@ def removal_events(s):
 def test_quit_killed_after_its_commit_loses_no_removal_event(webhooks):
     s = webhooks(policy="delete-after-download",
                  extra_conf=kill_conf("quit-after-commit"))
+    wait_service(s)
     s.deliver(4)
     killed_session(s, retr=(1, 2), dele=(3,))
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2)
@@ -81,6 +88,7 @@ def test_quit_killed_after_its_commit_loses_no_removal_event(webhooks):
 def test_quit_killed_before_its_commit_reports_no_removal(webhooks):
     s = webhooks(policy="delete-after-download",
                  extra_conf=kill_conf("quit-before-commit"))
+    wait_service(s)
     s.deliver(3)
     killed_session(s, retr=(1,), dele=(2,))
     assert s.inst.maildir("alice").count() == 3
@@ -96,6 +104,7 @@ def test_sweep_killed_after_its_commit_loses_no_removal_event(webhooks):
     """doveadm's sweep records its events as pending as well; the
     user's next POP3 session reconciles what it left."""
     s = webhooks(max="1d")
+    wait_service(s)
     md = s.inst.maildir("alice")
     md.deliver(make_message("old"), mtime=time.time() - 3 * 86400)
     md.deliver(make_message("new"))
@@ -117,6 +126,7 @@ def test_sweep_killed_after_its_commit_loses_no_removal_event(webhooks):
 
 def test_pending_record_is_gone_after_a_normal_quit(webhooks):
     s = webhooks(policy="delete-after-download")
+    wait_service(s)
     s.deliver(2)
     s.session(retr=(1,), dele=(2,))
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 3)
@@ -137,6 +147,7 @@ def test_left_over_pending_files_are_checked(webhooks):
     """A pending file is in the user's own directory: its lines must
     name the user, and only regular files are read."""
     s = webhooks()
+    wait_service(s)
     s.deliver(1)
     s.session()
     pending = s.outbox() / "pending"
