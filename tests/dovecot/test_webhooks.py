@@ -95,14 +95,39 @@ class Setup:
         self.extra = extra_conf
         self.inst.reconfigure(settings=conf, extra_conf=self.conf(service),
                               restart=False)
+        self.service = service
         if start:
             self.inst.start()
+            self.wait_service_ready()
+
+    def wait_service_ready(self, timeout=20):
+        """Wait (without failing) until the service reads the drop
+        directory (its inotify watch exists, set up once it holds the
+        .alive lock) or died of a fatal error: a session from now on
+        hands its events to the service, not to its outbox."""
+        def ready():
+            for pid in self.service_pids():
+                try:
+                    for fd in os.listdir(f"/proc/{pid}/fd"):
+                        if os.readlink(f"/proc/{pid}/fd/{fd}") == \
+                                "anon_inode:inotify":
+                            return True
+                except OSError:
+                    pass
+            return "pop3-retention: Fatal:" in self.log()
+        if not self.service:
+            return
+        deadline = time.monotonic() + timeout
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def conf(self, service):
         return (service_block() if service else "") + self.extra
 
     def enable_service(self):
+        self.service = True
         self.inst.reconfigure(extra_conf=self.conf(True))
+        self.wait_service_ready()
 
     # -- mail ------------------------------------------------------------
     def deliver(self, n, user="alice", **kw):
@@ -1057,6 +1082,7 @@ def test_tls_certificate_is_verified(webhooks, tmp_path):
     s.rx.start()
     conf[P + "webhook_ca_file"] = ca_file_for(s, other[0])
     s.inst.reconfigure(settings=conf)
+    s.wait_service_ready()
     s.session(retr=(1,))
     wait_until(lambda: re.search(r"attempt 1 of 4 failed: [^\n]*subject "
                                  r"name", s.log()), timeout=30,
