@@ -511,8 +511,53 @@ static int parse_value(const struct retention_setting_define *def,
 	return 0;
 }
 
+/* Append str[0..len) to buf (size bytes, pos used), as far as it fits
+   with the NUL; control characters become '?'. */
+static void buf_put(char *buf, size_t size, size_t *pos, const char *str,
+		    size_t len)
+{
+	for (size_t i = 0; i < len && *pos + 1 < size; i++) {
+		unsigned char c = (unsigned char)str[i];
+
+		buf[(*pos)++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	buf[*pos] = '\0';
+}
+
+/* url for an error message: its userinfo, query and fragment (where
+   passwords and tokens go) replaced by "[redacted]"; cut at the
+   buffer's size. */
+static const char *url_redact(const char *url, char *buf, size_t size)
+{
+	static const char redacted[] = "[redacted]";
+	const char *authority, *end, *at = NULL;
+	size_t pos = 0, len;
+
+	buf[0] = '\0';
+	authority = strstr(url, "://");
+	authority = authority != NULL ? authority + 3 : url;
+	end = authority + strcspn(authority, "/?#");
+	for (const char *p = authority; p < end; p++) {
+		if (*p == '@')
+			at = p;
+	}
+	buf_put(buf, size, &pos, url, (size_t)(authority - url));
+	if (at != NULL) {
+		buf_put(buf, size, &pos, redacted, sizeof(redacted) - 1);
+		authority = at;
+	}
+	len = strcspn(authority, "?#");
+	buf_put(buf, size, &pos, authority, len);
+	if (authority[len] != '\0') {
+		buf_put(buf, size, &pos, authority + len, 1);
+		buf_put(buf, size, &pos, redacted, sizeof(redacted) - 1);
+	}
+	return buf;
+}
+
 /* Parse value (""/NULL: the default) of def into base's field. Every
-   error names the setting and the value; on error base is unchanged. */
+   error names the setting and the value (a URL's userinfo, query and
+   fragment redacted); on error base is unchanged. */
 static int setting_set(const struct retention_setting_define *def,
 		       void *base, const char *value, char *error,
 		       size_t error_size)
@@ -532,8 +577,11 @@ static int setting_set(const struct retention_setting_define *def,
 	memset(&tmp, 0, def->size);
 	if (value[0] != '\0' &&
 	    parse_value(def, value, &tmp, reason, sizeof(reason)) < 0) {
+		char shown[RETENTION_URL_MAX + 32];
+
 		snprintf(error, error_size, "%s: invalid value '%s': %s",
-			 def->key, value, reason);
+			 def->key, def->type != RETENTION_SETTING_URL ? value :
+			 url_redact(value, shown, sizeof(shown)), reason);
 		return -1;
 	}
 	memcpy((char *)base + def->offset, &tmp, def->size);

@@ -945,13 +945,17 @@ int webhook_delivery_start(struct webhook_delivery *d)
 		set_error(d, "pop3_retention_webhook_url is not set");
 		return -1;
 	}
-	if (d->secrets.count == 0 || d->secrets.count > WEBHOOK_SECRETS_MAX) {
-		set_error(d, "no webhook secret: refusing to send unsigned "
-			  "webhooks");
-		return -1;
-	}
 	if (d->signer == NULL) {
+		if (d->secrets.count == 0 ||
+		    d->secrets.count > WEBHOOK_SECRETS_MAX) {
+			set_error(d, "no webhook secret: refusing to send "
+				  "unsigned webhooks");
+			return -1;
+		}
 		d->signer = webhook_signer_create(&d->secrets);
+		/* the signer holds digest states, not the key: its raw
+		   bytes are not kept in memory any longer than this */
+		webhook_secrets_clear(&d->secrets);
 		if (d->signer == NULL) {
 			set_error(d, "cannot set up HMAC-SHA256 signing "
 				  "(OpenSSL)");

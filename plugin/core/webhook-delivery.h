@@ -109,7 +109,9 @@ struct webhook_delivery_stats {
 struct webhook_delivery_config {
 	/* copied; max_in_flight 0: WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT */
 	const struct webhook_settings *set;
-	/* copied; at least one secret */
+	/* copied; at least one secret. webhook_delivery_start() keys
+	   its signer from the copy and then wipes it: from then on the
+	   engine holds digest states only, not the keys' bytes. */
 	const struct webhook_secrets *secrets;
 	/* borrowed: opened as owner, outlives the engine. While the engine
 	   runs, the spool's log goes to the log callback below (set with

@@ -32,6 +32,7 @@
 #include "pop3-retention-common.h"
 #include "pop3-retention-lock.h"
 #include "pop3-retention-mailbox.h"
+#include "pop3-retention-pending.h"
 #include "pop3-retention-protocol.h"
 
 #include "retention-event.h"
@@ -351,6 +352,7 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 	struct file_lock *lock;
 	const char *error;
 	unsigned int hidden;
+	bool commit;
 	int ret;
 
 	/* every POP3 session holds the retention lock shared, whatever
@@ -386,7 +388,10 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 	/* no UPDATE plan was applied, so end() cannot fail */
 	(void)retention_session_end(session, TRUE, &stats);
 
-	if (cu.puser->set.dry_run || stats.removed + stats.retained == 0) {
+	commit = !cu.puser->set.dry_run && stats.removed + stats.retained > 0;
+	if (commit)
+		pop3_retention_mbox_prepare_commit(cu.mbox);
+	if (!commit) {
 		/* dry run: the events go out as if, marked dry_run */
 		mailbox_transaction_rollback(&cu.trans);
 		pop3_retention_mbox_release_events(cu.mbox, TRUE);
@@ -400,6 +405,7 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 		stats.removed = stats.retained = 0;
 		ret = -1;
 	} else {
+		pop3_retention_test_kill_point("sweep-after-commit");
 		pop3_retention_mbox_release_events(cu.mbox, TRUE);
 		if (stats.removed > 0 && mailbox_sync(cu.box, 0) < 0) {
 			/* the expunges are committed; the next sync

@@ -23,7 +23,8 @@
    2. as root: create <state_dir>/pop3-retention (0700) owned by the
       service's user;
    3. drop privileges (the service block's user, by the master's
-      RESTRICT_* environment);
+      RESTRICT_* environment) and become not dumpable (no core file,
+      no ptrace by that user: the process holds the signing keys);
    4. as that user: open the spool as its owner, read the secret file
       (refused unless it is a regular file owned by this user with no
       group/other permission bits), start the engine.
@@ -1160,7 +1161,12 @@ int main(int argc, char *argv[])
 
 	service_spool_dir_prepare();
 	restrict_access_by_env(RESTRICT_ACCESS_FLAG_ALLOW_ROOT, NULL);
-	restrict_access_allow_coredumps(TRUE);
+	/* the process holds the signing keys' HMAC states: no core file,
+	   no ptrace or /proc/PID/mem by its own user, whatever the
+	   master's core dump setting; before the secret file is read */
+	restrict_access_set_dumpable(FALSE);
+	if (restrict_access_get_dumpable())
+		i_fatal("prctl(PR_SET_DUMPABLE, 0) failed: %m");
 
 	main_init();
 	master_service_init_finish(master_service);

@@ -21,6 +21,7 @@
 #include "pop3-retention-common.h"
 #include "pop3-retention-lock.h"
 #include "pop3-retention-mailbox.h"
+#include "pop3-retention-pending.h"
 #include "pop3-retention-plugin.h"
 
 #include "retention-hooks.h"
@@ -155,6 +156,9 @@ static void session_begin(struct mailbox *box,
 		session_begin_failed(prbox, error);
 		return;
 	}
+	T_BEGIN {
+		pop3_retention_mbox_reconcile_pending(prbox->mbox, t);
+	} T_END;
 	plan = retention_session_begin(
 		pop3_retention_mbox_session(prbox->mbox), ioloop_time);
 	if (!prbox->puser->set.dry_run && plan->count > 0) {
@@ -172,6 +176,7 @@ static void session_begin(struct mailbox *box,
 	}
 	if (plan->count > 0)
 		failures = pop3_retention_mbox_apply(prbox->mbox, t, plan);
+	pop3_retention_mbox_prepare_commit(prbox->mbox);
 	if (mailbox_transaction_commit(&t) < 0) {
 		e_error(prbox->puser->event, "Session begin: commit failed, "
 			"nothing removed: %s",
@@ -325,8 +330,13 @@ pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 	    (client = box_client(box)) != NULL && client->quit_seen &&
 	    client->trans == NULL)
 		prbox->quit = TRUE;
+	if (updating) {
+		pop3_retention_mbox_prepare_commit(prbox->mbox);
+		pop3_retention_test_kill_point("quit-before-commit");
+	}
 	ret = prbox->module_ctx.super.transaction_commit(t, changes_r);
 	if (updating) {
+		pop3_retention_test_kill_point("quit-after-commit");
 		if (ret < 0) {
 			e_error(prbox->puser->event, "QUIT commit failed: the "
 				"removals and retains logged above did not "

@@ -26,6 +26,7 @@ import atexit
 import itertools
 import os
 import poplib
+import pwd
 import random
 import shutil
 import tempfile
@@ -53,6 +54,9 @@ MAIL_UID = 65534
 MAIL_GID = 65534
 DEFAULT_PASSWORD = "pass"
 DEFAULT_USERS = ("alice", "bob")
+# The delivery service's own user (docs/dovecot.md): not
+# default_internal_user, which auth, dict, stats... share.
+SERVICE_USER = "pop3-retention"
 
 
 class HarnessError(RuntimeError):
@@ -198,6 +202,23 @@ def _readable_by_others(path: Path) -> bool:
         if not os.stat(parent).st_mode & 0o001:
             return False
     return True
+
+
+def ensure_service_user() -> "pwd.struct_passwd":
+    """The delivery service's user, created as a system user (no home,
+    no shell) if this host has none yet. Concurrent callers may race on
+    /etc/passwd: retry until the user exists."""
+    for _ in range(50):
+        try:
+            return pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            pass
+        subprocess.run(["useradd", "--system", "--user-group",
+                        "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                       capture_output=True, timeout=30)
+        time.sleep(0.1)
+    raise HarnessError(f"cannot create the system user {SERVICE_USER}")
 
 
 def _chown_mail(path: Union[str, Path]) -> None:
