@@ -361,6 +361,54 @@ static void test_size(void **state)
 		case_fail(idx, c->name, "text \"%s\"", buf);
 }
 
+/* ---- fields from an untrusted producer ---- */
+
+/* A line the encoder never writes: a string field over
+   RETENTION_EVENT_STRING_MAX octets (after unescaping) is refused. */
+struct decode_cap_case {
+	const char *name;
+	const char *fields;
+	/* NULL: decodes; else a substring of the error */
+	const char *error;
+};
+
+#define CAP_FIELDS(user, message_id, reason) \
+	"message.retrieved\t1795821228\t" user "\tINBOX\t\t1\t1\t" \
+	message_id "\t0\t\t\t0\tkeep\t" reason "\t\t\t\t0"
+
+static const struct decode_cap_case decode_cap_cases[] = {
+	{ "message_id of 998 octets", CAP_FIELDS("u", S998("m"), ""), NULL },
+	{ "message_id of 999 octets", CAP_FIELDS("u", S998("m") "m", ""),
+	  "longer than 998" },
+	{ "user of 999 octets", CAP_FIELDS(S998("u") "u", "", ""),
+	  "longer than 998" },
+	{ "reason of 999 octets", CAP_FIELDS("u", "", S998("r") "r"),
+	  "longer than 998" },
+	{ "998 octets after unescaping", CAP_FIELDS("u", S997("m") "\001t",
+						    ""), NULL },
+};
+
+static void test_decode_cap(void **state)
+{
+	const struct decode_cap_case *c = *state;
+	size_t idx = (size_t)(c - decode_cap_cases);
+	struct retention_event decoded;
+	const char *error = NULL;
+	char *fields = strdup(c->fields);
+	int ret;
+
+	if (fields == NULL)
+		case_fail(idx, c->name, "out of memory");
+	ret = retention_event_decode(fields, &decoded, &error);
+	if (c->error == NULL && ret != 0)
+		case_fail(idx, c->name, "refused: %s", error);
+	if (c->error != NULL &&
+	    (ret != -1 || error == NULL || strstr(error, c->error) == NULL))
+		case_fail(idx, c->name, "returned %d (%s), expected \"%s\"",
+			  ret, error == NULL ? "(null)" : error, c->error);
+	free(fields);
+}
+
 int main(void)
 {
 	int failed = 0;
@@ -369,5 +417,7 @@ int main(void)
 			    test_round_trip, codec_cases);
 	failed += RUN_TABLE("retention_event_encode buffer size", test_size,
 			    size_cases);
+	failed += RUN_TABLE("retention_event_decode field caps",
+			    test_decode_cap, decode_cap_cases);
 	return failed == 0 ? 0 : 1;
 }
