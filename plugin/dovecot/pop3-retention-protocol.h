@@ -66,9 +66,13 @@
    POP3_RETENTION_OUTBOX_MAGIC then one or more
    "<created_ms> TAB <event fields> LF" lines: the events one write
    gave up on together (up to 256 per file).
-   Sent to the service by doveadm pop3-retention flush. */
+   Sent to the service by doveadm pop3-retention flush, which sets
+   aside in POP3_RETENTION_OUTBOX_REJECTED (beside new/) the files that
+   are not regular files and those holding an event of another user
+   than the outbox's owner: none of their events is sent. */
 #define POP3_RETENTION_OUTBOX_DIR "pop3-retention-outbox"
 #define POP3_RETENTION_OUTBOX_MAGIC "pop3-retention-outbox 1\n"
+#define POP3_RETENTION_OUTBOX_REJECTED "rejected"
 
 /* Drop files: how pop3 (and doveadm) processes hand events over. The
    service creates the drop directory, relative to Dovecot's base_dir (a
@@ -128,10 +132,12 @@ void pop3_retention_event_encode(string_t *dest,
 int pop3_retention_outbox_write(const char *dir, const char *const *lines,
 				unsigned int count, const char **error_r);
 
-/* Read one outbox file: returns 1 and its "<created_ms> TAB <event
-   fields>" lines as a NULL-terminated array in lines_r (data stack),
-   0 if the file is gone, -1 with error_r if it is not a complete
-   outbox file. */
+/* Read one outbox file, opened O_NONBLOCK | O_NOFOLLOW: returns 1 and
+   its "<created_ms> TAB <event fields>" lines as a NULL-terminated array
+   in lines_r (data stack), 0 if the file is gone, -1 with error_r if it
+   is not a complete outbox file or cannot be read, -2 with error_r if
+   it is not a regular file (a symbolic link, a FIFO…: nothing was read
+   from it). */
 int pop3_retention_outbox_read(const char *path,
 			       const char *const **lines_r,
 			       const char **error_r);
