@@ -6,10 +6,14 @@
 #include "hash.h"
 #include "str.h"
 #include "strnum.h"
+#include "str-sanitize.h"
+#include "hex-binary.h"
+#include "randgen.h"
 #include "ioloop.h"
 #include "pop3-retention-protocol.h"
 #include "pop3-retention-drop.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -58,7 +62,8 @@ struct drop_reader {
 	void *context;
 
 	int dir_fd;
-	/* POP3_RETENTION_DROP_ALIVE, locked while this reader runs */
+	/* POP3_RETENTION_DROP_ALIVE, write-locked while this reader
+	   runs */
 	int alive_fd;
 	int inotify_fd;
 	struct io *io;
@@ -492,6 +497,53 @@ static void drop_reader_update_mode(struct drop_reader *r)
 
 /* ---- API ---- */
 
+/* A new POP3_RETENTION_DROP_ALIVE, write-locked: created under a random
+   name (others cannot list the directory), locked, then renamed over
+   whatever .alive is there (the directory's sticky bit lets only its
+   owner, this service, replace it). So no other process holds a lock
+   on it, or can take one (others may only read it), and nothing here
+   waits for a lock. Returns the fd. Fatal on errors. */
+static int drop_alive_create(struct drop_reader *r)
+{
+	unsigned char rand[8];
+	const char *tmp;
+	struct flock fl;
+	unsigned int try;
+	int fd;
+
+	for (try = 0;; try++) {
+		random_fill(rand, sizeof(rand));
+		tmp = t_strdup_printf("%s.%s", POP3_RETENTION_DROP_ALIVE,
+				      binary_to_hex(rand, sizeof(rand)));
+		fd = openat(r->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL |
+			    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1)
+			i_fatal("open(%s/%s) failed: %m", r->dir, tmp);
+		i_zero(&fl);
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(fd, F_SETLK, &fl) == 0)
+			break;
+		/* somebody guessed the name and holds a read lock */
+		e_error(r->event, "fcntl(%s/%s, F_SETLK) failed: %m", r->dir,
+			tmp);
+		i_close_fd(&fd);
+		(void)unlinkat(r->dir_fd, tmp, 0);
+		if (try == 2)
+			i_fatal("Cannot lock a new %s/%s", r->dir, tmp);
+	}
+	/* producers read it; only this service may write it, so only this
+	   service can hold a write lock on it */
+	if (fchmod(fd, POP3_RETENTION_DROP_ALIVE_MODE) < 0)
+		i_fatal("fchmod(%s/%s) failed: %m", r->dir, tmp);
+	if (renameat(r->dir_fd, tmp, r->dir_fd,
+		     POP3_RETENTION_DROP_ALIVE) < 0) {
+		i_fatal("rename(%s/%s, %s) failed: %m", r->dir, tmp,
+			POP3_RETENTION_DROP_ALIVE);
+	}
+	return fd;
+}
+
 static void drop_reader_first_read(struct drop_reader *r)
 {
 	timeout_remove(&r->to_start);
@@ -508,7 +560,6 @@ drop_reader_init(const char *dir, const char *rejected_dir,
 		 void *context)
 {
 	struct drop_reader *r;
-	struct stat st;
 
 	r = i_new(struct drop_reader, 1);
 	r->event = event;
@@ -524,27 +575,7 @@ drop_reader_init(const char *dir, const char *rejected_dir,
 		i_fatal("open(%s) failed: %m", dir);
 	/* tells producers that somebody reads the files: without it they
 	   use their outboxes (see pop3-retention-protocol.h) */
-	r->alive_fd = openat(r->dir_fd, POP3_RETENTION_DROP_ALIVE,
-			     O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-			     POP3_RETENTION_DROP_FILE_MODE);
-	if (r->alive_fd == -1) {
-		i_fatal("open(%s/%s) failed: %m", dir,
-			POP3_RETENTION_DROP_ALIVE);
-	}
-	if (fstat(r->alive_fd, &st) < 0) {
-		i_fatal("fstat(%s/%s) failed: %m", dir,
-			POP3_RETENTION_DROP_ALIVE);
-	}
-	if ((st.st_mode & 07777) != POP3_RETENTION_DROP_FILE_MODE &&
-	    fchmod(r->alive_fd, POP3_RETENTION_DROP_FILE_MODE) < 0) {
-		/* producers that cannot read it use their outboxes */
-		e_error(event, "fchmod(%s/%s) failed: %m", dir,
-			POP3_RETENTION_DROP_ALIVE);
-	}
-	if (flock(r->alive_fd, LOCK_EX) < 0) {
-		i_fatal("flock(%s/%s) failed: %m", dir,
-			POP3_RETENTION_DROP_ALIVE);
-	}
+	r->alive_fd = drop_alive_create(r);
 	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->inotify_fd == -1)
 		i_fatal("inotify_init1() failed: %m");

@@ -82,30 +82,44 @@
    everybody may use), nobody else may list it, and only the service may
    remove others' files.
 
-   While the service reads the directory, it holds an exclusive flock()
-   on POP3_RETENTION_DROP_ALIVE in it. A producer checks that lock before
-   it creates its file: if nobody holds it (the service is not running,
-   or stands by), it writes to its outbox instead, which is on disk:
-   drop files live in memory until the service spools them (within
-   milliseconds), so they survive the kill of any process but not a
-   reboot.
+   While the service reads the directory, it holds a write lock (fcntl
+   F_SETLK, never waiting) on POP3_RETENTION_DROP_ALIVE in it: a file
+   it creates anew at every start (under a random name, locked, then
+   renamed into place), owned by its user, mode
+   POP3_RETENTION_DROP_ALIVE_MODE. Others may read it but not write it,
+   so they cannot take a write lock on it, nor replace it (sticky bit),
+   nor hold up the service's start (it locks a file nobody else has
+   opened yet). A producer checks it before it creates its file: unless
+   .alive is a regular file owned by the directory's owner, not writable
+   by group or others, and F_GETLK reports a write lock on it (the
+   service is running and reads the directory, not standing by), it
+   writes to its outbox instead, which is on disk: drop files live in
+   memory until the service spools them (within milliseconds), so they
+   survive the kill of any process but not a reboot.
 
    A producer creates one drop file per session, named
-   "<unix time>.<pid>.<16 hex digits>", takes an exclusive flock() on
-   it (blocking: the service may hold a shared one for a moment), then
-   writes POP3_RETENTION_DROP_MAGIC and one "<created_ms> TAB <event
-   fields> LF" line per event, each with a single write(), and keeps the
-   lock until it closes the file. The service reads complete lines as
-   they come; an unlocked file with data is complete (its producer
-   locked it before writing), an unlocked empty one only once it is a
-   minute old; a complete file is removed once its events are in the
-   spool (while the CPUs are busy, once they have time again). Files are POP3_RETENTION_DROP_FILE_MODE: the service, not
-   their owner, reads them; names starting with "." are not drop
-   files. */
+   "<unix time>.<pid>.<16 lower-case hex digits>", takes an exclusive
+   flock() on it (blocking: the service may hold a shared one for a
+   moment), then writes POP3_RETENTION_DROP_MAGIC and one "<created_ms>
+   TAB <event fields> LF" line per event, each with a single write(),
+   and keeps the lock until it closes the file. The service reads
+   complete lines as they come; an unlocked file with data is complete
+   (its producer locked it before writing), an unlocked empty one only
+   once it is a minute old; a complete file is removed once its events
+   are in the spool. Files are POP3_RETENTION_DROP_FILE_MODE: the
+   service, not their owner, reads them. Names of another form are not
+   drop files: the service neither reads nor removes them.
+
+   Where mail users have their own uids, the service refuses (keeps
+   aside) an event whose user is a system user (getpwnam()) with
+   another uid than the drop file's owner; where they share one uid
+   (vmail), their names are not system users and the group is trusted
+   like the mail store (docs/dovecot.md). */
 #define POP3_RETENTION_DROP_DIR "pop3-retention-drop"
 #define POP3_RETENTION_DROP_MAGIC "pop3-retention-drop 1\n"
 #define POP3_RETENTION_DROP_FILE_MODE 0644
 #define POP3_RETENTION_DROP_ALIVE ".alive"
+#define POP3_RETENTION_DROP_ALIVE_MODE 0644
 
 /* The service's spool, relative to Dovecot's state_dir. */
 #define POP3_RETENTION_SPOOL_DIR "pop3-retention"

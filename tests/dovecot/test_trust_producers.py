@@ -119,3 +119,76 @@ def test_flush_is_not_hung_by_a_fifo_in_the_outbox(webhooks):
     assert (s.outbox() / "rejected" / "1700000000.fifo").exists()
     assert s.outbox_files() == []
     s.check()
+
+
+# ----------------------------------------------------------------- .alive
+
+ATTACKER = r"""
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+except OSError:
+    pass
+print("locked", flush=True)
+time.sleep(300)
+"""
+
+
+def attacker_lock(path):
+    """Another local user (nobody) opens path (creating it if it is
+    missing) and holds every lock it can get on it."""
+    p = subprocess.Popen([sys.executable, "-c", ATTACKER, str(path)],
+                         user=NOBODY, group=NOBODY, extra_groups=[],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+def restart(s, service):
+    s.inst.stop()
+    s.inst.reconfigure(extra_conf=s.conf(service), restart=False)
+    s.inst.start()
+
+
+def test_alive_cannot_be_faked_or_blocked_by_another_user(webhooks):
+    """Another local user who may write to the drop directory pre-creates
+    .alive and holds a lock on it, or holds a lock on the service's own
+    .alive: pop3 processes still see that no service runs (they use the
+    outbox), and a starting service is not blocked (it reads the drop
+    files at once)."""
+    s = webhooks()
+    s.deliver(3)
+    alive = s.drop_dir() / ".alive"
+    wait_until(alive.exists, timeout=20)
+    restart(s, False)
+    os.unlink(alive)
+    held = [attacker_lock(alive)]
+    try:
+        s.session(retr=(1,))
+        assert s.drop_files() == [], \
+            "a pop3 process took a lock held by another user for the service"
+        assert len(s.outbox_files()) == 1
+
+        restart(s, True)
+        s.session(retr=(2,))
+        s.rx.wait_for(lambda rx: delivered_uids(s) == [2], timeout=20)
+        wait_until(lambda: s.drop_files() == [], timeout=10)
+
+        # the service's own .alive, held by the other user while the
+        # service is gone and when it starts again
+        held.append(attacker_lock(alive))
+        restart(s, False)
+        s.session(retr=(3,))
+        assert s.drop_files() == []
+        assert len(s.outbox_files()) == 2
+        restart(s, True)
+        r = flush(s)
+        assert r.returncode == 0, r.stderr
+        s.rx.wait_for(lambda rx: delivered_uids(s) == [1, 2, 3], timeout=20)
+    finally:
+        for p in held:
+            p.kill()
+            p.wait()
+    s.check()
