@@ -121,6 +121,55 @@ def test_flush_is_not_hung_by_a_fifo_in_the_outbox(webhooks):
     s.check()
 
 
+# ------------------------------------------------------- drop directory
+
+def test_drop_file_owner_must_be_the_user_its_events_name(webhooks):
+    """Where users have their own uids, a drop file's owner must be the
+    user its events name: a file owned by nobody (uid 65534) with an
+    event of the system user daemon (uid 1) is refused and kept aside.
+    Events of nobody itself go, and so do events of users without a
+    system account (alice: virtual users sharing one uid, trusted like
+    the mail store)."""
+    s = webhooks()
+    good = sample_event_line(s)
+    content = (DROP_MAGIC + with_field(with_field(good, 6, 11), 3, "daemon")
+               + "\n" + with_field(with_field(good, 6, 12), 3, "nobody")
+               + "\n" + with_field(good, 6, 13) + "\n")
+    plant_drop_file(s, "1700000000.1.00000000000000ab", content.encode(),
+                    owner=(NOBODY, NOBODY))
+    s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2)
+    wait_until(lambda: s.drop_files() == [], timeout=10)
+    time.sleep(1.5)
+    assert delivered_uids(s) == [12, 13], \
+        "an event of another system user was sent"
+    s.wait_log("owned by uid 65534, not by daemon (uid 1)")
+    kept = s.spool_dir() / "drop-rejected" / "1700000000.1.00000000000000ab"
+    assert kept.read_text().count("\tdaemon\t") == 1
+    s.check()
+
+
+def test_drop_names_not_of_the_products_form_are_ignored(webhooks):
+    """Only "<time>.<pid>.<16 hex digits>" files are drop files: others
+    are neither read nor removed, and their names never reach the log
+    raw (a terminal escape in a name stays out of it)."""
+    s = webhooks()
+    good = sample_event_line(s)
+    names = ["x\x1b]0;pwned\x07" + "A" * 150, "1700000000.1.zz",
+             "1700000000.1.00000000000000ABC", "1700000000..0000000000000000"]
+    for i, name in enumerate(names):
+        plant_drop_file(s, name, (DROP_MAGIC + with_field(good, 6, 40 + i)
+                                  + "\n").encode())
+    time.sleep(3)
+    assert s.rx.all() == [], "a file with another name was read"
+    assert sorted(s.drop_files()) == sorted(names)
+    log = s.log()
+    assert "\x1b" not in log and "pwned\x07" not in log
+    assert "A" * 100 not in log
+    for name in names:
+        os.unlink(s.drop_dir() / name)
+    s.check()
+
+
 # ----------------------------------------------------------------- .alive
 
 ATTACKER = r"""
@@ -191,4 +240,79 @@ def test_alive_cannot_be_faked_or_blocked_by_another_user(webhooks):
         for p in held:
             p.kill()
             p.wait()
+    s.check()
+
+
+# ----------------------------------------------------------------- limits
+
+def test_rejected_drop_lines_are_bounded(webhooks):
+    """Lines that are not events are kept aside and logged, within
+    bounds: per file (64 KiB kept, 10 lines logged), and in total (the
+    log lines per minute, the bytes in drop-rejected/)."""
+    s = webhooks()
+    good = sample_event_line(s)
+    garbage = "".join(f"garbage {i:05d} " + "g" * 100 + "\n"
+                      for i in range(2000))
+    plant_drop_file(s, "1700000000.1.00000000000000c1",
+                    (DROP_MAGIC + garbage + good + "\n").encode())
+    s.rx.wait_for(lambda rx: delivered_uids(s) == [1])
+    wait_until(lambda: s.drop_files() == [], timeout=10)
+    kept = s.spool_dir() / "drop-rejected" / "1700000000.1.00000000000000c1"
+    assert 0 < kept.stat().st_size <= 64 * 1024
+    s.wait_log("further lines of this file are not kept")
+    assert s.log().count("not an event") <= 10
+
+    for i in range(80):
+        plant_drop_file(s, f"1700000001.{i}.00000000000000c2",
+                        (DROP_MAGIC + garbage).encode())
+    wait_until(lambda: s.drop_files() == [], timeout=60)
+    total = sum(p.stat().st_size
+                for p in (s.spool_dir() / "drop-rejected").iterdir())
+    assert total <= 4 * 1024 * 1024 + 64 * 1024
+    assert s.log().count("not an event") <= 100 + 10
+    s.check()
+
+
+def test_sparse_or_oversized_drop_files_are_skipped(webhooks):
+    """A sparse drop file (a huge size with hardly any blocks) and one
+    over 64 MiB are not read: each is logged once and left alone."""
+    s = webhooks()
+    good = sample_event_line(s)
+    sparse = plant_drop_file(s, "1700000000.1.00000000000000d1",
+                             (DROP_MAGIC + with_field(good, 6, 21)
+                              + "\n").encode())
+    os.truncate(sparse, 48 * 1024 * 1024)
+    line = (with_field(good, 6, 22) + "\n").encode()
+    big = DROP_MAGIC.encode() + line * (65 * 1024 * 1024 // len(line))
+    plant_drop_file(s, "1700000000.2.00000000000000d2", big)
+    s.wait_log("1700000000.1.00000000000000d1 is sparse")
+    s.wait_log("1700000000.2.00000000000000d2 is larger than")
+    time.sleep(2)
+    assert s.rx.all() == []
+    assert len(s.drop_files()) == 2
+    q, r = s.queue()
+    assert r.returncode == 0 and q["pending"] == "0"
+    for name in s.drop_files():
+        os.unlink(s.drop_dir() / name)
+    s.check()
+
+
+def test_created_time_is_clamped_near_now(webhooks):
+    """A producer's creation time far in the future (or at the end of
+    int64) neither stalls the queue nor overflows the due time; one at
+    the epoch is accepted too. Each is delivered at once."""
+    s = webhooks()
+    c = Client(s)
+    assert c.line() == V2
+    now = int(time.time() * 1000)
+    c.send(V2 + "\n" +
+           event_line("max", created=str(2**63 - 1), uid=1) +
+           event_line("future", created=str(now + 10 * 365 * 86400000),
+                      uid=2) +
+           event_line("epoch", created="0", uid=3))
+    answers = sorted(c.line() for _ in range(3))
+    assert answers == ["A\tepoch", "A\tfuture", "A\tmax"], answers
+    s.rx.wait_for(lambda rx: delivered_uids(s) == [1, 2, 3], timeout=15)
+    q, _ = s.queue()
+    assert q["pending"] == "0"
     s.check()
