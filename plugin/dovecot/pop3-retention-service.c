@@ -139,6 +139,7 @@ static const char *const delivery_state_names[] = {
 
 struct service_client {
 	struct connection conn;
+	struct timeout *to_idle;
 	/* ids of the events appended since the last commit, and the
 	   refused ones with their reasons, in arrival order */
 	ARRAY(struct batch_reply) batch;
@@ -1029,9 +1030,11 @@ static void client_input(struct connection *conn)
 		container_of(conn, struct service_client, conn);
 	const unsigned char *data, *nl;
 	size_t size, pos = 0, len;
+	unsigned int lines = 0;
 	bool failed = FALSE;
 	int ret;
 
+	timeout_reset(client->to_idle);
 	ret = connection_input_read(conn);
 	if (ret == -1)
 		return; /* destroyed */
@@ -1044,7 +1047,9 @@ static void client_input(struct connection *conn)
 	data = i_stream_get_data(conn->input, &size);
 	o_stream_cork(conn->output);
 	T_BEGIN {
-		while ((nl = memchr(data + pos, '\n', size - pos)) != NULL) {
+		while (lines < CLIENT_LINES_PER_INPUT_MAX &&
+		       (nl = memchr(data + pos, '\n', size - pos)) != NULL) {
+			lines++;
 			len = (size_t)(nl - (data + pos));
 			if (memchr(data + pos, '\0', len) != NULL) {
 				e_error(conn->event, "NUL byte in a line: "
@@ -1069,6 +1074,10 @@ static void client_input(struct connection *conn)
 	} else
 		client_batch_wait(client);
 	i_stream_skip(conn->input, pos);
+	if (lines == CLIENT_LINES_PER_INPUT_MAX && !failed) {
+		/* the rest in the next iteration, after the others */
+		i_stream_set_input_pending(conn->input, TRUE);
+	}
 	o_stream_uncork(conn->output);
 	if (failed) {
 		(void)o_stream_flush(conn->output);
@@ -1101,11 +1110,19 @@ static void client_destroy(struct connection *conn)
 			}
 		}
 	}
+	timeout_remove(&client->to_idle);
 	connection_deinit(conn);
 	array_free(&client->batch);
 	pool_unref(&client->batch_pool);
 	i_free(client);
 	master_service_client_connection_destroyed(master_service);
+}
+
+static void client_idle_timeout(struct service_client *client)
+{
+	e_debug(client->conn.event, "Idle for %u s: disconnecting",
+		CLIENT_IDLE_TIMEOUT_MSECS / 1000);
+	client_destroy(&client->conn);
 }
 
 static const struct connection_vfuncs client_vfuncs = {
@@ -1139,6 +1156,8 @@ static void client_connected(struct master_service_connection *mconn)
 			       mconn->fd, mconn->fd);
 	o_stream_set_flush_callback(client->conn.output, client_output,
 				    client);
+	client->to_idle = timeout_add(CLIENT_IDLE_TIMEOUT_MSECS,
+				      client_idle_timeout, client);
 }
 
 /* ---- main ---- */

@@ -316,3 +316,41 @@ def test_created_time_is_clamped_near_now(webhooks):
     q, _ = s.queue()
     assert q["pending"] == "0"
     s.check()
+
+
+# ----------------------------------------------------------------- socket
+
+def test_idle_connections_do_not_lock_doveadm_out(webhooks):
+    """client_limit (100) idle connections to the service's socket, with
+    or without a handshake (while they last, the master drops further
+    connections): the service hangs up on them after its idle timeout
+    (CLIENT_IDLE_TIMEOUT_MSECS, 10 s), and doveadm pop3-retention queue
+    gets its answer from the service again."""
+    s = webhooks()
+    wait_until(s.service_pids, timeout=20)
+    path = str(s.inst.base_dir / "pop3-retention")
+    idle = []
+    for i in range(100):
+        c = socket.socket(socket.AF_UNIX)
+        c.connect(path)
+        if i % 2:
+            c.sendall((V2 + "\n").encode())
+        idle.append(c)
+    try:
+        time.sleep(12)
+        q, r = s.queue()
+        assert r.returncode == 0, r.stderr
+        assert q["state"] == "delivering", (q, r.stderr)
+        for c in idle:
+            c.settimeout(5)
+            data = b""
+            while True:
+                chunk = c.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            assert data in (b"", V2.encode() + b"\n"), data
+    finally:
+        for c in idle:
+            c.close()
+    s.check()
