@@ -189,7 +189,11 @@ static bool drop_name_is_valid(const char *name)
 	unsigned int part, n;
 
 	for (part = 0; part < 2; part++) {
-		for (n = 0; i_isdigit(*name); name++, n++) ;
+		n = 0;
+		while (i_isdigit(*name)) {
+			name++;
+			n++;
+		}
 		if (n == 0 || n > 20 || *name++ != '.')
 			return FALSE;
 	}
@@ -350,7 +354,7 @@ static struct drop_file *drop_file_get(struct drop_reader *r,
 	   is not read (nor removed) */
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
 		drop_log(r, "%s/%s is not a drop file (not a regular "
-			"file with one link): left alone", r->dir, name);
+			 "file with one link): left alone", r->dir, name);
 		i_close_fd(&fd);
 		return NULL;
 	}
