@@ -292,9 +292,6 @@ static int parse_policy(const char *s, enum retention_policy_kind *policy_r)
 	return -1;
 }
 
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
-
 /* The string fields' positions: user, mailbox, uidl, message_id,
    reason, session, remote_ip. */
 static const unsigned int string_fields[] = { 2, 3, 4, 7, 13, 15, 16 };
@@ -335,18 +332,12 @@ int retention_event_decode(char *fields, struct retention_event *event_r,
 	for (n = 0; n < count; n++)
 		field_unescape(f[n]);
 	/* the encoder caps them: a longer one comes from a producer that
-	   is not ours, and would be signed as it came */
+	   is not ours, and is cut as the encoder would have cut it */
 	for (n = 0; n < sizeof(string_fields) / sizeof(string_fields[0]);
 	     n++) {
-		const char *str = f[string_fields[n]];
+		char *str = f[string_fields[n]];
 
-		if (strnlen(str, RETENTION_EVENT_STRING_MAX + 1) >
-		    RETENTION_EVENT_STRING_MAX) {
-			*error_r = "a string field longer than "
-				STRINGIFY(RETENTION_EVENT_STRING_MAX)
-				" octets";
-			return -1;
-		}
+		str[string_capped_len(str)] = '\0';
 	}
 
 	if (parse_type(f[0], &e->type) < 0) {

@@ -47,9 +47,9 @@ int retention_event_encode(const struct retention_event *event, char *buf,
 
 /* Decode fields (NUL-terminated, no LF) in place into event_r, whose
    strings then point into fields (valid as long as fields is). A string
-   field longer than RETENTION_EVENT_STRING_MAX octets once unescaped is
-   refused: the encoder never writes one, so it comes from a producer
-   that is not ours. Returns
+   field longer than RETENTION_EVENT_STRING_MAX octets once unescaped
+   (which the encoder never writes: it comes from a producer that is not
+   ours) is cut there, as the encoder cuts it. Returns
    0, or -1 with error_r (a static string or a per-thread buffer, valid
    until this thread's next call). Allocates nothing. */
 int retention_event_decode(char *fields, struct retention_event *event_r,

@@ -46,9 +46,9 @@
    POP3_RETENTION_PROTOCOL_LINE_MAX, a NUL byte, an unknown command or an
    E line without a valid <seq> disconnects the client (after the events
    before it were answered); an E line with a valid <seq> but a bad time
-   or bad fields (a string field over RETENTION_EVENT_STRING_MAX octets
-   is one) gets an R. <created_ms> is clamped to the last 30 days and
-   now. A client that sends nothing for 10 s is disconnected, and at
+   or bad fields gets an R (a string field over
+   RETENTION_EVENT_STRING_MAX octets is cut there). <created_ms> is
+   clamped to the last 30 days and now. A client that sends nothing for 10 s is disconnected, and at
    most 1000 of its lines are handled per read (pop3-retention-service.c:
    CLIENT_IDLE_TIMEOUT_MSECS, CLIENT_LINES_PER_INPUT_MAX). */
 
