@@ -11,9 +11,9 @@ import time
 import pytest
 
 from dovecot_harness import wait_until
-from test_webhooks import (DOVECOT_USER, DROP_MAGIC, V2, Client,  # noqa: F401
-                           event_fields, event_line, plant_drop_file,
-                           sample_event_line, webhooks)
+from test_webhooks import (DROP_MAGIC, V2, Client, event_line,
+                           plant_drop_file, sample_event_line)
+from test_webhooks import webhooks  # noqa: F401 (the fixture)
 
 OUTBOX_MAGIC = "pop3-retention-outbox 1\n"
 NOBODY = 65534
