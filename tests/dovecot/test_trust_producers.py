@@ -278,10 +278,13 @@ def test_sparse_or_oversized_drop_files_are_skipped(webhooks):
     over 64 MiB are not read: each is logged once and left alone."""
     s = webhooks()
     good = sample_event_line(s)
-    sparse = plant_drop_file(s, "1700000000.1.00000000000000d1",
-                             (DROP_MAGIC + with_field(good, 6, 21)
-                              + "\n").encode())
-    os.truncate(sparse, 48 * 1024 * 1024)
+    # made sparse before it is renamed into place, as plant_drop_file()
+    # does with the others
+    tmp = s.drop_dir() / ".sparse"
+    tmp.write_text(DROP_MAGIC + with_field(good, 6, 21) + "\n")
+    os.truncate(tmp, 48 * 1024 * 1024)
+    os.chown(tmp, NOBODY, NOBODY)
+    os.rename(tmp, s.drop_dir() / "1700000000.1.00000000000000d1")
     line = (with_field(good, 6, 22) + "\n").encode()
     big = DROP_MAGIC.encode() + line * (65 * 1024 * 1024 // len(line))
     plant_drop_file(s, "1700000000.2.00000000000000d2", big)
