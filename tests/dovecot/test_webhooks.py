@@ -95,6 +95,20 @@ class Setup:
                               restart=False)
         if start:
             self.inst.start()
+            if service:
+                self.wait_service_reading()
+
+    def wait_service_reading(self, timeout=10):
+        """The master starts the service with Dovecot, but a session that
+        logs in before the service reads its drop directory hands its
+        events to the outbox (correctly): give the service its start-up
+        time first, unless it stopped with a fatal error."""
+        alive = self.drop_dir() / ".alive"
+        deadline = time.monotonic() + timeout
+        while not alive.exists() and time.monotonic() < deadline:
+            if "pop3-retention: Fatal:" in self.log():
+                return
+            time.sleep(0.02)
 
     def conf(self, service):
         return (service_block() if service else "") + self.extra
