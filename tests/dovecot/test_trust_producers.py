@@ -243,6 +243,29 @@ def test_alive_cannot_be_faked_or_blocked_by_another_user(webhooks):
     s.check()
 
 
+def test_a_lock_held_on_alive_does_not_block_the_service_start(webhooks):
+    """Another local user holds every lock it can on the service's .alive
+    while Dovecot restarts: the new service process starts reading the
+    drop files at once (the old code waited for that lock forever, and
+    pop3 processes wrote drop files nobody read)."""
+    s = webhooks()
+    s.deliver(1)
+    alive = s.drop_dir() / ".alive"
+    wait_until(alive.exists, timeout=20)
+    s.inst.stop()
+    p = attacker_lock(alive)
+    try:
+        s.inst.start()
+        s.wait_service_reading()
+        s.session(retr=(1,))
+        s.rx.wait_for(lambda rx: delivered_uids(s) == [1], timeout=20)
+        assert s.outbox_files() == []
+    finally:
+        p.kill()
+        p.wait()
+    s.check()
+
+
 # ----------------------------------------------------------------- limits
 
 def test_rejected_drop_lines_are_bounded(webhooks):
