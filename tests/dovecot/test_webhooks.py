@@ -957,12 +957,13 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
         s.wait_log("is in use by another process: standing by")
         s.deliver(2)
         # the old process, which owns the spool, reads the drop files
-        # meanwhile: it holds their lock
+        # meanwhile: it holds the write lock on its .alive
         wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
         alive_path = s.drop_dir() / ".alive"
         alive = open(alive_path, "w")
+        os.chown(alive_path, DOVECOT_USER.pw_uid, DOVECOT_USER.pw_gid)
         os.chmod(alive_path, 0o644)
-        fcntl.flock(alive, fcntl.LOCK_EX)
+        fcntl.lockf(alive, fcntl.LOCK_EX)
         s.session(retr=(1, 2))
         assert s.outbox_files() == []
         # only the spool's owner reads the drop files: they wait there
