@@ -8,14 +8,24 @@
 #include "shim-state.h"
 #include "shim-webhook.h"
 
+#include "retention-event-codec.h"
 #include "retention-hooks.h"
 #include "retention-policy.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* the events of a commit in progress (see pending_write()) */
+#define PENDING_FNAME "pop3-retentiond.pending"
+/* a pending file larger than this is not ours: it is removed unread */
+#define PENDING_SIZE_MAX (16 * 1024 * 1024)
 
 enum session_mode {
 	SESSION_POP3,
@@ -43,6 +53,14 @@ struct shim_session {
 
 	/* the maildir indexes whose removal failed in the last apply */
 	bool *failed;
+	/* removals decided by the last apply, carried out at the commit */
+	bool *staged;
+	unsigned int commit_failures;
+	/* the held events as pending lines ("<created_ms>\t<fields>\n"),
+	   written to <maildir>/pop3-retentiond.pending before the commit */
+	char *pending;
+	size_t pending_len, pending_size;
+	char pending_path[SHIM_PATH_MAX];
 	/* session begin failed (state unreadable): nothing is removed */
 	bool withhold;
 	unsigned int withheld;
@@ -84,27 +102,16 @@ static int host_message_info(void *context, unsigned int idx,
 
 static char host_error[512];
 
+/* Removals wait for the commit (session_commit()): their events are
+   recorded as pending first, so that a kill between a removal and its
+   event's hand-off loses nothing. */
 static int host_message_remove(void *context, unsigned int idx,
 			       const char **error_r)
 {
 	struct shim_session *s = context;
-	const char *base = shim_maildir_msg(s->md, idx)->base;
-	int ret;
 
-	if (s->set.remove.kind == RETENTION_REMOVE_MOVE) {
-		ret = shim_maildir_move(s->md, idx, s->set.remove.mailbox,
-					host_error, sizeof(host_error));
-	} else {
-		ret = shim_maildir_expunge(s->md, idx, host_error,
-					   sizeof(host_error));
-	}
-	if (ret < 0) {
-		s->failed[idx] = true;
-		*error_r = host_error;
-		return -1;
-	}
-	if (s->state != NULL)
-		shim_state_forget(s->state, base);
+	(void)error_r;
+	s->staged[idx] = true;
 	return 0;
 }
 
@@ -149,14 +156,75 @@ static int host_state_write(void *context, unsigned int idx,
 	return -1;
 }
 
+static bool event_is_removal(const struct retention_event *event)
+{
+	return event->type == RETENTION_EVENT_DELETED ||
+	       event->type == RETENTION_EVENT_EXPIRED;
+}
+
+/* The maildir index of the message whose UIDL is uidl, or -1. */
+static int find_uidl(const struct shim_session *s, const char *uidl)
+{
+	unsigned int i, count = shim_maildir_count(s->md);
+
+	for (i = 0; uidl != NULL && i < count; i++) {
+		if (strcmp(shim_maildir_msg(s->md, i)->uidl, uidl) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
 /* Events reach the spool (or incoming/) before the session goes on; a
    plan's removal events only after its changes are done (the core holds
-   them until retention_session_commit_done()). */
+   them until retention_session_commit_done()), and not at all for a
+   removal that failed at the commit. */
 static void host_event(void *context, const struct retention_event *event)
 {
 	struct shim_session *s = context;
+	int idx;
 
+	if (s->commit_failures > 0 && event_is_removal(event) &&
+	    (idx = find_uidl(s, event->uidl)) >= 0 && s->failed[idx])
+		return;
 	(void)shim_webhook_send(s->webhook, event);
+}
+
+static void host_event_pending(void *context,
+			       const struct retention_event *event)
+{
+	struct shim_session *s = context;
+	size_t need = s->pending_len + RETENTION_EVENT_ENCODED_MAX + 32;
+	int n;
+
+	if (need > s->pending_size) {
+		char *p = realloc(s->pending, need * 2);
+
+		if (p == NULL)
+			return;
+		s->pending = p;
+		s->pending_size = need * 2;
+	}
+	n = snprintf(s->pending + s->pending_len,
+		     s->pending_size - s->pending_len, "%lld\t",
+		     (long long)event->timestamp * 1000);
+	if (n < 0)
+		return;
+	n += retention_event_encode(event, s->pending + s->pending_len + n,
+				    s->pending_size - s->pending_len - n - 1);
+	s->pending[s->pending_len + n] = '\n';
+	s->pending_len += (size_t)n + 1;
+}
+
+static void host_events_settled(void *context, bool committed)
+{
+	struct shim_session *s = context;
+
+	(void)committed;
+	s->pending_len = 0;
+	if (unlink(s->pending_path) < 0 && errno != ENOENT) {
+		shim_error("session=%s user=%s: unlink(%s) failed: %s", s->id,
+			   s->user, s->pending_path, strerror(errno));
+	}
 }
 
 static void host_audit(void *context, const struct retention_audit *audit)
@@ -173,8 +241,158 @@ static const struct retention_host shim_host_template = {
 	.message_retain = host_message_retain,
 	.state_write = host_state_write,
 	.event = NULL,
+	.event_pending = NULL,
+	.events_settled = NULL,
 	.audit = host_audit,
 };
+
+/* ---- the commit ---- */
+
+/* POP3_RETENTIOND_TEST_KILL names a point where the process kills
+   itself (the tests' crash points; nothing else sets it). */
+static bool test_kill_point(const char *name)
+{
+	const char *value = getenv("POP3_RETENTIOND_TEST_KILL");
+
+	return value != NULL && strcmp(value, name) == 0;
+}
+
+/* The held events, durable before the commit (temp file, fsync,
+   rename): a process killed between a removal and the events' hand-off
+   leaves them here for the next session of this maildrop. */
+static void pending_write(struct shim_session *s)
+{
+	char temp[SHIM_PATH_MAX + 16];
+	int fd;
+
+	(void)snprintf(temp, sizeof(temp), "%s.tmp", s->pending_path);
+	fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0 || write(fd, s->pending, s->pending_len) !=
+			      (ssize_t)s->pending_len ||
+	    fsync(fd) < 0 || close(fd) < 0 || rename(temp, s->pending_path) < 0) {
+		/* the removals go on: only a kill now would lose events */
+		shim_error("session=%s user=%s: recording pending events in %s "
+			   "failed: %s", s->id, s->user, s->pending_path,
+			   strerror(errno));
+		if (fd >= 0)
+			(void)unlink(temp);
+	}
+}
+
+/* A pending file left by a killed process: a removal whose message is
+   gone happened (its event is handed over with its original webhook-id),
+   one whose message is still there did not; a retain happened if the
+   message is hidden. */
+static void pending_reconcile(struct shim_session *s,
+			      struct shim_webhook *webhook)
+{
+	unsigned int sent = 0, dropped = 0;
+	char *buf = NULL, *line, *next;
+	struct stat st;
+	ssize_t n = 0;
+	int fd;
+
+	fd = open(s->pending_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+		  O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_size <= PENDING_SIZE_MAX &&
+	    (buf = malloc((size_t)st.st_size + 1)) != NULL)
+		n = read(fd, buf, (size_t)st.st_size);
+	close(fd);
+	for (line = buf; webhook != NULL && buf != NULL && n > 0 &&
+	     line < buf + n; line = next) {
+		struct retention_event event;
+		const struct shim_state_entry *e;
+		const char *error;
+		char *tab, *end = memchr(line, '\n', (size_t)(buf + n - line));
+		int idx;
+
+		if (end == NULL)
+			break;	/* a line cut by the kill: never written whole */
+		*end = '\0';
+		next = end + 1;
+		tab = strchr(line, '\t');
+		if (tab == NULL ||
+		    retention_event_decode(tab + 1, &event, &error) < 0) {
+			dropped++;
+			continue;
+		}
+		idx = find_uidl(s, event.uidl);
+		e = idx < 0 || s->state == NULL ? NULL :
+			shim_state_get(s->state,
+				       shim_maildir_msg(s->md, idx)->base);
+		if ((event_is_removal(&event) && idx < 0) ||
+		    (event.type == RETENTION_EVENT_RETAINED && e != NULL &&
+		     e->hidden)) {
+			(void)shim_webhook_send(webhook, &event);
+			sent++;
+		} else {
+			dropped++;
+		}
+	}
+	free(buf);
+	(void)unlink(s->pending_path);
+	shim_info("session=%s user=%s: a killed session's pending events "
+		  "reconciled: %u sent, %u dropped (not done)", s->id, s->user,
+		  sent, dropped);
+}
+
+/* Carry out the staged removals; a failure keeps the message (it stays
+   listed, its event is not sent). Returns how many were carried out. */
+static unsigned int removals_carry_out(struct shim_session *s)
+{
+	unsigned int i, count = shim_maildir_count(s->md), done = 0;
+	char error[512];
+
+	s->commit_failures = 0;
+	for (i = 0; i < count; i++) {
+		const struct shim_maildir_msg *msg;
+		int ret;
+
+		if (!s->staged[i])
+			continue;
+		s->staged[i] = false;
+		msg = shim_maildir_msg(s->md, i);
+		if (s->set.remove.kind == RETENTION_REMOVE_MOVE) {
+			ret = shim_maildir_move(s->md, i, s->set.remove.mailbox,
+						error, sizeof(error));
+		} else {
+			ret = shim_maildir_expunge(s->md, i, error,
+						   sizeof(error));
+		}
+		if (ret < 0) {
+			s->failed[i] = true;
+			s->commit_failures++;
+			shim_error("session=%s user=%s action=remove uidl=%s "
+				   "failed, the message is kept: %s", s->id,
+				   s->user, msg->uidl, error);
+		} else {
+			done++;
+			if (s->state != NULL)
+				shim_state_forget(s->state, msg->base);
+		}
+	}
+	return done;
+}
+
+static void session_save(struct shim_session *s);
+
+/* The plans applied since the last commit: events recorded as pending,
+   removals carried out, the state saved, then the events handed over. */
+static void session_commit(struct shim_session *s)
+{
+	if (retention_session_commit_prepare(s->core) > 0 &&
+	    s->pending_len > 0)
+		pending_write(s);
+	/* tests only: die where a crash costs the most */
+	if (removals_carry_out(s) > 0 && test_kill_point("after-removals"))
+		(void)raise(SIGKILL);
+	session_save(s);
+	(void)retention_session_commit_done(s->core, true);
+}
 
 /* ---- opening ---- */
 
@@ -199,6 +417,8 @@ static void session_free(struct shim_session *s)
 	free(s->listed);
 	free(s->deleted);
 	free(s->failed);
+	free(s->staged);
+	free(s->pending);
 	free(s);
 }
 
@@ -250,6 +470,12 @@ static int session_init(const struct shim_session_params *params,
 		session_free(s);
 		return -1;
 	}
+	if (snprintf(s->pending_path, sizeof(s->pending_path), "%s/%s", path,
+		     PENDING_FNAME) >= (int)sizeof(s->pending_path)) {
+		snprintf(error, error_size, "%s: path too long", path);
+		session_free(s);
+		return -1;
+	}
 	if (shim_state_load(s->state_path, &s->state, state_error,
 			    sizeof(state_error)) < 0) {
 		if (mode != SESSION_POP3) {
@@ -267,11 +493,14 @@ static int session_init(const struct shim_session_params *params,
 		session_free(s);
 		return -1;
 	}
+	if (mode != SESSION_STATUS)
+		pending_reconcile(s, params->webhook);
 
 	count = shim_maildir_count(s->md);
 	s->listed = calloc(count + 1, sizeof(*s->listed));
 	s->deleted = calloc(count + 1, sizeof(*s->deleted));
 	s->failed = calloc(count + 1, sizeof(*s->failed));
+	s->staged = calloc(count + 1, sizeof(*s->staged));
 	memset(&info, 0, sizeof(info));
 	info.user = s->user;
 	info.mailbox = "INBOX";
@@ -279,9 +508,13 @@ static int session_init(const struct shim_session_params *params,
 	info.remote_ip = params->remote_ip;
 	s->host = shim_host_template;
 	s->webhook = params->webhook;
-	if (s->webhook != NULL)
+	if (s->webhook != NULL) {
 		s->host.event = host_event;
-	if (s->listed != NULL && s->deleted != NULL && s->failed != NULL)
+		s->host.event_pending = host_event_pending;
+		s->host.events_settled = host_events_settled;
+	}
+	if (s->listed != NULL && s->deleted != NULL && s->failed != NULL &&
+	    s->staged != NULL)
 		s->core = retention_session_create(&s->set, &s->host, s, &info);
 	if (s->core == NULL) {
 		snprintf(error, error_size, "Out of memory");
@@ -370,9 +603,7 @@ int shim_session_open(const struct shim_session_params *params,
 
 			unlisted[idx] = !s->failed[idx];
 		}
-		session_save(s);
-		/* the Maildir changes are done: their events may go */
-		(void)retention_session_commit_done(s->core, true);
+		session_commit(s);
 	}
 	for (i = 0; i < count; i++) {
 		if (!unlisted[i])
@@ -475,9 +706,8 @@ int shim_session_update(struct shim_session *session)
 	}
 	plan = retention_session_update(session->core, time(NULL));
 	failures = retention_session_apply(session->core, plan);
-	session_save(session);
-	(void)retention_session_commit_done(session->core, true);
-	if (failures > 0) {
+	session_commit(session);
+	if (failures > 0 || session->commit_failures > 0) {
 		/* RFC 1939: -ERR when some DELEd message was not removed */
 		for (i = 0; i < session->listed_count; i++) {
 			if (session->deleted[i] &&
@@ -550,15 +780,15 @@ int shim_session_sweep(const struct shim_session_params *params,
 	}
 	plan = retention_session_sweep(s->core, time(NULL));
 	(void)retention_session_apply(s->core, plan);
-	session_save(s);
-	(void)retention_session_commit_done(s->core, true);
+	session_commit(s);
 	(void)retention_session_end(s->core, true, &stats);
 	*removed_r = stats.removed;
 	shim_info("sweep: user %s: removed=%u retained=%u failed=%u%s",
 		  s->user, stats.removed, stats.retained, stats.failed,
 		  s->set.dry_run ? " dry_run=yes" : "");
+	ret = stats.failed > 0 || s->commit_failures > 0 ? -1 : 1;
 	session_free(s);
-	return stats.failed > 0 ? -1 : 1;
+	return ret;
 }
 
 static const char *time_or(time_t t, const char *none, char *buf,

@@ -134,3 +134,43 @@ def test_bad_secret_file_keeps_events(shim):
     inst.rx.wait_for(lambda r: len(r.delivered()) == 1, timeout=20)
     inst.rx.check_invariants()
     inst.rx.stop()
+
+
+def test_kill9_between_removals_and_their_events(shim):
+    """The process dies right after UPDATE removed the messages, before
+    their events reached the spool: the events were recorded as pending
+    first, and the next session of the maildrop hands over those whose
+    removal happened, with their original webhook-ids."""
+    inst = webhook_shim(shim, policy="delete-after-download")
+    md = inst.maildir("alice")
+    bases = [md.deliver(make_message(f"m{i}")) for i in range(3)]
+    inst.stop()
+    os.environ["POP3_RETENTIOND_TEST_KILL"] = "after-removals"
+    try:
+        inst.start()
+    finally:
+        del os.environ["POP3_RETENTIOND_TEST_KILL"]
+    c = inst.raw("alice")
+    c.command("RETR 1", multiline=True)
+    c.command("DELE 2")
+    c.sendline("QUIT")
+    wait_until(lambda: not inst.running, timeout=10)
+    assert md.bases() == [bases[2]]          # the removals happened
+    inst.rx.wait_for(lambda r: len(r.delivered()) == 1)  # the RETR only
+    time.sleep(0.5)
+    assert [r.type for r in inst.rx.delivered()] == ["message.retrieved"]
+    inst.start()
+    p = inst.pop3("alice")                   # reconciles
+    p.quit()
+    # the kill may also cut the RETR event's answer: it goes out again
+    # (at-least-once, the same webhook-id)
+    inst.rx.wait_for(lambda r: len(set(r.delivered_ids())) == 3,
+                     timeout=20)
+    got = {r.type: r.data["uidl"] for r in inst.rx.delivered()}
+    assert got == {"message.retrieved": bases[0],
+                   "message.expired": bases[0],
+                   "message.deleted": bases[1]}, got
+    assert "reconciled: 2 sent, 0 dropped" in inst.log_text()
+    assert not (md.path / "pop3-retentiond.pending").exists()
+    assert all(r.verified for r in inst.rx.hook_requests())
+    inst.rx.stop()
