@@ -122,9 +122,9 @@ def test_valid_url_userinfo_and_query_never_logged(webhooks):
 
 
 def test_invalid_url_userinfo_and_query_never_logged(webhooks):
-    """A URL that is refused is named in the error, redacted: by the
-    service (fatal), by the pop3 process (the login fails) and by
-    doveadm."""
+    """A URL that is refused is named in the error, redacted, by the
+    service (fatal; only the service validates the URL: a pop3 process
+    and doveadm only see that one is set, and go on)."""
     s = webhooks(start=False)
     url = f"ftp://{USERINFO}@hooks.example.com/pop3?token={TOKEN}"
     settings = dict(s.inst.settings)
@@ -135,13 +135,9 @@ def test_invalid_url_userinfo_and_query_never_logged(webhooks):
              "@hooks.example.com/pop3?[redacted]'")
     s.wait_log("Fatal: Invalid setting in plugin {}: " + shown)
     s.deliver(1)
-    try:
-        s.session(retr=(1,))
-    except Exception:
-        pass  # the login is refused: the setting is invalid
-    s.wait_log("Invalid setting, login refused: " + shown)
+    s.session(retr=(1,))
     r = s.inst.doveadm_plugin("pop3-retention", "status", "-u", "alice")
-    assert shown in r.stdout + r.stderr, (r.stdout, r.stderr)
+    assert r.returncode == 0, (r.stdout, r.stderr)
     time.sleep(0.5)
     assert_redacted(s.log() + r.stdout + r.stderr)
     s.check()

@@ -961,7 +961,8 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
         wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
         alive_path = s.drop_dir() / ".alive"
         alive = open(alive_path, "w")
-        os.chown(alive_path, DOVECOT_USER.pw_uid, DOVECOT_USER.pw_gid)
+        service_user = pwd.getpwnam(SERVICE_USER)
+        os.chown(alive_path, service_user.pw_uid, service_user.pw_gid)
         os.chmod(alive_path, 0o644)
         fcntl.lockf(alive, fcntl.LOCK_EX)
         s.session(retr=(1, 2))
