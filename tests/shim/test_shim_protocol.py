@@ -371,3 +371,28 @@ def test_login_delay_is_advertised(shim):
     _, caps = c.command("CAPA", multiline=True)
     assert b"LOGIN-DELAY 300" in caps, caps
     c.quit()
+
+
+def test_idle_autologout_ends_the_session_without_update(shim):
+    """RFC 1939 section 3: the autologout timer ends an idle session
+    without entering UPDATE. The configuration refuses less than 10
+    minutes; the test shortens it through the test-only environment
+    variable POP3_RETENTIOND_TEST_IDLE_SECS."""
+    inst = shim(start=False)
+    bases = deliver(inst, n=2)
+    os.environ["POP3_RETENTIOND_TEST_IDLE_SECS"] = "2"
+    try:
+        inst.start()
+    finally:
+        del os.environ["POP3_RETENTIOND_TEST_IDLE_SECS"]
+    c = inst.raw("alice")
+    assert c.command("DELE 1")[0].startswith(b"+OK")
+    time.sleep(1)
+    assert c.command("NOOP")[0] == b"+OK"      # activity resets the timer
+    t0 = time.monotonic()
+    rest = c.read_until_close(timeout=10)
+    assert 1.5 < time.monotonic() - t0 < 6
+    assert rest.startswith(b"-ERR Disconnected for inactivity."), rest
+    inst.wait_log("idle timeout, closed without UPDATE")
+    assert "quit=no" in inst.log_text()
+    assert sorted(inst.maildir("alice").bases()) == sorted(bases)
