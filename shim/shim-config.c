@@ -489,16 +489,14 @@ static int parser_line(struct config_parser *parser, char *line,
 	return parser_set(parser, key, value, error, error_size);
 }
 
-/* One line of fp into buf, without its "\n" or "\r\n"; *total counts
-   the bytes read. Returns 1, 0 at the end, -1 for a line too long, -2
-   for a NUL byte, -3 for a file too large, -4 for a read error. */
-static int read_line(FILE *fp, char *buf, size_t size, size_t *total)
+int shim_read_line(FILE *fp, char *buf, size_t size, size_t *total,
+		   size_t total_max)
 {
 	size_t len = 0;
 	int c;
 
 	while ((c = getc(fp)) != EOF) {
-		if (++*total > SHIM_CONFIG_SIZE_MAX)
+		if (++*total > total_max)
 			return -3;
 		if (c == '\n')
 			break;
@@ -525,7 +523,8 @@ static int parser_read(struct config_parser *parser, FILE *fp, char *error,
 	size_t total = 0;
 	int ret;
 
-	while ((ret = read_line(fp, line, sizeof(line), &total)) != 0) {
+	while ((ret = shim_read_line(fp, line, sizeof(line), &total,
+				     SHIM_CONFIG_SIZE_MAX)) != 0) {
 		parser->line_number++;
 		switch (ret) {
 		case 1:

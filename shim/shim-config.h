@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct shim_passwd_user;
 
@@ -95,5 +96,13 @@ int shim_config_user_settings(const struct shim_config *config,
 int shim_config_mail_path(const struct shim_config *config,
 			  const struct shim_passwd_user *user, char *buf,
 			  size_t size, char *error, size_t error_size);
+
+/* One line of fp into buf, without its "\n" or "\r\n" (the config
+   file's and the passwd-file's reader); *total counts the bytes read.
+   Returns 1, 0 at the end, -1 for a line of size bytes or more, -2 for a
+   NUL byte, -3 once *total exceeds total_max, -4 for a read error
+   (errno). */
+int shim_read_line(FILE *fp, char *buf, size_t size, size_t *total,
+		   size_t total_max);
 
 #endif

@@ -2,10 +2,12 @@
 
 #include "pop3-retention-config.h"
 #include "shim-passwd.h"
+#include "shim-config.h"
 #include "shim-params.h"
 
 #include <crypt.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,31 +360,6 @@ static int passwd_add(struct shim_passwd *passwd, const char *line,
 	return 0;
 }
 
-/* One line of fp into buf, without its "\n" or "\r\n". Returns 1, 0 at
-   the end of the file, -1 for a line longer than size - 1 bytes, -2 for
-   a NUL byte, -3 for a read error. */
-static int read_line(FILE *fp, char *buf, size_t size)
-{
-	size_t len = 0;
-	int c;
-
-	while ((c = getc(fp)) != EOF && c != '\n') {
-		if (c == '\0')
-			return -2;
-		if (len + 1 >= size)
-			return -1;
-		buf[len++] = (char)c;
-	}
-	if (c == EOF && ferror(fp))
-		return -3;
-	if (c == EOF && len == 0)
-		return 0;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
-	buf[len] = '\0';
-	return 1;
-}
-
 static int entry_cmp(const void *a, const void *b)
 {
 	const struct passwd_entry *const *ea = a, *const *eb = b;
@@ -395,9 +372,11 @@ static int passwd_read(struct shim_passwd *passwd, const char *path,
 {
 	char sub[256];
 	unsigned int line_number = 0;
+	size_t total = 0;
 	int ret;
 
-	while ((ret = read_line(fp, line, SHIM_PASSWD_LINE_MAX + 1)) != 0) {
+	while ((ret = shim_read_line(fp, line, SHIM_PASSWD_LINE_MAX + 1,
+				     &total, SIZE_MAX)) != 0) {
 		line_number++;
 		if (ret == -1) {
 			snprintf(sub, sizeof(sub), "line longer than %u bytes",
