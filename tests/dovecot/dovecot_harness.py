@@ -511,7 +511,28 @@ def _remove_shm_dirs() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-class DovecotInstance:
+class POP3Clients:
+    """Real clients of a server on HOST:self.port (its connections are
+    kept in self._conns, closed when the server stops)."""
+
+    def pop3(self, user: str, password: str = DEFAULT_PASSWORD,
+             timeout: float = 10.0) -> poplib.POP3:
+        p = poplib.POP3(HOST, self.port, timeout=timeout)
+        self._conns.append(p)
+        p.user(user)
+        p.pass_(password)
+        return p
+
+    def raw(self, user: Optional[str] = None, password: str = DEFAULT_PASSWORD,
+            timeout: float = 10.0) -> RawPOP3:
+        c = RawPOP3(self.port, timeout=timeout)
+        self._conns.append(c)
+        if user is not None:
+            c.login(user, password)
+        return c
+
+
+class DovecotInstance(POP3Clients):
     """One private Dovecot master.  Create via the `dovecot` fixture."""
 
     def __init__(self, plugin: bool = False, settings: Optional[Dict] = None,
@@ -885,21 +906,6 @@ class DovecotInstance:
             md = self._maildirs[user] = Maildir(self.home(user))
         return md
 
-    def pop3(self, user: str, password: str = DEFAULT_PASSWORD,
-             timeout: float = 10.0) -> poplib.POP3:
-        p = poplib.POP3(HOST, self.port, timeout=timeout)
-        self._conns.append(p)
-        p.user(user)
-        p.pass_(password)
-        return p
-
-    def raw(self, user: Optional[str] = None, password: str = DEFAULT_PASSWORD,
-            timeout: float = 10.0) -> RawPOP3:
-        c = RawPOP3(self.port, timeout=timeout)
-        self._conns.append(c)
-        if user is not None:
-            c.login(user, password)
-        return c
 
     def curl(self, user: str, path: str = "", extra: Iterable[str] = (),
              password: str = DEFAULT_PASSWORD) -> subprocess.CompletedProcess:

@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
@@ -51,7 +50,7 @@ def certificate_files() -> tuple:
     return _CERT_DIR / "cert.pem", _CERT_DIR / "key.pem"
 
 
-class ShimInstance:
+class ShimInstance(dh.POP3Clients):
     """One pop3-retentiond serving a private set of users."""
 
     def __init__(self, settings: Optional[Dict] = None,
@@ -221,14 +220,6 @@ class ShimInstance:
         return md
 
     # -- clients ------------------------------------------------------------
-    def pop3(self, user: str, password: str = DEFAULT_PASSWORD,
-             timeout: float = 10.0) -> poplib.POP3:
-        p = poplib.POP3(HOST, self.port, timeout=timeout)
-        self._conns.append(p)
-        p.user(user)
-        p.pass_(password)
-        return p
-
     def pop3_ssl(self, user: Optional[str] = None,
                  password: str = DEFAULT_PASSWORD, timeout: float = 10.0):
         ctx = ssl.create_default_context(cafile=str(certificate_files()[0]))
@@ -239,14 +230,6 @@ class ShimInstance:
             p.user(user)
             p.pass_(password)
         return p
-
-    def raw(self, user: Optional[str] = None, password: str = DEFAULT_PASSWORD,
-            timeout: float = 10.0) -> RawPOP3:
-        c = RawPOP3(self.port, timeout=timeout)
-        self._conns.append(c)
-        if user is not None:
-            c.login(user, password)
-        return c
 
     def curl(self, user: str, path: str = "", extra: Iterable[str] = (),
              password: str = DEFAULT_PASSWORD, tls: bool = False
