@@ -516,9 +516,8 @@ static int hdr_first_value(const unsigned char *data, size_t size,
    before pop3 sends any of it: the bytes pop3 then sends from the same
    buffer, so nothing is read twice. Reading it again after the
    download (retr_message_id()) costs a read() and Dovecot's header
-   parser: 11,000 instructions per RETR (docs/benchmarks.md). That
-   remains for a header larger than the first read, or one that the
-   scan above leaves to Dovecot's parser. */
+   parser; that remains for a header larger than the first read, or one
+   that the scan above leaves to Dovecot's parser. */
 static void retr_peek_message_id(struct pop3_retention_mail *prmail,
 				 struct mail_private *mail)
 {
@@ -581,11 +580,10 @@ static int pop3_retention_mail_get_stream(struct mail *_mail, bool get_body,
 /* The first Message-ID header of the message that was just streamed
    whole, read again from the start of that stream, as
    mail_get_first_header() returns it (leading blanks skipped, a folded
-   value with its LF newlines, CRs dropped). Asking the mail instead parses the header
-   in index-mail and adds it to dovecot.index.cache: about 50 µs per
-   RETR in a pop3 process on the benchmark VM, most of what webhooks
-   cost the pop3 processes (docs/benchmarks.md). Returns FALSE if the
-   stream cannot be read again: then the mail is asked. */
+   value with its LF newlines, CRs dropped). Asking the mail instead
+   parses the header in index-mail and adds it to dovecot.index.cache,
+   a cache write per download. Returns FALSE if the stream cannot be
+   read again: then the mail is asked. */
 static bool retr_message_id(struct istream *input, const char **value_r)
 {
 	struct message_header_parser_ctx *parser;
