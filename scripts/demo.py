@@ -21,7 +21,6 @@ Reuses tests/dovecot/dovecot_harness.py (DovecotInstance).  Run it through
 import argparse
 import grp
 import os
-import pwd
 import re
 import shlex
 import shutil
@@ -46,12 +45,12 @@ SERVICE_BIN = TOP / "plugin" / "dovecot" / "pop3-retention"
 SERVICE_BLOCK = """\
 service pop3-retention {{
   executable = {bin}
-  user = $default_internal_user
+  user = {user}
   process_limit = 1
   process_min_avail = 1
   unix_listener pop3-retention {{
     mode = 0660
-    user = $default_internal_user
+    user = {user}
     group = {group}
   }}
 }}"""
@@ -184,7 +183,8 @@ class Demo:
         fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                      0o600)
         try:
-            service_user = pwd.getpwnam("dovecot")
+            # its own system user (docs/dovecot.md), created if missing
+            service_user = h.ensure_service_user()
             os.fchown(fd, service_user.pw_uid, service_user.pw_gid)
             os.write(fd, (secret + "\n").encode())
         finally:
@@ -197,7 +197,7 @@ class Demo:
             # the service refuses loopback/private targets by default
             "pop3_retention_webhook_allow_private": "yes",
         })
-        block = SERVICE_BLOCK.format(bin=SERVICE_BIN,
+        block = SERVICE_BLOCK.format(bin=SERVICE_BIN, user=h.SERVICE_USER,
                                      group=grp.getgrgid(h.MAIL_GID).gr_name)
         self.inst.reconfigure(settings=settings, extra_conf=block,
                               restart=False)

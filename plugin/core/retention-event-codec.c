@@ -292,6 +292,10 @@ static int parse_policy(const char *s, enum retention_policy_kind *policy_r)
 	return -1;
 }
 
+/* The string fields' positions: user, mailbox, uidl, message_id,
+   reason, session, remote_ip. */
+static const unsigned int string_fields[] = { 2, 3, 4, 7, 13, 15, 16 };
+
 /* per thread: the message of the last count mismatch */
 static __thread char count_error[64];
 
@@ -327,6 +331,14 @@ int retention_event_decode(char *fields, struct retention_event *event_r,
 	count = n;
 	for (n = 0; n < count; n++)
 		field_unescape(f[n]);
+	/* the encoder caps them: a longer one comes from a producer that
+	   is not ours, and is cut as the encoder would have cut it */
+	for (n = 0; n < sizeof(string_fields) / sizeof(string_fields[0]);
+	     n++) {
+		char *str = f[string_fields[n]];
+
+		str[string_capped_len(str)] = '\0';
+	}
 
 	if (parse_type(f[0], &e->type) < 0) {
 		*error_r = "unknown event type";

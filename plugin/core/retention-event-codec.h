@@ -46,7 +46,10 @@ int retention_event_encode(const struct retention_event *event, char *buf,
 			   size_t size);
 
 /* Decode fields (NUL-terminated, no LF) in place into event_r, whose
-   strings then point into fields (valid as long as fields is). Returns
+   strings then point into fields (valid as long as fields is). A string
+   field longer than RETENTION_EVENT_STRING_MAX octets once unescaped
+   (which the encoder never writes: it comes from a producer that is not
+   ours) is cut there, as the encoder cuts it. Returns
    0, or -1 with error_r (a static string or a per-thread buffer, valid
    until this thread's next call). Allocates nothing. */
 int retention_event_decode(char *fields, struct retention_event *event_r,

@@ -45,6 +45,9 @@ struct retention_session {
 	unsigned int held_count, held_alloc;
 	/* the seq of the last event handed to the host */
 	uint32_t event_seq;
+	/* retention_session_commit_prepare() numbered the held events and
+	   handed them to the host as pending */
+	bool held_pending;
 	bool update_applied;
 };
 
@@ -247,16 +250,22 @@ static bool event_wanted(const struct retention_session *session,
 
 /* Numbered in the order they are handed over: two downloads of one
    message in one session and second are two events with two ids. */
-static void event_emit(struct retention_session *session,
-		       struct retention_event *event)
+static void event_number(struct retention_session *session,
+			 struct retention_event *event)
 {
-	if (!event_wanted(session, event->type))
-		return;
 	/* 2^32 events in one session: start again at 1, never 0 (no
 	   number), rather than stop reporting */
 	if (++session->event_seq == 0)
 		session->event_seq = 1;
 	event->seq = session->event_seq;
+}
+
+static void event_emit(struct retention_session *session,
+		       struct retention_event *event)
+{
+	if (!event_wanted(session, event->type))
+		return;
+	event_number(session, event);
 	session->host.event(session->context, event);
 }
 
@@ -433,17 +442,49 @@ unsigned int retention_session_apply(struct retention_session *session,
 	return failures;
 }
 
+unsigned int
+retention_session_commit_prepare(struct retention_session *session)
+{
+	unsigned int i;
+
+	if (session->held_pending || session->held_count == 0)
+		return 0;
+	/* numbered now: the events handed over after the commit carry
+	   the same numbers, hence the same webhook-ids, as the pending
+	   records the host keeps */
+	for (i = 0; i < session->held_count; i++)
+		event_number(session, &session->held[i].event);
+	session->held_pending = true;
+	if (session->host.event_pending == NULL)
+		return 0;
+	for (i = 0; i < session->held_count; i++) {
+		session->host.event_pending(session->context,
+					    &session->held[i].event);
+	}
+	return session->held_count;
+}
+
 unsigned int retention_session_commit_done(struct retention_session *session,
 					   bool committed)
 {
 	unsigned int i, count = session->held_count;
+	bool pending = session->held_pending;
 
 	for (i = 0; i < count; i++) {
-		if (committed)
+		if (committed && pending &&
+		    session->held[i].event.seq != 0) {
+			session->host.event(session->context,
+					    &session->held[i].event);
+		} else if (committed) {
 			event_emit(session, &session->held[i].event);
+		}
 		free(session->held[i].strings);
 	}
 	session->held_count = 0;
+	session->held_pending = false;
+	if (pending && count > 0 && session->host.event_pending != NULL &&
+	    session->host.events_settled != NULL)
+		session->host.events_settled(session->context, committed);
 	return count;
 }
 

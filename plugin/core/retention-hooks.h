@@ -11,8 +11,10 @@
      retention_session_add_message() once per message of the maildrop
      retention_session_begin()       before the listing is built; the host
                                      carries out the plan with
-                                     retention_session_apply(), commits,
-                                     calls retention_session_commit_done()
+                                     retention_session_apply(), calls
+                                     retention_session_commit_prepare(),
+                                     commits, calls
+                                     retention_session_commit_done()
                                      and leaves every non-KEEP message out
                                      of the listing
      retention_session_retrieved()   a RETR (or, with top_counts, a TOP)
@@ -20,8 +22,11 @@
      retention_session_set_deleted() DELE / RSET (pending until UPDATE)
      retention_session_update()      QUIT in TRANSACTION state; the host
                                      applies the plan in the same commit
-                                     as the client's own DELEs, then calls
+                                     as the client's own DELEs, with
+                                     retention_session_commit_prepare()
+                                     before that commit and
                                      retention_session_commit_done()
+                                     after it
      retention_session_end()         always, QUIT or not
      retention_session_destroy()
 
@@ -34,6 +39,17 @@
    retention_session_commit_done() hands them to the host's event
    callback (committed) or drops them (not committed). Events of
    downloads (retention_session_retrieved()) are handed over at once.
+
+   A host that can die between its commit and commit_done() (a process
+   killed right after the commit) records the held events as pending
+   first: retention_session_commit_prepare() hands each to its
+   event_pending callback before the commit, commit_done() hands the
+   same events (same numbers, hence the same webhook-ids) to the event
+   callback or drops them, then calls events_settled, where the host
+   deletes its pending record. A pending record that outlived its
+   host is reconciled against the mailbox by a later session: a
+   removal whose message is gone happened, one whose message is still
+   there did not (docs/webhooks.md, "Delivery guarantees").
 
    The core never blocks, never runs a loop and never touches storage:
    every effect goes through the host's callbacks. All callbacks receive
@@ -101,6 +117,19 @@ struct retention_host {
 	   of these calls. The callback must not call back into the
 	   session. */
 	void (*event)(void *context, const struct retention_event *event);
+	/* Record one held event as pending, from
+	   retention_session_commit_prepare(), before the host's commit:
+	   the record must outlive the host's process (not its machine)
+	   until events_settled. NULL: nothing is recorded. The event is
+	   valid only during the call and must not call back into the
+	   session. */
+	void (*event_pending)(void *context,
+			      const struct retention_event *event);
+	/* The pending events are settled: retention_session_commit_done()
+	   handed them to the event callback (committed) or dropped them
+	   (not committed); the host deletes its pending record. Called
+	   only after a commit_prepare() that recorded events. */
+	void (*events_settled)(void *context, bool committed);
 	/* Log one audit record. */
 	void (*audit)(void *context, const struct retention_audit *audit);
 };
@@ -198,11 +227,23 @@ retention_session_sweep(struct retention_session *session, time_t now);
 unsigned int retention_session_apply(struct retention_session *session,
 				     const struct retention_plan *plan);
 
+/* Just before the host's commit of the plans applied since the last
+   commit_done(): number the held events and hand each to the host's
+   event_pending callback (if any), so that they survive the host's
+   process dying between its commit and commit_done(). Events held by
+   an apply after this call are not pending (they are numbered and
+   handed over by commit_done() as without it). Returns the number of
+   events handed over as pending. */
+unsigned int
+retention_session_commit_prepare(struct retention_session *session);
+
 /* The host's commit of the plans applied since the last call is done.
    committed: it succeeded (under dry_run: the host is done, nothing was
    to be committed), and the held events go to the host's event
-   callback, in the order they were held, numbered then; otherwise they
-   are dropped. An event that could not be held for lack of memory is
+   callback, in the order they were held, numbered then (or with the
+   numbers commit_prepare() gave them); otherwise they are dropped.
+   After a commit_prepare() that recorded events, events_settled
+   follows. An event that could not be held for lack of memory is
    lost. Returns the number of events released or dropped, so the host
    can log what it dropped. */
 unsigned int retention_session_commit_done(struct retention_session *session,

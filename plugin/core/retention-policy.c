@@ -47,7 +47,7 @@ static void compute_due(const struct retention_settings *set,
 	if (set->policy == RETENTION_POLICY_KEEP) {
 		if (facts->first_retrieved_at != 0) {
 			CONSIDER(facts->first_retrieved_at +
-					 (time_t)set->keep_secs,
+					 (time_t)set->keep.secs,
 				 wanted ? RETENTION_REASON_RETENTION_ENDED :
 					  RETENTION_REASON_KEEP_EXPIRED);
 		} else if (wanted && !facts->state_unknown) {
@@ -230,7 +230,7 @@ void retention_policy_expire(const struct retention_settings *set,
 		return;
 	}
 	if (set->policy == RETENTION_POLICY_KEEP) {
-		secs = set->keep_secs;
+		secs = set->keep.secs;
 		have = true;
 	}
 	if (set->max_secs != 0 && (!have || set->max_secs < secs)) {

@@ -3,90 +3,58 @@
 #include "pop3-retention-config.h"
 #include "retention-settings.h"
 
+#include <assert.h>
 #include <ctype.h>
-#include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define KEY_PREFIX "pop3_retention_"
 
-const char *const retention_settings_keys[] = {
-	"pop3_retention_policy",
-	"pop3_retention_keep",
-	"pop3_retention_min",
-	"pop3_retention_max",
-	"pop3_retention_hold",
-	"pop3_retention_remove",
-	"pop3_retention_visible_since",
-	"pop3_retention_top_counts",
-	"pop3_retention_dry_run",
-	"pop3_retention_capa_expire",
-	"pop3_retention_webhook_url",
-	"pop3_retention_webhook_secret_file",
-	"pop3_retention_webhook_ca_file",
-	"pop3_retention_webhook_events",
-	"pop3_retention_webhook_allow_private",
-	"pop3_retention_webhook_retry_schedule",
-	"pop3_retention_webhook_timeout",
-	"pop3_retention_webhook_max_in_flight",
-	"pop3_retention_webhook_nice",
-	NULL
+#define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
+#define DEF(name, kind, scope, type, field, def, min, max)                \
+	{ KEY_PREFIX name, RETENTION_SETTING_##kind, RETENTION_SCOPE_##scope, \
+	  offsetof(type, field), FIELD_SIZE(type, field), def, min, max }
+#define SESSION(name, kind, field, def) \
+	DEF(name, kind, SESSION, struct retention_settings, field, def, 0, 0)
+#define DELIVERY(name, kind, field, def, min, max) \
+	DEF(name, kind, DELIVERY, struct webhook_settings, field, def, min, max)
+
+const struct retention_setting_define retention_setting_defines[] = {
+	SESSION("policy", POLICY, policy, "off"),
+	SESSION("keep", INTERVAL_OPT, keep, ""),
+	SESSION("min", INTERVAL, min_secs, ""),
+	SESSION("max", INTERVAL, max_secs, ""),
+	SESSION("hold", BOOL, hold, "no"),
+	SESSION("remove", REMOVE, remove, "expunge"),
+	SESSION("visible_since", DATE, visible_since, ""),
+	SESSION("top_counts", BOOL, top_counts, "no"),
+	SESSION("dry_run", BOOL, dry_run, "no"),
+	SESSION("capa_expire", BOOL, capa_expire, "yes"),
+	DELIVERY("webhook_url", URL, url, "", 0, 0),
+	DELIVERY("webhook_secret_file", PATH, secret_file, "", 0, 0),
+	DELIVERY("webhook_ca_file", PATH, ca_file, "", 0, 0),
+	SESSION("webhook_events", EVENTS, webhook_events, "all"),
+	DELIVERY("webhook_allow_private", BOOL, allow_private, "no", 0, 0),
+	DELIVERY("webhook_retry_schedule", SCHEDULE, retry_schedule,
+		 "0s 5s 5m 30m 2h 5h 10h 10h", 0, 0),
+	DELIVERY("webhook_timeout", INTERVAL, timeout_secs, "15s", 1, 0),
+	DELIVERY("webhook_max_in_flight", UINT, max_in_flight, "16", 1,
+		 RETENTION_WEBHOOK_MAX_IN_FLIGHT_MAX),
+	DELIVERY("webhook_nice", UINT, nice, "19", 0, 19),
+	{ NULL, 0, 0, 0, 0, NULL, 0, 0 }
 };
 
-/* Site-wide: read only by the delivery service, never from userdb. */
-static const char *const site_only_keys[] = {
-	"pop3_retention_webhook_url",
-	"pop3_retention_webhook_secret_file",
-	"pop3_retention_webhook_ca_file",
-	"pop3_retention_webhook_allow_private",
-	"pop3_retention_webhook_retry_schedule",
-	"pop3_retention_webhook_timeout",
-	"pop3_retention_webhook_max_in_flight",
-	"pop3_retention_webhook_nice",
-	NULL
+/* Room for any setting's field: a value is parsed into a scratch copy,
+   so that a bad one leaves the settings unchanged. */
+union setting_value {
+	struct retention_remove remove;
+	struct retention_schedule schedule;
+	time_t date;
+	char path[RETENTION_PATH_MAX];
 };
-
-static const unsigned int default_retry_schedule[] = {
-	0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600
-};
-
-#define DEFAULT_WEBHOOK_TIMEOUT_SECS 15
-#define DEFAULT_WEBHOOK_MAX_IN_FLIGHT 16
-#define DEFAULT_WEBHOOK_NICE 19
-
-static void __attribute__((format(printf, 2, 3)))
-set_error(struct retention_settings *set, const char *fmt, ...);
-
-static void
-set_error(struct retention_settings *set, const char *fmt, ...)
-{
-	va_list args;
-
-	va_start(args, fmt);
-	vsnprintf(set->error, sizeof(set->error), fmt, args);
-	va_end(args);
-}
-
-void retention_settings_init(struct retention_settings *set)
-{
-	memset(set, 0, sizeof(*set));
-	set->policy = RETENTION_POLICY_OFF;
-	set->remove = RETENTION_REMOVE_EXPUNGE;
-	set->capa_expire = true;
-	set->webhook_events = RETENTION_EVENT_ALL;
-	memcpy(set->retry_schedule, default_retry_schedule,
-	       sizeof(default_retry_schedule));
-	set->retry_schedule_count = sizeof(default_retry_schedule) /
-				    sizeof(default_retry_schedule[0]);
-	set->webhook_timeout_secs = DEFAULT_WEBHOOK_TIMEOUT_SECS;
-	set->webhook_max_in_flight = DEFAULT_WEBHOOK_MAX_IN_FLIGHT;
-	set->webhook_nice = DEFAULT_WEBHOOK_NICE;
-}
 
 static bool str_match_any(const char *str, const char *const *words)
 {
@@ -289,403 +257,429 @@ static bool str_is_printable(const char *str)
 	return true;
 }
 
-static int parse_url(struct retention_settings *set, const char *key,
-		     const char *value)
+static const char *const policy_names[] = {
+	[RETENTION_POLICY_OFF] = "off",
+	[RETENTION_POLICY_DELETE_AFTER_DOWNLOAD] = "delete-after-download",
+	[RETENTION_POLICY_KEEP] = "keep",
+};
+#define POLICY_COUNT (sizeof(policy_names) / sizeof(policy_names[0]))
+
+static const struct {
+	const char *name;
+	unsigned int bit;
+} event_names[] = {
+	{ "message.retrieved", RETENTION_EVENT_RETRIEVED },
+	{ "message.deleted", RETENTION_EVENT_DELETED },
+	{ "message.retained", RETENTION_EVENT_RETAINED },
+	{ "message.expired", RETENTION_EVENT_EXPIRED },
+	{ "all", RETENTION_EVENT_ALL },
+	{ "none", 0 },
+};
+#define EVENT_NAME_COUNT (sizeof(event_names) / sizeof(event_names[0]))
+
+static int parse_policy(const char *value, enum retention_policy_kind *kind_r,
+			char *reason, size_t size)
+{
+	unsigned int i;
+
+	for (i = 0; i < POLICY_COUNT; i++) {
+		if (strcasecmp(value, policy_names[i]) == 0) {
+			*kind_r = (enum retention_policy_kind)i;
+			return 0;
+		}
+	}
+	snprintf(reason, size, "expected off, delete-after-download or keep");
+	return -1;
+}
+
+static int parse_remove(const char *value, struct retention_remove *remove_r,
+			char *reason, size_t size)
+{
+	const char *mailbox;
+	size_t len;
+
+	if (strcasecmp(value, "expunge") == 0) {
+		remove_r->kind = RETENTION_REMOVE_EXPUNGE;
+		return 0;
+	}
+	if (strncasecmp(value, "move:", 5) != 0) {
+		snprintf(reason, size, "expected expunge or move:<mailbox>");
+		return -1;
+	}
+	mailbox = value + 5;
+	len = strlen(mailbox);
+	if (len == 0 || len >= sizeof(remove_r->mailbox) ||
+	    !str_is_printable(mailbox)) {
+		snprintf(reason, size, "the mailbox name must be 1..%zu "
+			 "printable characters",
+			 sizeof(remove_r->mailbox) - 1);
+		return -1;
+	}
+	remove_r->kind = RETENTION_REMOVE_MOVE;
+	memcpy(remove_r->mailbox, mailbox, len + 1);
+	return 0;
+}
+
+static int parse_url(const char *value, char *reason, size_t size)
 {
 	const char *host;
-	size_t len = strlen(value);
 
 	if (strncasecmp(value, "https://", 8) == 0)
 		host = value + 8;
 	else if (strncasecmp(value, "http://", 7) == 0)
 		host = value + 7;
 	else {
-		set_error(set, "%s: invalid value '%s': only http:// and "
-			  "https:// URLs are allowed", key, value);
+		snprintf(reason, size, "only http:// and https:// URLs are "
+			 "allowed");
 		return -1;
 	}
 	if (*host == '\0' || *host == '/' || *host == ':') {
-		set_error(set, "%s: invalid value '%s': the URL has no host",
-			  key, value);
-		return -1;
-	}
-	if (len >= sizeof(set->webhook_url)) {
-		set_error(set, "%s: invalid value: URL longer than %zu bytes",
-			  key, sizeof(set->webhook_url) - 1);
+		snprintf(reason, size, "the URL has no host");
 		return -1;
 	}
 	for (const char *p = value; *p != '\0'; p++) {
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
-			set_error(set, "%s: invalid value '%s': the URL "
-				  "contains a space or control character",
-				  key, value);
+			snprintf(reason, size, "the URL contains a space or "
+				 "control character");
 			return -1;
 		}
 	}
-	memcpy(set->webhook_url, value, len + 1);
 	return 0;
 }
 
-static int parse_event_list(struct retention_settings *set, const char *key,
-			    const char *value, unsigned int *events_r)
+static int parse_event_list(const char *value, unsigned int *events_r,
+			    char *reason, size_t size)
 {
-	static const struct {
-		const char *name;
-		unsigned int bit;
-	} names[] = {
-		{ "message.retrieved", RETENTION_EVENT_RETRIEVED },
-		{ "message.deleted", RETENTION_EVENT_DELETED },
-		{ "message.retained", RETENTION_EVENT_RETAINED },
-		{ "message.expired", RETENTION_EVENT_EXPIRED },
-		{ "all", RETENTION_EVENT_ALL },
-		{ "none", 0 },
-	};
-	unsigned int events = 0, i;
+	unsigned int i;
 	const char *p = value;
+	size_t len;
 
-	while (*p != '\0') {
-		size_t len;
-		bool found = false;
-
-		if (*p == ' ' || *p == ',' || *p == '\t') {
-			p++;
-			continue;
-		}
+	*events_r = 0;
+	for (; *p != '\0'; p += len) {
+		p += strspn(p, " ,\t");
 		len = strcspn(p, " ,\t");
-		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			if (strlen(names[i].name) == len &&
-			    strncasecmp(names[i].name, p, len) == 0) {
-				events |= names[i].bit;
-				found = true;
+		if (len == 0)
+			continue;
+		for (i = 0; i < EVENT_NAME_COUNT; i++) {
+			if (strlen(event_names[i].name) == len &&
+			    strncasecmp(event_names[i].name, p, len) == 0)
 				break;
-			}
 		}
-		if (!found) {
-			set_error(set, "%s: invalid value '%s': unknown event "
-				  "type '%.*s' (known: message.retrieved, "
-				  "message.deleted, message.retained, "
-				  "message.expired, all, none)",
-				  key, value, (int)len, p);
+		if (i == EVENT_NAME_COUNT) {
+			snprintf(reason, size, "unknown event type '%.*s' "
+				 "(known: message.retrieved, "
+				 "message.deleted, message.retained, "
+				 "message.expired, all, none)", (int)len, p);
 			return -1;
 		}
-		p += len;
+		*events_r |= event_names[i].bit;
 	}
-	*events_r = events;
 	return 0;
 }
 
 /* "0s 5s 5m" and also "0 s 5 s": a bare number followed by a word that
    starts with a letter is one interval. */
-static int parse_schedule(struct retention_settings *set, const char *key,
-			  const char *value)
+static int parse_schedule(const char *value,
+			  struct retention_schedule *schedule_r,
+			  char *reason, size_t size)
 {
-	unsigned int schedule[RETENTION_RETRY_SCHEDULE_MAX], count = 0;
-	const char *p = value;
+	const char *p = value, *start, *end, *error;
 	char token[64];
+	size_t len;
 
-	while (*p != '\0') {
-		const char *start, *end, *error;
-		size_t len;
-
-		while (*p == ' ' || *p == '\t' || *p == ',')
-			p++;
+	for (;;) {
+		p += strspn(p, " \t,");
 		if (*p == '\0')
 			break;
 		start = p;
 		end = p + strcspn(p, " \t,");
 		if (isdigit((unsigned char)end[-1])) {
 			/* number then a separate unit word */
-			const char *q = end;
+			const char *q = end + strspn(end, " \t");
 
-			while (*q == ' ' || *q == '\t')
-				q++;
 			if (isalpha((unsigned char)*q))
 				end = q + strcspn(q, " \t,");
 		}
 		len = (size_t)(end - start);
 		if (len >= sizeof(token)) {
-			set_error(set, "%s: invalid value '%s': interval too "
-				  "long", key, value);
+			snprintf(reason, size, "interval too long");
 			return -1;
 		}
 		memcpy(token, start, len);
 		token[len] = '\0';
-		if (count == RETENTION_RETRY_SCHEDULE_MAX) {
-			set_error(set, "%s: invalid value '%s': at most %d "
-				  "attempts", key, value,
-				  RETENTION_RETRY_SCHEDULE_MAX);
+		if (schedule_r->count == RETENTION_RETRY_SCHEDULE_MAX) {
+			snprintf(reason, size, "at most %d attempts",
+				 RETENTION_RETRY_SCHEDULE_MAX);
 			return -1;
 		}
-		if (retention_interval_parse(token, &schedule[count],
-					     &error) < 0) {
-			set_error(set, "%s: invalid value '%s': '%s': %s",
-				  key, value, token, error);
+		if (retention_interval_parse(
+			    token, &schedule_r->secs[schedule_r->count],
+			    &error) < 0) {
+			snprintf(reason, size, "'%s': %s", token, error);
 			return -1;
 		}
-		count++;
+		schedule_r->count++;
 		p = end;
 	}
-	if (count == 0) {
-		set_error(set, "%s: invalid value '%s': the schedule needs at "
-			  "least one interval", key, value);
-		return -1;
-	}
-	memcpy(set->retry_schedule, schedule, sizeof(schedule[0]) * count);
-	set->retry_schedule_count = count;
-	return 0;
-}
-
-static int set_interval(struct retention_settings *set, const char *key,
-			const char *value, unsigned int *secs_r)
-{
-	const char *error;
-
-	if (retention_interval_parse(value, secs_r, &error) < 0) {
-		set_error(set, "%s: invalid value '%s': %s", key, value, error);
+	if (schedule_r->count == 0) {
+		snprintf(reason, size,
+			 "the schedule needs at least one interval");
 		return -1;
 	}
 	return 0;
 }
 
 /* A plain decimal number in min..max. */
-static int set_uint_range(struct retention_settings *set, const char *key,
-			  const char *value, unsigned int min,
-			  unsigned int max, unsigned int *result_r)
+static int parse_uint_range(const char *value, unsigned int min,
+			    unsigned int max, unsigned int *result_r)
 {
 	unsigned long n = 0;
 	const char *p;
 
 	for (p = value; *p >= '0' && *p <= '9' && n <= max; p++)
 		n = n * 10 + (unsigned long)(*p - '0');
-	if (p == value || *p != '\0' || n < min || n > max) {
-		set_error(set, "%s: invalid value '%s': expected a number "
-			  "from %u to %u", key, value, min, max);
+	if (p == value || *p != '\0' || n < min || n > max)
 		return -1;
-	}
 	*result_r = (unsigned int)n;
 	return 0;
 }
 
-/* An absolute path of printable characters into dest. */
-static int set_path(struct retention_settings *set, const char *key,
-		    const char *value, char *dest, size_t dest_size)
+/* Parse a non-empty value of def into field (zeroed). Returns 0, or -1
+   with reason. */
+static int parse_value(const struct retention_setting_define *def,
+		       const char *value, void *field, char *reason,
+		       size_t size)
 {
-	size_t len = strlen(value);
+	/* an INTERVAL's field is the secs part alone (field is scratch
+	   space large enough for either) */
+	struct retention_interval *interval = field;
+	const char *error;
 
-	if (value[0] != '/' || len >= dest_size || !str_is_printable(value)) {
-		set_error(set, "%s: invalid value '%s': expected an absolute "
-			  "path", key, value);
-		return -1;
-	}
-	memcpy(dest, value, len + 1);
-	return 0;
-}
-
-static int set_bool(struct retention_settings *set, const char *key,
-		    const char *value, bool *result_r)
-{
-	if (parse_bool(value, result_r) < 0) {
-		set_error(set, "%s: invalid value '%s': expected yes or no",
-			  key, value);
-		return -1;
-	}
-	return 0;
-}
-
-static int set_one(struct retention_settings *set, const char *name,
-		   const char *key, const char *value)
-{
-	if (strcmp(name, "policy") == 0) {
-		if (strcasecmp(value, "off") == 0)
-			set->policy = RETENTION_POLICY_OFF;
-		else if (strcasecmp(value, "delete-after-download") == 0)
-			set->policy = RETENTION_POLICY_DELETE_AFTER_DOWNLOAD;
-		else if (strcasecmp(value, "keep") == 0)
-			set->policy = RETENTION_POLICY_KEEP;
-		else {
-			set_error(set, "%s: invalid value '%s': expected off, "
-				  "delete-after-download or keep", key, value);
+	switch (def->type) {
+	case RETENTION_SETTING_INTERVAL:
+	case RETENTION_SETTING_INTERVAL_OPT:
+		if (retention_interval_parse(value, &interval->secs,
+					     &error) < 0) {
+			snprintf(reason, size, "%s", error);
 			return -1;
 		}
-		return 0;
-	}
-	if (strcmp(name, "keep") == 0) {
-		if (set_interval(set, key, value, &set->keep_secs) < 0)
+		if (interval->secs < def->min) {
+			snprintf(reason, size, "must be at least %us",
+				 def->min);
 			return -1;
-		set->keep_set = true;
+		}
+		interval->set = def->type == RETENTION_SETTING_INTERVAL_OPT;
 		return 0;
-	}
-	if (strcmp(name, "min") == 0)
-		return set_interval(set, key, value, &set->min_secs);
-	if (strcmp(name, "max") == 0)
-		return set_interval(set, key, value, &set->max_secs);
-	if (strcmp(name, "hold") == 0)
-		return set_bool(set, key, value, &set->hold);
-	if (strcmp(name, "remove") == 0) {
-		const char *mailbox;
-		size_t len;
-
-		if (strcasecmp(value, "expunge") == 0) {
-			set->remove = RETENTION_REMOVE_EXPUNGE;
-			set->move_mailbox[0] = '\0';
+	case RETENTION_SETTING_BOOL:
+		if (parse_bool(value, field) == 0)
 			return 0;
-		}
-		if (strncasecmp(value, "move:", 5) != 0) {
-			set_error(set, "%s: invalid value '%s': expected "
-				  "expunge or move:<mailbox>", key, value);
+		snprintf(reason, size, "expected yes or no");
+		return -1;
+	case RETENTION_SETTING_POLICY:
+		return parse_policy(value, field, reason, size);
+	case RETENTION_SETTING_REMOVE:
+		return parse_remove(value, field, reason, size);
+	case RETENTION_SETTING_DATE:
+		if (retention_date_parse(value, field) == 0)
+			return 0;
+		snprintf(reason, size, "expected a date YYYY-MM-DD or "
+			 "YYYY-MM-DDTHH:MM:SSZ");
+		return -1;
+	case RETENTION_SETTING_EVENTS:
+		return parse_event_list(value, field, reason, size);
+	case RETENTION_SETTING_URL:
+		if (parse_url(value, reason, size) < 0)
+			return -1;
+		break;
+	case RETENTION_SETTING_PATH:
+		if (value[0] != '/' || !str_is_printable(value)) {
+			snprintf(reason, size, "expected an absolute path");
 			return -1;
 		}
-		mailbox = value + 5;
-		len = strlen(mailbox);
-		if (len == 0 || len >= sizeof(set->move_mailbox) ||
-		    !str_is_printable(mailbox)) {
-			set_error(set, "%s: invalid value '%s': the mailbox "
-				  "name must be 1..%zu printable characters",
-				  key, value, sizeof(set->move_mailbox) - 1);
-			return -1;
-		}
-		set->remove = RETENTION_REMOVE_MOVE;
-		memcpy(set->move_mailbox, mailbox, len + 1);
-		return 0;
+		break;
+	case RETENTION_SETTING_SCHEDULE:
+		return parse_schedule(value, field, reason, size);
+	case RETENTION_SETTING_UINT:
+		if (parse_uint_range(value, def->min, def->max, field) == 0)
+			return 0;
+		snprintf(reason, size, "expected a number from %u to %u",
+			 def->min, def->max);
+		return -1;
 	}
-	if (strcmp(name, "visible_since") == 0) {
-		if (retention_date_parse(value, &set->visible_since) < 0) {
-			set_error(set, "%s: invalid value '%s': expected a "
-				  "date YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ",
-				  key, value);
-			return -1;
-		}
-		return 0;
-	}
-	if (strcmp(name, "top_counts") == 0)
-		return set_bool(set, key, value, &set->top_counts);
-	if (strcmp(name, "dry_run") == 0)
-		return set_bool(set, key, value, &set->dry_run);
-	if (strcmp(name, "capa_expire") == 0)
-		return set_bool(set, key, value, &set->capa_expire);
-	if (strcmp(name, "webhook_url") == 0)
-		return parse_url(set, key, value);
-	if (strcmp(name, "webhook_secret_file") == 0)
-		return set_path(set, key, value, set->webhook_secret_file,
-				sizeof(set->webhook_secret_file));
-	if (strcmp(name, "webhook_ca_file") == 0)
-		return set_path(set, key, value, set->webhook_ca_file,
-				sizeof(set->webhook_ca_file));
-	if (strcmp(name, "webhook_events") == 0)
-		return parse_event_list(set, key, value, &set->webhook_events);
-	if (strcmp(name, "webhook_allow_private") == 0)
-		return set_bool(set, key, value, &set->webhook_allow_private);
-	if (strcmp(name, "webhook_retry_schedule") == 0)
-		return parse_schedule(set, key, value);
-	if (strcmp(name, "webhook_timeout") == 0) {
-		unsigned int secs;
-
-		if (set_interval(set, key, value, &secs) < 0)
-			return -1;
-		if (secs == 0) {
-			set_error(set, "%s: invalid value '%s': the timeout "
-				  "must be at least 1s", key, value);
-			return -1;
-		}
-		set->webhook_timeout_secs = secs;
-		return 0;
-	}
-	if (strcmp(name, "webhook_max_in_flight") == 0)
-		return set_uint_range(set, key, value, 1,
-				      RETENTION_WEBHOOK_MAX_IN_FLIGHT_MAX,
-				      &set->webhook_max_in_flight);
-	if (strcmp(name, "webhook_nice") == 0)
-		return set_uint_range(set, key, value, 0, 19,
-				      &set->webhook_nice);
-	set_error(set, "%s: unknown setting", key);
-	return -1;
+	/* URL and PATH: every value fits (setting_set() caps the length) */
+	memcpy(field, value, strlen(value) + 1);
+	return 0;
 }
 
-static void reset_one(struct retention_settings *set, const char *name)
+/* Append str[0..len) to buf (size bytes, pos used), as far as it fits
+   with the NUL; control characters become '?'. */
+static void buf_put(char *buf, size_t size, size_t *pos, const char *str,
+		    size_t len)
 {
-	struct retention_settings defaults;
+	for (size_t i = 0; i < len && *pos + 1 < size; i++) {
+		unsigned char c = (unsigned char)str[i];
 
-	retention_settings_init(&defaults);
-	if (strcmp(name, "policy") == 0)
-		set->policy = defaults.policy;
-	else if (strcmp(name, "keep") == 0) {
-		set->keep_secs = 0;
-		set->keep_set = false;
-	} else if (strcmp(name, "min") == 0)
-		set->min_secs = 0;
-	else if (strcmp(name, "max") == 0)
-		set->max_secs = 0;
-	else if (strcmp(name, "hold") == 0)
-		set->hold = false;
-	else if (strcmp(name, "remove") == 0) {
-		set->remove = RETENTION_REMOVE_EXPUNGE;
-		set->move_mailbox[0] = '\0';
-	} else if (strcmp(name, "visible_since") == 0)
-		set->visible_since = 0;
-	else if (strcmp(name, "top_counts") == 0)
-		set->top_counts = false;
-	else if (strcmp(name, "dry_run") == 0)
-		set->dry_run = false;
-	else if (strcmp(name, "capa_expire") == 0)
-		set->capa_expire = true;
-	else if (strcmp(name, "webhook_url") == 0)
-		set->webhook_url[0] = '\0';
-	else if (strcmp(name, "webhook_secret_file") == 0)
-		set->webhook_secret_file[0] = '\0';
-	else if (strcmp(name, "webhook_ca_file") == 0)
-		set->webhook_ca_file[0] = '\0';
-	else if (strcmp(name, "webhook_events") == 0)
-		set->webhook_events = defaults.webhook_events;
-	else if (strcmp(name, "webhook_allow_private") == 0)
-		set->webhook_allow_private = false;
-	else if (strcmp(name, "webhook_retry_schedule") == 0) {
-		memcpy(set->retry_schedule, defaults.retry_schedule,
-		       sizeof(set->retry_schedule));
-		set->retry_schedule_count = defaults.retry_schedule_count;
-	} else if (strcmp(name, "webhook_timeout") == 0)
-		set->webhook_timeout_secs = defaults.webhook_timeout_secs;
-	else if (strcmp(name, "webhook_max_in_flight") == 0)
-		set->webhook_max_in_flight = defaults.webhook_max_in_flight;
-	else if (strcmp(name, "webhook_nice") == 0)
-		set->webhook_nice = defaults.webhook_nice;
+		buf[(*pos)++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	buf[*pos] = '\0';
 }
 
-static bool key_is_known(const char *key)
+/* url for an error message: its userinfo, query and fragment (where
+   passwords and tokens go) replaced by "[redacted]"; cut at the
+   buffer's size. */
+static const char *url_redact(const char *url, char *buf, size_t size)
 {
-	const char *const *k;
+	static const char redacted[] = "[redacted]";
+	const char *authority, *end, *at = NULL;
+	size_t pos = 0, len;
 
-	for (k = retention_settings_keys; *k != NULL; k++) {
-		if (strcmp(*k, key) == 0)
-			return true;
+	buf[0] = '\0';
+	authority = strstr(url, "://");
+	authority = authority != NULL ? authority + 3 : url;
+	end = authority + strcspn(authority, "/?#");
+	for (const char *p = authority; p < end; p++) {
+		if (*p == '@')
+			at = p;
 	}
-	return false;
+	buf_put(buf, size, &pos, url, (size_t)(authority - url));
+	if (at != NULL) {
+		buf_put(buf, size, &pos, redacted, sizeof(redacted) - 1);
+		authority = at;
+	}
+	len = strcspn(authority, "?#");
+	buf_put(buf, size, &pos, authority, len);
+	if (authority[len] != '\0') {
+		buf_put(buf, size, &pos, authority + len, 1);
+		buf_put(buf, size, &pos, redacted, sizeof(redacted) - 1);
+	}
+	return buf;
+}
+
+/* Parse value (""/NULL: the default) of def into base's field. Every
+   error names the setting and the value (a URL's userinfo, query and
+   fragment redacted); on error base is unchanged. */
+static int setting_set(const struct retention_setting_define *def,
+		       void *base, const char *value, char *error,
+		       size_t error_size)
+{
+	union setting_value tmp;
+	/* leaves room for the key and the value */
+	char reason[RETENTION_SETTINGS_ERROR_MAX / 2];
+
+	if (value == NULL || value[0] == '\0')
+		value = def->default_value;
+	if (strlen(value) >= RETENTION_URL_MAX) {
+		snprintf(error, error_size, "%s: invalid value: longer than "
+			 "%d bytes", def->key, RETENTION_URL_MAX - 1);
+		return -1;
+	}
+	assert(def->size <= sizeof(tmp));
+	memset(&tmp, 0, def->size);
+	if (value[0] != '\0' &&
+	    parse_value(def, value, &tmp, reason, sizeof(reason)) < 0) {
+		char shown[RETENTION_URL_MAX + 32];
+
+		snprintf(error, error_size, "%s: invalid value '%s': %s",
+			 def->key, def->type != RETENTION_SETTING_URL ? value :
+			 url_redact(value, shown, sizeof(shown)), reason);
+		return -1;
+	}
+	memcpy((char *)base + def->offset, &tmp, def->size);
+	error[0] = '\0';
+	return 0;
+}
+
+const struct retention_setting_define *retention_setting_find(const char *key)
+{
+	const struct retention_setting_define *def;
+
+	for (def = retention_setting_defines; def->key != NULL; def++) {
+		if (strcmp(def->key, key) == 0)
+			return def;
+	}
+	return NULL;
+}
+
+bool
+retention_setting_is_for_sessions(const struct retention_setting_define *def)
+{
+	return def->scope == RETENTION_SCOPE_SESSION ||
+	       def->type == RETENTION_SETTING_URL;
+}
+
+/* The setting named key of scope, or NULL with error. */
+static const struct retention_setting_define *
+find_scoped(const char *key, enum retention_setting_scope scope,
+	    char *error, size_t error_size)
+{
+	const struct retention_setting_define *def =
+		retention_setting_find(key);
+
+	if (def == NULL)
+		snprintf(error, error_size, "%s: unknown setting", key);
+	else if (def->scope != scope &&
+		 !(scope == RETENTION_SCOPE_SESSION &&
+		   retention_setting_is_for_sessions(def))) {
+		snprintf(error, error_size, "%s: a %s setting, not read here",
+			 key, def->scope == RETENTION_SCOPE_SESSION ?
+			 "per-user" : "site-wide delivery");
+		def = NULL;
+	}
+	return def;
 }
 
 int retention_settings_set(struct retention_settings *set, const char *key,
 			   const char *value)
 {
-	const char *name;
+	const struct retention_setting_define *def =
+		find_scoped(key, RETENTION_SCOPE_SESSION, set->error,
+			    sizeof(set->error));
 
-	if (!key_is_known(key)) {
-		set_error(set, "%s: unknown setting", key);
+	if (def == NULL)
 		return -1;
+	if (def->scope == RETENTION_SCOPE_DELIVERY) {
+		/* the URL: only whether there is one */
+		set->webhooks = value != NULL && value[0] != '\0';
+		set->error[0] = '\0';
+		return 0;
 	}
-	name = key + strlen(KEY_PREFIX);
-	/* No copy of set to fall back on (it is 11 KB, and every pop3
-	   process parses its settings at login): every parser above
-	   writes its field only once the whole value is good, so a failed
-	   parse leaves set unchanged but for set->error (the unit tests
-	   check each bad value for that). */
-	if (value == NULL || *value == '\0')
-		reset_one(set, name);
-	else if (strlen(value) >= RETENTION_URL_MAX) {
-		set_error(set, "%s: invalid value: longer than %d bytes", key,
-			  RETENTION_URL_MAX - 1);
+	return setting_set(def, set, value, set->error, sizeof(set->error));
+}
+
+int webhook_settings_set(struct webhook_settings *set, const char *key,
+			 const char *value)
+{
+	const struct retention_setting_define *def =
+		find_scoped(key, RETENTION_SCOPE_DELIVERY, set->error,
+			    sizeof(set->error));
+
+	if (def == NULL)
 		return -1;
-	} else if (set_one(set, name, key, value) < 0)
-		return -1;
-	set->error[0] = '\0';
-	return 0;
+	return setting_set(def, set, value, set->error, sizeof(set->error));
+}
+
+static void settings_init(void *set, size_t size,
+			  enum retention_setting_scope scope)
+{
+	const struct retention_setting_define *def;
+	char error[RETENTION_SETTINGS_ERROR_MAX];
+
+	memset(set, 0, size);
+	for (def = retention_setting_defines; def->key != NULL; def++) {
+		if (def->scope == scope &&
+		    setting_set(def, set, NULL, error, sizeof(error)) < 0)
+			assert(!"a default does not parse");
+	}
+}
+
+void retention_settings_init(struct retention_settings *set)
+{
+	settings_init(set, sizeof(*set), RETENTION_SCOPE_SESSION);
+}
+
+void webhook_settings_init(struct webhook_settings *set)
+{
+	settings_init(set, sizeof(*set), RETENTION_SCOPE_DELIVERY);
 }
 
 static void format_interval(unsigned int secs, char *buf, size_t size)
@@ -704,64 +698,39 @@ int retention_settings_check(struct retention_settings *set)
 {
 	char a[32], b[32];
 
-	if (set->policy == RETENTION_POLICY_KEEP && !set->keep_set) {
-		set_error(set, "pop3_retention_policy: invalid value 'keep': "
-			  "pop3_retention_keep must be set too");
+	if (set->policy == RETENTION_POLICY_KEEP && !set->keep.set) {
+		snprintf(set->error, sizeof(set->error),
+			 "pop3_retention_policy: invalid value 'keep': "
+			 "pop3_retention_keep must be set too");
 		return -1;
 	}
 	if (set->min_secs != 0 && set->max_secs != 0 &&
 	    set->min_secs > set->max_secs) {
 		format_interval(set->min_secs, a, sizeof(a));
 		format_interval(set->max_secs, b, sizeof(b));
-		set_error(set, "pop3_retention_min: invalid value '%s': the "
-			  "floor is above pop3_retention_max '%s'", a, b);
+		snprintf(set->error, sizeof(set->error),
+			 "pop3_retention_min: invalid value '%s': the floor "
+			 "is above pop3_retention_max '%s'", a, b);
 		return -1;
 	}
 	set->error[0] = '\0';
 	return 0;
 }
 
-bool retention_settings_key_is_per_user(const char *key)
-{
-	return key_is_known(key) && !str_match_any(key, site_only_keys);
-}
-
-bool retention_settings_key_is_site_wide(const char *key)
-{
-	return key_is_known(key) && str_match_any(key, site_only_keys);
-}
-
-bool retention_settings_key_is_for_sessions(const char *key)
-{
-	return key_is_known(key) &&
-	       (!str_match_any(key, site_only_keys) ||
-		strcmp(key, "pop3_retention_webhook_url") == 0);
-}
-
 const char *retention_policy_kind_name(enum retention_policy_kind kind)
 {
-	switch (kind) {
-	case RETENTION_POLICY_OFF:
-		return "off";
-	case RETENTION_POLICY_DELETE_AFTER_DOWNLOAD:
-		return "delete-after-download";
-	case RETENTION_POLICY_KEEP:
-		return "keep";
-	}
-	return "unknown";
+	return (unsigned int)kind < POLICY_COUNT ? policy_names[kind] :
+		"unknown";
 }
 
 const char *retention_event_type_name(enum retention_event_type type)
 {
-	switch (type) {
-	case RETENTION_EVENT_RETRIEVED:
-		return "message.retrieved";
-	case RETENTION_EVENT_DELETED:
-		return "message.deleted";
-	case RETENTION_EVENT_RETAINED:
-		return "message.retained";
-	case RETENTION_EVENT_EXPIRED:
-		return "message.expired";
+	unsigned int i;
+
+	/* the single event bits come first */
+	for (i = 0; event_names[i].bit != RETENTION_EVENT_ALL; i++) {
+		if (event_names[i].bit == (unsigned int)type)
+			return event_names[i].name;
 	}
 	return "unknown";
 }

@@ -77,7 +77,7 @@ struct watched_fd {
 };
 
 struct webhook_delivery {
-	struct retention_settings set;
+	struct webhook_settings set;
 	struct webhook_secrets secrets;
 	/* keyed once at start from secrets (webhook-sign.h) */
 	struct webhook_signer *signer;
@@ -92,7 +92,6 @@ struct webhook_delivery {
 	unsigned int max_in_flight;
 	/* the host calls webhook_delivery_turn_end() */
 	bool turn_end;
-	char ca_file[RETENTION_PATH_MAX];
 
 	bool curl_initialized;
 	CURLM *multi;
@@ -440,7 +439,7 @@ static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
 	if (purpose != CURLSOCKTYPE_IPCXN)
 		return CURL_SOCKET_BAD;
 	if (!webhook_ssrf_allowed(&address->addr, address->addrlen,
-				  d->set.webhook_allow_private, &cls)) {
+				  d->set.allow_private, &cls)) {
 		format_address(&address->addr, address->addrlen, addr,
 			       sizeof(addr));
 		snprintf(t->refused, sizeof(t->refused),
@@ -531,13 +530,13 @@ static void outcome_failed(struct webhook_delivery *d,
 {
 	char id[WEBHOOK_SPOOL_ID_MAX];
 	unsigned int attempt = event->attempts + 1;
-	unsigned int total = d->set.retry_schedule_count;
+	unsigned int total = d->set.retry_schedule.count;
 	int64_t delay = 0;
 
 	memcpy(id, event->id, strlen(event->id) + 1);
 	d->stats.failed++;
 	d->sync_pending = true;
-	if (webhook_backoff_next(d->set.retry_schedule, total, attempt,
+	if (webhook_backoff_next(d->set.retry_schedule.secs, total, attempt,
 				 retry_after_ms, next_random(d),
 				 &delay) > 0) {
 		if (webhook_spool_reschedule(d->spool, &event,
@@ -783,7 +782,7 @@ static void pump(struct webhook_delivery *d)
 static const char *transfer_setup(struct webhook_delivery *d,
 				  struct transfer *t)
 {
-	long timeout_ms = (long)d->set.webhook_timeout_secs * 1000L;
+	long timeout_ms = (long)d->set.timeout_secs * 1000L;
 	long connect_ms = timeout_ms < WEBHOOK_DELIVERY_CONNECT_TIMEOUT_MS ?
 		timeout_ms : WEBHOOK_DELIVERY_CONNECT_TIMEOUT_MS;
 
@@ -792,7 +791,7 @@ static const char *transfer_setup(struct webhook_delivery *d,
 	if (t->easy == NULL)
 		return "curl_easy_init";
 	SETOPT(t->easy, CURLOPT_PRIVATE, (char *)(void *)t);
-	SETOPT(t->easy, CURLOPT_URL, d->set.webhook_url);
+	SETOPT(t->easy, CURLOPT_URL, d->set.url);
 	SETOPT(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
 	SETOPT(t->easy, CURLOPT_NOSIGNAL, 1L);
 	SETOPT(t->easy, CURLOPT_NOPROGRESS, 1L);
@@ -816,8 +815,8 @@ static const char *transfer_setup(struct webhook_delivery *d,
 	SETOPT(t->easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
 	SETOPT(t->easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(t->easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (d->ca_file[0] != '\0') {
-		SETOPT(t->easy, CURLOPT_CAINFO, d->ca_file);
+	if (d->set.ca_file[0] != '\0') {
+		SETOPT(t->easy, CURLOPT_CAINFO, d->set.ca_file);
 	}
 	SETOPT(t->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	SETOPT(t->easy, CURLOPT_TCP_KEEPIDLE, TCP_KEEPIDLE_SECS);
@@ -875,15 +874,10 @@ webhook_delivery_create(const struct webhook_delivery_config *config)
 	d->report = config->report;
 	d->random = config->random;
 	d->turn_end = config->turn_end;
-	d->max_in_flight = config->max_in_flight == 0 ?
-		WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT : config->max_in_flight;
+	d->max_in_flight = d->set.max_in_flight == 0 ?
+		WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT : d->set.max_in_flight;
 	if (d->max_in_flight > WEBHOOK_DELIVERY_MAX_IN_FLIGHT)
 		d->max_in_flight = WEBHOOK_DELIVERY_MAX_IN_FLIGHT;
-	if (config->ca_file != NULL &&
-	    strlen(config->ca_file) < sizeof(d->ca_file)) {
-		memcpy(d->ca_file, config->ca_file,
-		       strlen(config->ca_file) + 1);
-	}
 	d->curl_deadline = -1;
 	d->timer_deadline = -1;
 	d->last_sync = mono_ms();
@@ -907,7 +901,7 @@ static int parse_url(struct webhook_delivery *d)
 		set_error(d, "out of memory");
 		return -1;
 	}
-	if (curl_url_set(url, CURLUPART_URL, d->set.webhook_url, 0) !=
+	if (curl_url_set(url, CURLUPART_URL, d->set.url, 0) !=
 	    CURLUE_OK) {
 		set_error(d, "pop3_retention_webhook_url: not a valid URL");
 		goto out;
@@ -947,26 +941,30 @@ int webhook_delivery_start(struct webhook_delivery *d)
 		set_error(d, "webhook_delivery_start() called twice");
 		return -1;
 	}
-	if (d->set.webhook_url[0] == '\0') {
+	if (d->set.url[0] == '\0') {
 		set_error(d, "pop3_retention_webhook_url is not set");
 		return -1;
 	}
-	if (d->secrets.count == 0 || d->secrets.count > WEBHOOK_SECRETS_MAX) {
-		set_error(d, "no webhook secret: refusing to send unsigned "
-			  "webhooks");
-		return -1;
-	}
 	if (d->signer == NULL) {
+		if (d->secrets.count == 0 ||
+		    d->secrets.count > WEBHOOK_SECRETS_MAX) {
+			set_error(d, "no webhook secret: refusing to send "
+				  "unsigned webhooks");
+			return -1;
+		}
 		d->signer = webhook_signer_create(&d->secrets);
+		/* the signer holds digest states, not the key: its raw
+		   bytes are not kept in memory any longer than this */
+		webhook_secrets_clear(&d->secrets);
 		if (d->signer == NULL) {
 			set_error(d, "cannot set up HMAC-SHA256 signing "
 				  "(OpenSSL)");
 			return -1;
 		}
 	}
-	if (d->set.retry_schedule_count == 0 ||
-	    d->set.retry_schedule_count > RETENTION_RETRY_SCHEDULE_MAX ||
-	    d->set.webhook_timeout_secs == 0) {
+	if (d->set.retry_schedule.count == 0 ||
+	    d->set.retry_schedule.count > RETENTION_RETRY_SCHEDULE_MAX ||
+	    d->set.timeout_secs == 0) {
 		set_error(d, "invalid retry schedule or timeout");
 		return -1;
 	}
@@ -1001,8 +999,8 @@ int webhook_delivery_start(struct webhook_delivery *d)
 		}
 	}
 	webhook_spool_set_log(d->spool, spool_log_forward, d);
-	webhook_spool_set_first_delay(d->spool,
-				      (int64_t)d->set.retry_schedule[0] * 1000);
+	webhook_spool_set_first_delay(
+		d->spool, (int64_t)d->set.retry_schedule.secs[0] * 1000);
 	d->started = true;
 	delivery_log(d, WEBHOOK_LOG_INFO,
 		     "webhook delivery to %s started (%u in flight at most)",

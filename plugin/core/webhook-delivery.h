@@ -107,10 +107,11 @@ struct webhook_delivery_stats {
 };
 
 struct webhook_delivery_config {
-	/* webhook_url, allow_private, retry_schedule, webhook_timeout_secs
-	   are read; the struct is copied. */
-	const struct retention_settings *set;
-	/* copied; at least one secret */
+	/* copied; max_in_flight 0: WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT */
+	const struct webhook_settings *set;
+	/* copied; at least one secret. webhook_delivery_start() keys
+	   its signer from the copy and then wipes it: from then on the
+	   engine holds digest states only, not the keys' bytes. */
 	const struct webhook_secrets *secrets;
 	/* borrowed: opened as owner, outlives the engine. While the engine
 	   runs, the spool's log goes to the log callback below (set with
@@ -129,10 +130,6 @@ struct webhook_delivery_config {
 	/* Jitter source; NULL: an internal PRNG seeded from the clock. */
 	uint32_t (*random)(void *context);
 
-	/* 0: WEBHOOK_DELIVERY_DEFAULT_IN_FLIGHT */
-	unsigned int max_in_flight;
-	/* PEM CA bundle for TLS; NULL: the system's */
-	const char *ca_file;
 	/* false: each entry point below writes the outcomes it recorded
 	   before it returns. true: the host calls
 	   webhook_delivery_turn_end() after each turn of its loop, which

@@ -23,6 +23,8 @@
 #define SECRET_PREFIX "whsec_"
 #define SECRET_PREFIX_LEN (sizeof(SECRET_PREFIX) - 1)
 #define HMAC_SHA256_LEN 32
+/* SHA-256's block: HMAC pads its key to it */
+#define HMAC_BLOCK_LEN 64
 /* base64 of the 32-byte MAC, without the NUL */
 #define MAC_B64_LEN 44
 #define SIGNATURE_VERSION "v1,"
@@ -42,6 +44,10 @@
 #define ERROR_TOO_LONG \
 	"webhook secret is too long (at most " \
 	STR(WEBHOOK_SECRET_MAX_BYTES) " bytes of key)"
+#define ERROR_TOO_SHORT \
+	"webhook secret is too short (at least " \
+	STR(WEBHOOK_SECRET_MIN_BYTES) " bytes of key; make one with " \
+	"openssl rand -base64 32)"
 #define ERROR_BAD_BASE64 \
 	"webhook secret is not valid base64 " \
 	"(expected whsec_ followed by padded base64)"
@@ -89,22 +95,16 @@ static EVP_MAC_CTX *hmac_ctx_keyed(const void *key, size_t key_len)
 	return ctx;
 }
 
-/* The MAC of the parts under ctx's key. The MAC is streamed over the
-   parts so that signing never copies (or has to bound) the body. fresh:
-   ctx was just keyed by hmac_ctx_keyed(). Otherwise it was keyed by it
-   and maybe used since: EVP_MAC_init() with a NULL key starts a new
-   message under the same key from the precomputed inner and outer
-   states, which spares a provider lookup of SHA-256, the allocations
-   and the key schedule per signature (webhook_signer). */
-static int hmac_parts(EVP_MAC_CTX *ctx, bool fresh,
+/* The MAC of the parts under the key of ctx, just keyed by
+   hmac_ctx_keyed(). The MAC is streamed over the parts so that signing
+   never copies (or has to bound) the body. */
+static int hmac_parts(EVP_MAC_CTX *ctx,
 		      const struct hmac_part *parts, unsigned int count,
 		      unsigned char mac_r[HMAC_SHA256_LEN])
 {
 	size_t mac_len = 0;
 	unsigned int i;
 
-	if (!fresh && EVP_MAC_init(ctx, NULL, 0, NULL) != 1)
-		goto fail;
 	for (i = 0; i < count; i++) {
 		if (parts[i].len > 0 &&
 		    EVP_MAC_update(ctx, parts[i].data, parts[i].len) != 1)
@@ -131,7 +131,7 @@ static int hmac_sha256_parts(const void *key, size_t key_len,
 		OPENSSL_cleanse(mac_r, HMAC_SHA256_LEN);
 		return -1;
 	}
-	ret = hmac_parts(ctx, true, parts, count, mac_r);
+	ret = hmac_parts(ctx, parts, count, mac_r);
 	EVP_MAC_CTX_free(ctx);
 	return ret;
 }
@@ -148,10 +148,109 @@ int webhook_hmac_sha256(const void *key, size_t key_len, const void *data,
 	return hmac_sha256_parts(key, key_len, &part, 1, mac_r);
 }
 
+/* HMAC-SHA256 keyed once for a signer: the digest states after the
+   key's inner and outer pads (RFC 2104). OpenSSL's own HMAC context
+   keeps a copy of the raw key for its whole life; these states do not,
+   and the key cannot be read back from them. */
+struct hmac_key {
+	EVP_MD_CTX *inner, *outer;
+};
+
+struct webhook_signer {
+	/* one key per secret, in the secrets' order */
+	struct hmac_key keys[WEBHOOK_SECRETS_MAX];
+	/* the state a signature is computed in, copied from a key's */
+	EVP_MD_CTX *work;
+	unsigned int count;
+};
+
+static const EVP_MD *hmac_md(void)
+{
+	const EVP_MD *md = webhook_crypto_sha256();
+
+	return md != NULL ? md : EVP_sha256();
+}
+
+static void hmac_key_free(struct hmac_key *key)
+{
+	/* freeing a digest context cleanses its state */
+	EVP_MD_CTX_free(key->inner);
+	EVP_MD_CTX_free(key->outer);
+	key->inner = key->outer = NULL;
+}
+
+static int hmac_key_init(struct hmac_key *key, const unsigned char *raw,
+			 size_t raw_len)
+{
+	unsigned char block[HMAC_BLOCK_LEN], pad[HMAC_BLOCK_LEN];
+	const EVP_MD *md = hmac_md();
+	unsigned int i, len;
+	int ret = -1;
+
+	memset(block, 0, sizeof(block));
+	if (raw_len <= sizeof(block))
+		memcpy(block, raw, raw_len);
+	else if (EVP_Digest(raw, raw_len, block, &len, md, NULL) != 1)
+		goto out;
+	key->inner = EVP_MD_CTX_new();
+	key->outer = EVP_MD_CTX_new();
+	if (key->inner == NULL || key->outer == NULL)
+		goto out;
+	for (i = 0; i < sizeof(pad); i++)
+		pad[i] = block[i] ^ 0x36;
+	if (EVP_DigestInit_ex(key->inner, md, NULL) != 1 ||
+	    EVP_DigestUpdate(key->inner, pad, sizeof(pad)) != 1)
+		goto out;
+	for (i = 0; i < sizeof(pad); i++)
+		pad[i] = block[i] ^ 0x5c;
+	if (EVP_DigestInit_ex(key->outer, md, NULL) != 1 ||
+	    EVP_DigestUpdate(key->outer, pad, sizeof(pad)) != 1)
+		goto out;
+	ret = 0;
+out:
+	OPENSSL_cleanse(block, sizeof(block));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	if (ret < 0)
+		hmac_key_free(key);
+	return ret;
+}
+
+/* The MAC of the parts under key, computed in work. */
+static int hmac_key_parts(const struct hmac_key *key, EVP_MD_CTX *work,
+			  const struct hmac_part *parts, unsigned int count,
+			  unsigned char mac_r[HMAC_SHA256_LEN])
+{
+	unsigned char inner[HMAC_SHA256_LEN];
+	unsigned int i, len = 0;
+	int ret = -1;
+
+	if (EVP_MD_CTX_copy_ex(work, key->inner) != 1)
+		goto out;
+	for (i = 0; i < count; i++) {
+		if (parts[i].len > 0 &&
+		    EVP_DigestUpdate(work, parts[i].data, parts[i].len) != 1)
+			goto out;
+	}
+	if (EVP_DigestFinal_ex(work, inner, &len) != 1 ||
+	    len != HMAC_SHA256_LEN ||
+	    EVP_MD_CTX_copy_ex(work, key->outer) != 1 ||
+	    EVP_DigestUpdate(work, inner, sizeof(inner)) != 1 ||
+	    EVP_DigestFinal_ex(work, mac_r, &len) != 1 ||
+	    len != HMAC_SHA256_LEN)
+		goto out;
+	ret = 0;
+out:
+	OPENSSL_cleanse(inner, sizeof(inner));
+	if (ret < 0)
+		OPENSSL_cleanse(mac_r, HMAC_SHA256_LEN);
+	return ret;
+}
+
 /* base64 of HMAC-SHA256(key, "msg_id.timestamp.body"), NUL-terminated:
-   under ctx (hmac_parts()) or, with ctx NULL, under secret's key */
+   under the signer's key idx or, with signer NULL, under secret's key */
 static int signature_compute(const struct webhook_secret *secret,
-			     EVP_MAC_CTX *ctx, bool fresh,
+			     const struct webhook_signer *signer,
+			     unsigned int idx,
 			     const char *msg_id, int64_t timestamp,
 			     const void *body, size_t body_len,
 			     char b64_r[MAC_B64_LEN + 1])
@@ -172,9 +271,10 @@ static int signature_compute(const struct webhook_secret *secret,
 	parts[2] = (struct hmac_part){ ts_str, (size_t)len };
 	parts[3] = (struct hmac_part){ ".", 1 };
 	parts[4] = (struct hmac_part){ body, body_len };
-	if (ctx != NULL)
-		ret = hmac_parts(ctx, fresh, parts, 5, mac);
-	else
+	if (signer != NULL) {
+		ret = hmac_key_parts(&signer->keys[idx], signer->work, parts,
+				     5, mac);
+	} else
 		ret = hmac_sha256_parts(secret->key, secret->key_len, parts,
 					5, mac);
 	if (ret < 0)
@@ -188,11 +288,6 @@ static int signature_compute(const struct webhook_secret *secret,
 	return 0;
 }
 
-struct webhook_signer {
-	/* one keyed context per secret, in the secrets' order */
-	EVP_MAC_CTX *ctx[WEBHOOK_SECRETS_MAX];
-	unsigned int count;
-};
 
 /* The header from one signature per secret: under the signer's contexts
    if signer is not NULL, else under the secrets' keys. */
@@ -209,12 +304,12 @@ static int sign_header(const struct webhook_secrets *secrets,
 	count = signer != NULL ? signer->count : secrets->count;
 	for (i = 0; i < count; i++) {
 		if (signer != NULL) {
-			ret = signature_compute(NULL, signer->ctx[i], false,
-						msg_id, timestamp, body,
-						body_len, b64);
+			ret = signature_compute(NULL, signer, i, msg_id,
+						timestamp, body, body_len,
+						b64);
 		} else {
 			ret = signature_compute(&secrets->secrets[i], NULL,
-						false, msg_id, timestamp, body,
+						0, msg_id, timestamp, body,
 						body_len, b64);
 		}
 		if (ret < 0) {
@@ -260,16 +355,15 @@ webhook_signer_create(const struct webhook_secrets *secrets)
 	signer = calloc(1, sizeof(*signer));
 	if (signer == NULL)
 		return NULL;
-	for (i = 0; i < secrets->count; i++) {
-		if (secrets->secrets[i].key_len > WEBHOOK_SECRET_MAX_BYTES)
-			break;
-		signer->ctx[i] = hmac_ctx_keyed(secrets->secrets[i].key,
-						secrets->secrets[i].key_len);
-		if (signer->ctx[i] == NULL)
+	signer->work = EVP_MD_CTX_new();
+	for (i = 0; signer->work != NULL && i < secrets->count; i++) {
+		if (secrets->secrets[i].key_len > WEBHOOK_SECRET_MAX_BYTES ||
+		    hmac_key_init(&signer->keys[i], secrets->secrets[i].key,
+				  secrets->secrets[i].key_len) < 0)
 			break;
 		signer->count++;
 	}
-	if (signer->count != secrets->count)
+	if (signer->work == NULL || signer->count != secrets->count)
 		webhook_signer_destroy(&signer);
 	return signer;
 }
@@ -292,9 +386,9 @@ void webhook_signer_destroy(struct webhook_signer **signer)
 
 	if (*signer == NULL)
 		return;
-	/* freeing a context cleanses the key schedule it holds */
 	for (i = 0; i < (*signer)->count; i++)
-		EVP_MAC_CTX_free((*signer)->ctx[i]);
+		hmac_key_free(&(*signer)->keys[i]);
+	EVP_MD_CTX_free((*signer)->work);
 	free(*signer);
 	*signer = NULL;
 }
@@ -310,7 +404,7 @@ int webhook_verify(const struct webhook_secret *secret, const char *msg_id,
 	if (secret == NULL || msg_id == NULL || header == NULL ||
 	    (body == NULL && body_len > 0))
 		return -1;
-	if (signature_compute(secret, NULL, false, msg_id, timestamp, body,
+	if (signature_compute(secret, NULL, 0, msg_id, timestamp, body,
 			      body_len, expected) < 0)
 		return -1;
 
@@ -402,6 +496,11 @@ int webhook_secret_parse(const char *text, struct webhook_secret *secret_r,
 	if ((size_t)decoded_len > WEBHOOK_SECRET_MAX_BYTES) {
 		OPENSSL_cleanse(decoded, sizeof(decoded));
 		*error_r = ERROR_TOO_LONG;
+		return -1;
+	}
+	if ((size_t)decoded_len < WEBHOOK_SECRET_MIN_BYTES) {
+		OPENSSL_cleanse(decoded, sizeof(decoded));
+		*error_r = ERROR_TOO_SHORT;
 		return -1;
 	}
 	memcpy(secret_r->key, decoded, (size_t)decoded_len);

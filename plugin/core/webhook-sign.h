@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 /* The spec asks for 24..64 random bytes; accept a little more so that
-   secrets from other generators still work. */
+   secrets from other generators still work, but never less: a shorter
+   key can be guessed offline from one signed request. */
+#define WEBHOOK_SECRET_MIN_BYTES 24
 #define WEBHOOK_SECRET_MAX_BYTES 128
 #define WEBHOOK_SECRETS_MAX 2
 /* "v1," + base64(32 bytes) = 3 + 44 */
@@ -30,8 +32,10 @@ struct webhook_secrets {
 
 /* Decode one "whsec_…" secret (the prefix is optional, as in the
    reference libraries). The rest must be padded standard base64 with no
-   whitespace. Returns 0, or -1 with a static reason in error_r (which
-   never contains the secret); secret_r is wiped on error. */
+   whitespace, and decode to WEBHOOK_SECRET_MIN_BYTES..
+   WEBHOOK_SECRET_MAX_BYTES bytes. Returns 0, or -1 with a static reason
+   in error_r (which never contains the secret); secret_r is wiped on
+   error. */
 int webhook_secret_parse(const char *text, struct webhook_secret *secret_r,
 			 const char **error_r);
 
@@ -60,16 +64,17 @@ int webhook_sign(const struct webhook_secrets *secrets, const char *msg_id,
 		 int64_t timestamp, const void *body, size_t body_len,
 		 char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE]);
 
-/* The same signatures as webhook_sign(), from contexts keyed once
-   (OpenSSL's HMAC keeps the key's inner and outer states; each
-   signature starts from them): for a delivery engine that signs every
-   request under the same secrets. Not thread-safe: one signer per
-   thread. */
+/* The same signatures as webhook_sign(), from keys prepared once
+   (the SHA-256 states after each key's inner and outer pad; each
+   signature starts from copies of them): for a delivery engine that
+   signs every request under the same secrets. Not thread-safe: one
+   signer per thread. */
 struct webhook_signer;
 
 /* Returns NULL when there is no secret, a key is too long, or on an
    OpenSSL or allocation failure. The signer keeps no copy of the
-   secrets' bytes, only OpenSSL's key schedule. */
+   secrets' bytes (the key cannot be read back from the digest states),
+   so the caller may wipe them right after. */
 struct webhook_signer *
 webhook_signer_create(const struct webhook_secrets *secrets);
 
@@ -78,7 +83,7 @@ int webhook_signer_sign(struct webhook_signer *signer, const char *msg_id,
 			int64_t timestamp, const void *body, size_t body_len,
 			char header_r[WEBHOOK_SIGNATURE_HEADER_SIZE]);
 
-/* Free (cleansing the key schedules), NULL the pointer; *signer may be
+/* Free (cleansing the digest states), NULL the pointer; *signer may be
    NULL. */
 void webhook_signer_destroy(struct webhook_signer **signer);
 

@@ -32,6 +32,7 @@
 #include "pop3-retention-common.h"
 #include "pop3-retention-lock.h"
 #include "pop3-retention-mailbox.h"
+#include "pop3-retention-pending.h"
 #include "pop3-retention-protocol.h"
 
 #include "retention-event.h"
@@ -351,6 +352,7 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 	struct file_lock *lock;
 	const char *error;
 	unsigned int hidden;
+	bool commit;
 	int ret;
 
 	/* every POP3 session holds the retention lock shared, whatever
@@ -386,7 +388,10 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 	/* no UPDATE plan was applied, so end() cannot fail */
 	(void)retention_session_end(session, TRUE, &stats);
 
-	if (cu.puser->set.dry_run || stats.removed + stats.retained == 0) {
+	commit = !cu.puser->set.dry_run && stats.removed + stats.retained > 0;
+	if (commit)
+		pop3_retention_mbox_prepare_commit(cu.mbox);
+	if (!commit) {
 		/* dry run: the events go out as if, marked dry_run */
 		mailbox_transaction_rollback(&cu.trans);
 		pop3_retention_mbox_release_events(cu.mbox, TRUE);
@@ -400,6 +405,7 @@ static int sweep_user(struct pop3_retention_cmd_context *pctx,
 		stats.removed = stats.retained = 0;
 		ret = -1;
 	} else {
+		pop3_retention_test_kill_point("sweep-after-commit");
 		pop3_retention_mbox_release_events(cu.mbox, TRUE);
 		if (stats.removed > 0 && mailbox_sync(cu.box, 0) < 0) {
 			/* the expunges are committed; the next sync
@@ -708,6 +714,64 @@ static int flush_list(const char *new_dir, ARRAY_TYPE(const_string) *names,
 	return 0;
 }
 
+/* The user an outbox line ("<created_ms> TAB <event fields>") names,
+   or NULL if the line does not decode (the service refuses it). */
+static const char *outbox_line_user(const char *line)
+{
+	struct retention_event event;
+	const char *p = strchr(line, '\t'), *error;
+
+	if (p == NULL ||
+	    retention_event_decode(t_strdup_noconst(p + 1), &event,
+				   &error) < 0)
+		return NULL;
+	return event.user;
+}
+
+/* Move new/<name> to rejected/<name>: nothing of it is sent, and the
+   next flush does not trip over it again. */
+static void outbox_set_aside(const char *new_dir, const char *name,
+			     const char *why)
+{
+	const char *dir, *from, *to;
+
+	dir = t_strconcat(new_dir, "/../" POP3_RETENTION_OUTBOX_REJECTED,
+			  NULL);
+	from = t_strconcat(new_dir, "/", name, NULL);
+	to = t_strconcat(dir, "/", name, NULL);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		i_error("pop3-retention: mkdir(%s) failed: %m", dir);
+		return;
+	}
+	if (rename(from, to) < 0) {
+		i_error("pop3-retention: rename(%s, %s) failed: %m", from, to);
+		return;
+	}
+	i_error("pop3-retention: %s: set aside in %s, none of its events is "
+		"sent", why, to);
+}
+
+/* Does every line of an outbox file name the outbox's owner? A user
+   who can write the outbox (a shell or SFTP login) must not get events
+   about others signed. */
+static bool outbox_lines_are_owners(const char *path,
+				    const char *const *lines,
+				    const char *username, const char **why_r)
+{
+	const char *user;
+
+	for (; *lines != NULL; lines++) {
+		user = outbox_line_user(*lines);
+		if (user != NULL && strcmp(user, username) != 0) {
+			*why_r = t_strdup_printf(
+				"%s holds an event of user %s, not %s", path,
+				str_sanitize(user, 64), username);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 /* Send the events of one batch of outbox files and unlink each file
    whose every event the service acknowledged (a file with a refused
    event stays whole: the acknowledged ones in it are sent again with
@@ -715,8 +779,9 @@ static int flush_list(const char *new_dir, ARRAY_TYPE(const_string) *names,
    *kept. Returns 0, or -1 with error_r when the connection failed
    (then *unsent_r counts the events of the batch not acknowledged). */
 static int flush_batch(struct service_client *service, const char *new_dir,
-		       const char *const *names, unsigned int count,
-		       unsigned int *flushed, unsigned int *kept,
+		       const char *username, const char *const *names,
+		       unsigned int count, unsigned int *flushed,
+		       unsigned int *kept, unsigned int *set_aside,
 		       unsigned int *unsent_r, const char **error_r)
 {
 	ARRAY(struct flush_file) files;
@@ -724,7 +789,7 @@ static int flush_batch(struct service_client *service, const char *new_dir,
 	struct flush_file *ff;
 	struct flush_event *fe, *found;
 	string_t *str = t_str_new(4096);
-	const char *path, *line, *const *args, *const *lines, *error;
+	const char *path, *line, *const *args, *const *lines, *error, *why;
 	unsigned int i, seq = 0, waiting = 0;
 	int ret;
 
@@ -736,6 +801,14 @@ static int flush_batch(struct service_client *service, const char *new_dir,
 		ret = pop3_retention_outbox_read(path, &lines, &error);
 		if (ret == 0)
 			continue; /* flushed by someone else meanwhile */
+		if (ret == -2 ||
+		    (ret > 0 && !outbox_lines_are_owners(path, lines, username,
+							 &why))) {
+			outbox_set_aside(new_dir, names[i],
+					 ret == -2 ? error : why);
+			(*set_aside)++;
+			continue;
+		}
 		if (ret < 0) {
 			/* left for the admin to look at */
 			i_error("pop3-retention: %s", error);
@@ -844,7 +917,8 @@ static int cmd_flush_run(struct doveadm_mail_cmd_context *ctx,
 	ARRAY_TYPE(const_string) names;
 	const char *outbox_dir, *new_dir, *socket_path, *error;
 	const char *const *all;
-	unsigned int i, count, n, flushed = 0, kept = 0, unsent;
+	unsigned int i, count, n, flushed = 0, kept = 0, set_aside = 0;
+	unsigned int unsent;
 	int ret = 0, fd;
 
 	outbox_dir = t_strconcat(mailbox_list_get_root_forced(
@@ -878,8 +952,10 @@ static int cmd_flush_run(struct doveadm_mail_cmd_context *ctx,
 	for (i = 0; i < count; i += n) {
 		n = I_MIN(count - i, FLUSH_BATCH_MAX);
 		T_BEGIN {
-			ret = flush_batch(pctx->service, new_dir, all + i, n,
-					  &flushed, &kept, &unsent, &error);
+			ret = flush_batch(pctx->service, new_dir,
+					  user->username, all + i, n,
+					  &flushed, &kept, &set_aside,
+					  &unsent, &error);
 			if (ret < 0)
 				error = p_strdup(ctx->pool, error);
 		} T_END;
@@ -904,10 +980,12 @@ static int cmd_flush_run(struct doveadm_mail_cmd_context *ctx,
 			i_close_fd(&fd);
 		}
 	}
-	if (kept > 0 && ret == 0)
+	if ((kept > 0 || set_aside > 0) && ret == 0)
 		doveadm_mail_failed_error(ctx, MAIL_ERROR_TEMP);
 	flush_print_row(flushed, kept);
-	return ret < 0 || kept > 0 ? -1 : 0;
+	/* a connection per user: the service drops idle ones */
+	service_client_close(&pctx->service);
+	return ret < 0 || kept > 0 || set_aside > 0 ? -1 : 0;
 }
 
 static void cmd_flush_init(struct doveadm_mail_cmd_context *ctx ATTR_UNUSED,

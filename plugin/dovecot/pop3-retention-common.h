@@ -45,6 +45,11 @@ int pop3_retention_settings_load(struct mail_user *user,
 /* Nothing to enforce (see struct pop3_retention_user). */
 bool pop3_retention_settings_passive(const struct retention_settings *set);
 
+/* The user's outbox directory (POP3_RETENTION_OUTBOX_DIR under the
+   INBOX namespace's index root; data stack), NULL without an INBOX
+   namespace. */
+const char *pop3_retention_user_outbox_dir(struct mail_user *user);
+
 /* The user's event hand-off to the pop3-retention service, created on
    first use; NULL when no webhook URL is configured. Freed by
    pop3_retention_user_events_deinit(). */

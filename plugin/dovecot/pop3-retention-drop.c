@@ -6,10 +6,14 @@
 #include "hash.h"
 #include "str.h"
 #include "strnum.h"
+#include "str-sanitize.h"
+#include "hex-binary.h"
+#include "randgen.h"
 #include "ioloop.h"
 #include "pop3-retention-protocol.h"
 #include "pop3-retention-drop.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -33,10 +37,31 @@
 /* One read: at least a whole line of the longest kind. */
 #define DROP_READ_SIZE (POP3_RETENTION_PROTOCOL_LINE_MAX * 2)
 #define DROP_MAGIC_LEN (sizeof(POP3_RETENTION_DROP_MAGIC) - 1)
+/* A bigger drop file is not read: a session's events are far below
+   it (an event line is well under 8 KiB). */
+#define DROP_FILE_MAX (64 * 1024 * 1024)
+/* A file of at least this size with less than half of it in blocks is
+   sparse (a producer writes every byte): not read. */
+#define DROP_SPARSE_MIN (1024 * 1024)
+/* What is kept of rejected lines: per drop file, and in all of the
+   rejected directory. */
+#define DROP_REJECTED_FILE_MAX (64 * 1024)
+#define DROP_REJECTED_TOTAL_MAX (4 * 1024 * 1024)
+/* Rejected lines logged per drop file (then one line saying so). */
+#define DROP_REJECT_LOG_PER_FILE 10
+/* Lines the reader logs about what producers put in the directory, per
+   minute (then one line counting the rest). */
+#define DROP_LOG_PER_MINUTE 100
 
 struct drop_file {
 	char *name;
 	int fd;
+	/* its owner: the user its events must name (see the header) */
+	uid_t uid;
+	/* rejected lines logged */
+	unsigned int rejects_logged;
+	/* its rejected file is full */
+	bool rejects_full;
 	/* the events before this offset are in a committed spool batch */
 	off_t committed;
 	/* the events before this offset were handed to the service */
@@ -49,6 +74,8 @@ struct drop_file {
 	bool done;
 	/* named by the inotify events being handled */
 	bool touched;
+	/* grew past DROP_FILE_MAX: not read further, left alone */
+	bool skipped;
 };
 
 struct drop_reader {
@@ -58,7 +85,8 @@ struct drop_reader {
 	void *context;
 
 	int dir_fd;
-	/* POP3_RETENTION_DROP_ALIVE, locked while this reader runs */
+	/* POP3_RETENTION_DROP_ALIVE, write-locked while this reader
+	   runs */
 	int alive_fd;
 	int inotify_fd;
 	struct io *io;
@@ -71,6 +99,11 @@ struct drop_reader {
 	HASH_TABLE(char *, struct drop_file *) files;
 
 	unsigned char *buf;
+	/* bytes in rejected_dir */
+	uoff_t rejected_total;
+	/* DROP_LOG_PER_MINUTE: the minute and its lines */
+	time_t log_minute;
+	unsigned int log_lines, log_dropped;
 	/* the spool refused an append: wait for to_retry */
 	bool blocked;
 	/* inside a read of the files: committed() must not remove them */
@@ -115,14 +148,112 @@ void drop_dir_prepare(const char *dir, const char *socket_path, uid_t uid,
 		i_fatal("chmod(%s) failed: %m", dir);
 }
 
-/* ---- lines that are not events ---- */
+/* ---- what producers put in the directory ---- */
+
+/* Log (as an error) what a producer did, at most DROP_LOG_PER_MINUTE
+   lines a minute: whoever may write to the directory must not be able
+   to flood the log. */
+static void ATTR_FORMAT(2, 3)
+drop_log(struct drop_reader *r, const char *fmt, ...)
+{
+	va_list args;
+
+	if (ioloop_time / 60 != r->log_minute) {
+		if (r->log_dropped > 0) {
+			e_error(r->event, "%u more messages about the drop "
+				"directory %s were not logged (at most %u a "
+				"minute)", r->log_dropped, r->dir,
+				DROP_LOG_PER_MINUTE);
+		}
+		r->log_minute = ioloop_time / 60;
+		r->log_lines = 0;
+		r->log_dropped = 0;
+	}
+	if (r->log_lines >= DROP_LOG_PER_MINUTE) {
+		r->log_dropped++;
+		return;
+	}
+	r->log_lines++;
+	va_start(args, fmt);
+	T_BEGIN {
+		e_error(r->event, "%s", t_strdup_vprintf(fmt, args));
+	} T_END;
+	va_end(args);
+}
+
+/* Is name of the form producers give their files,
+   "<unix time>.<pid>.<16 lower-case hex digits>"? Others are not read,
+   and their names are not logged as they are. */
+static bool drop_name_is_valid(const char *name)
+{
+	unsigned int part, n;
+
+	for (part = 0; part < 2; part++) {
+		n = 0;
+		while (i_isdigit(*name)) {
+			name++;
+			n++;
+		}
+		if (n == 0 || n > 20 || *name++ != '.')
+			return FALSE;
+	}
+	for (n = 0; n < 16; n++, name++) {
+		if (!i_isdigit(*name) && (*name < 'a' || *name > 'f'))
+			return FALSE;
+	}
+	return *name == '\0';
+}
+
+/* Keep a line that is not an event in the rejected file, within
+   DROP_REJECTED_FILE_MAX for the file and DROP_REJECTED_TOTAL_MAX for
+   them all. */
+static void reject_keep(struct drop_reader *r, struct drop_file *f,
+			const void *data, size_t size, const char *path)
+{
+	struct stat st;
+	int fd;
+
+	if (r->rejected_total + size + 1 > DROP_REJECTED_TOTAL_MAX) {
+		f->rejects_full = TRUE;
+		drop_log(r, "The rejected lines in %s reached %u bytes: "
+			 "further lines of this file are not kept",
+			 r->rejected_dir, DROP_REJECTED_TOTAL_MAX);
+		return;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW |
+		  O_CLOEXEC, 0600);
+	if (fd == -1) {
+		e_error(r->event, "open(%s) failed: %m", path);
+		return;
+	}
+	if (fstat(fd, &st) < 0) {
+		e_error(r->event, "fstat(%s) failed: %m", path);
+		i_close_fd(&fd);
+		return;
+	}
+	if ((uoff_t)st.st_size + size + 1 > DROP_REJECTED_FILE_MAX) {
+		f->rejects_full = TRUE;
+		drop_log(r, "Drop file %s/%s: %s holds %u bytes: further "
+			 "lines of this file are not kept", r->dir, f->name,
+			 path, DROP_REJECTED_FILE_MAX);
+		i_close_fd(&fd);
+		return;
+	}
+	if (write(fd, data, size) != (ssize_t)size || write(fd, "\n", 1) != 1)
+		e_error(r->event, "write(%s) failed: %m", path);
+	else
+		r->rejected_total += size + 1;
+	i_close_fd(&fd);
+}
 
 static void reject(struct drop_reader *r, struct drop_file *f,
 		   const void *data, size_t size, const char *reason)
 {
 	const char *path;
-	int fd;
 
+	if (f->rejects_full &&
+	    f->rejects_logged > DROP_REJECT_LOG_PER_FILE)
+		return;
 	if (!r->rejected_dir_made) {
 		if (mkdir(r->rejected_dir, 0700) < 0 && errno != EEXIST) {
 			e_error(r->event, "mkdir(%s) failed: %m",
@@ -131,16 +262,57 @@ static void reject(struct drop_reader *r, struct drop_file *f,
 		r->rejected_dir_made = TRUE;
 	}
 	path = t_strdup_printf("%s/%s", r->rejected_dir, f->name);
-	e_error(r->event, "Drop file %s/%s: not an event (%s): the line is "
-		"kept in %s", r->dir, f->name, reason, path);
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd == -1) {
-		e_error(r->event, "open(%s) failed: %m", path);
-		return;
+	if (f->rejects_logged < DROP_REJECT_LOG_PER_FILE) {
+		drop_log(r, "Drop file %s/%s: not an event (%s): the line "
+			 "is kept in %s", r->dir, f->name, reason, path);
+	} else if (f->rejects_logged == DROP_REJECT_LOG_PER_FILE) {
+		drop_log(r, "Drop file %s/%s: further rejected lines are "
+			 "not logged", r->dir, f->name);
 	}
-	if (write(fd, data, size) != (ssize_t)size || write(fd, "\n", 1) != 1)
-		e_error(r->event, "write(%s) failed: %m", path);
-	i_close_fd(&fd);
+	if (f->rejects_logged <= DROP_REJECT_LOG_PER_FILE)
+		f->rejects_logged++;
+	if (!f->rejects_full)
+		reject_keep(r, f, data, size, path);
+}
+
+/* The bytes in the rejected directory, for DROP_REJECTED_TOTAL_MAX. */
+static uoff_t drop_rejected_size(const char *dir)
+{
+	struct dirent *d;
+	struct stat st;
+	uoff_t total = 0;
+	DIR *dirp;
+
+	dirp = opendir(dir);
+	if (dirp == NULL)
+		return 0;
+	while ((d = readdir(dirp)) != NULL) {
+		if (fstatat(dirfd(dirp), d->d_name, &st,
+			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+			total += (uoff_t)st.st_size;
+	}
+	(void)closedir(dirp);
+	return total;
+}
+
+/* Is the file too big to be a producer's, or sparse? Logged. */
+static bool drop_file_size_refused(struct drop_reader *r, const char *name,
+				   const struct stat *st)
+{
+	if (st->st_size > DROP_FILE_MAX) {
+		drop_log(r, "Drop file %s/%s is larger than %u bytes: not "
+			 "read, left alone", r->dir, name, DROP_FILE_MAX);
+		return TRUE;
+	}
+	if (st->st_size >= DROP_SPARSE_MIN &&
+	    (uoff_t)st->st_blocks * 512 < (uoff_t)st->st_size / 2) {
+		drop_log(r, "Drop file %s/%s is sparse (%lld bytes, %lld in "
+			 "blocks): not read, left alone", r->dir, name,
+			 (long long)st->st_size,
+			 (long long)st->st_blocks * 512);
+		return TRUE;
+	}
+	return FALSE;
 }
 
 /* ---- the files ---- */
@@ -163,6 +335,12 @@ static struct drop_file *drop_file_get(struct drop_reader *r,
 	f = hash_table_lookup(r->files, name);
 	if (f != NULL || name[0] == '.' || name[0] == '\0')
 		return f;
+	if (!drop_name_is_valid(name)) {
+		/* never opened; the name only sanitized and capped */
+		drop_log(r, "%s holds a file whose name is not a drop file's "
+			 "(\"%s\"): ignored", r->dir, str_sanitize(name, 40));
+		return NULL;
+	}
 	fd = openat(r->dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
 		    O_CLOEXEC);
 	if (fd == -1) {
@@ -175,19 +353,34 @@ static struct drop_file *drop_file_get(struct drop_reader *r,
 	/* nothing but a producer's own file: a hard link to another file
 	   is not read (nor removed) */
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-		e_error(r->event, "%s/%s is not a drop file (not a regular "
-			"file with one link): left alone", r->dir, name);
+		drop_log(r, "%s/%s is not a drop file (not a regular "
+			 "file with one link): left alone", r->dir, name);
+		i_close_fd(&fd);
+		return NULL;
+	}
+	if (drop_file_size_refused(r, name, &st)) {
 		i_close_fd(&fd);
 		return NULL;
 	}
 	f = i_new(struct drop_file, 1);
 	f->name = i_strdup(name);
 	f->fd = fd;
+	f->uid = st.st_uid;
 	/* read from its start: after a restart, the events already in the
 	   spool are skipped there (their webhook-ids are held) */
 	f->committed = f->read = 0;
 	hash_table_insert(r->files, f->name, f);
 	return f;
+}
+
+/* Move past n bytes that brought no event (a rejected line): when
+   nothing before them waits for a commit, there is nothing to wait for,
+   so a file of nothing but rejected lines is removed too. */
+static void drop_file_skip(struct drop_file *f, off_t n)
+{
+	if (f->committed == f->read)
+		f->committed += n;
+	f->read += n;
 }
 
 /* Hand the complete lines from f->read on to the service. Returns -1 if
@@ -201,6 +394,13 @@ static int drop_file_read_lines(struct drop_reader *r, struct drop_file *f)
 	int ret;
 
 	for (;;) {
+		if (f->read > DROP_FILE_MAX) {
+			drop_log(r, "Drop file %s/%s is larger than %u bytes: "
+				 "not read further, left alone", r->dir,
+				 f->name, DROP_FILE_MAX);
+			f->skipped = TRUE;
+			return 0;
+		}
 		n = pread(f->fd, r->buf, DROP_READ_SIZE, f->read);
 		if (n < 0) {
 			e_error(r->event, "pread(%s/%s) failed: %m", r->dir,
@@ -220,7 +420,7 @@ static int drop_file_read_lines(struct drop_reader *r, struct drop_file *f)
 			    memcmp(data, POP3_RETENTION_DROP_MAGIC,
 				   DROP_MAGIC_LEN) == 0) {
 				pos = DROP_MAGIC_LEN;
-				f->read = (off_t)pos;
+				drop_file_skip(f, (off_t)pos);
 			}
 		}
 		while ((nl = memchr(data + pos, '\n', size - pos)) != NULL) {
@@ -231,7 +431,7 @@ static int drop_file_read_lines(struct drop_reader *r, struct drop_file *f)
 					ret = 0;
 				} else {
 					ret = r->cb.event(t_strndup(data + pos,
-								    len),
+								    len), f->uid,
 							  &reason, r->context);
 				}
 				if (ret == 0) {
@@ -243,14 +443,17 @@ static int drop_file_read_lines(struct drop_reader *r, struct drop_file *f)
 				return -1;
 			}
 			pos += len + 1;
-			f->read += (off_t)(len + 1);
+			if (ret == 0)
+				drop_file_skip(f, (off_t)(len + 1));
+			else
+				f->read += (off_t)(len + 1);
 		}
 		if (pos == 0 && size == DROP_READ_SIZE) {
 			/* no LF in a whole buffer */
 			reject(r, f, data, size, t_strdup_printf(
 				"a line longer than %u bytes",
 				POP3_RETENTION_PROTOCOL_LINE_MAX));
-			f->read += (off_t)size;
+			drop_file_skip(f, (off_t)size);
 			continue;
 		}
 		if (size < DROP_READ_SIZE)
@@ -264,10 +467,10 @@ static void drop_file_read(struct drop_reader *r, struct drop_file *f)
 	struct stat st;
 	bool have_st = FALSE;
 
-	if (f->done || r->blocked)
+	if (f->done || f->skipped || r->blocked)
 		return;
 	for (;;) {
-		if (drop_file_read_lines(r, f) < 0)
+		if (drop_file_read_lines(r, f) < 0 || f->skipped)
 			return;
 		if (f->complete)
 			break;
@@ -308,7 +511,7 @@ static void drop_file_read(struct drop_reader *r, struct drop_file *f)
 			reject(r, f, r->buf, (size_t)n,
 			       "an unterminated last line");
 		}
-		f->read = st.st_size;
+		drop_file_skip(f, st.st_size - f->read);
 	}
 	f->done = TRUE;
 }
@@ -492,6 +695,53 @@ static void drop_reader_update_mode(struct drop_reader *r)
 
 /* ---- API ---- */
 
+/* A new POP3_RETENTION_DROP_ALIVE, write-locked: created under a random
+   name (others cannot list the directory), locked, then renamed over
+   whatever .alive is there (the directory's sticky bit lets only its
+   owner, this service, replace it). So no other process holds a lock
+   on it, or can take one (others may only read it), and nothing here
+   waits for a lock. Returns the fd. Fatal on errors. */
+static int drop_alive_create(struct drop_reader *r)
+{
+	unsigned char rand[8];
+	const char *tmp;
+	struct flock fl;
+	unsigned int try;
+	int fd;
+
+	for (try = 0;; try++) {
+		random_fill(rand, sizeof(rand));
+		tmp = t_strdup_printf("%s.%s", POP3_RETENTION_DROP_ALIVE,
+				      binary_to_hex(rand, sizeof(rand)));
+		fd = openat(r->dir_fd, tmp, O_RDWR | O_CREAT | O_EXCL |
+			    O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd == -1)
+			i_fatal("open(%s/%s) failed: %m", r->dir, tmp);
+		i_zero(&fl);
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(fd, F_SETLK, &fl) == 0)
+			break;
+		/* somebody guessed the name and holds a read lock */
+		e_error(r->event, "fcntl(%s/%s, F_SETLK) failed: %m", r->dir,
+			tmp);
+		i_close_fd(&fd);
+		(void)unlinkat(r->dir_fd, tmp, 0);
+		if (try == 2)
+			i_fatal("Cannot lock a new %s/%s", r->dir, tmp);
+	}
+	/* producers read it; only this service may write it, so only this
+	   service can hold a write lock on it */
+	if (fchmod(fd, POP3_RETENTION_DROP_ALIVE_MODE) < 0)
+		i_fatal("fchmod(%s/%s) failed: %m", r->dir, tmp);
+	if (renameat(r->dir_fd, tmp, r->dir_fd,
+		     POP3_RETENTION_DROP_ALIVE) < 0) {
+		i_fatal("rename(%s/%s, %s) failed: %m", r->dir, tmp,
+			POP3_RETENTION_DROP_ALIVE);
+	}
+	return fd;
+}
+
 static void drop_reader_first_read(struct drop_reader *r)
 {
 	timeout_remove(&r->to_start);
@@ -508,7 +758,6 @@ drop_reader_init(const char *dir, const char *rejected_dir,
 		 void *context)
 {
 	struct drop_reader *r;
-	struct stat st;
 
 	r = i_new(struct drop_reader, 1);
 	r->event = event;
@@ -518,33 +767,14 @@ drop_reader_init(const char *dir, const char *rejected_dir,
 	r->cb = *callbacks;
 	r->context = context;
 	r->buf = i_malloc(DROP_READ_SIZE);
+	r->rejected_total = drop_rejected_size(rejected_dir);
 	hash_table_create(&r->files, default_pool, 64, str_hash, strcmp);
 	r->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (r->dir_fd == -1)
 		i_fatal("open(%s) failed: %m", dir);
 	/* tells producers that somebody reads the files: without it they
 	   use their outboxes (see pop3-retention-protocol.h) */
-	r->alive_fd = openat(r->dir_fd, POP3_RETENTION_DROP_ALIVE,
-			     O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-			     POP3_RETENTION_DROP_FILE_MODE);
-	if (r->alive_fd == -1) {
-		i_fatal("open(%s/%s) failed: %m", dir,
-			POP3_RETENTION_DROP_ALIVE);
-	}
-	if (fstat(r->alive_fd, &st) < 0) {
-		i_fatal("fstat(%s/%s) failed: %m", dir,
-			POP3_RETENTION_DROP_ALIVE);
-	}
-	if ((st.st_mode & 07777) != POP3_RETENTION_DROP_FILE_MODE &&
-	    fchmod(r->alive_fd, POP3_RETENTION_DROP_FILE_MODE) < 0) {
-		/* producers that cannot read it use their outboxes */
-		e_error(event, "fchmod(%s/%s) failed: %m", dir,
-			POP3_RETENTION_DROP_ALIVE);
-	}
-	if (flock(r->alive_fd, LOCK_EX) < 0) {
-		i_fatal("flock(%s/%s) failed: %m", dir,
-			POP3_RETENTION_DROP_ALIVE);
-	}
+	r->alive_fd = drop_alive_create(r);
 	r->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (r->inotify_fd == -1)
 		i_fatal("inotify_init1() failed: %m");

@@ -20,11 +20,13 @@ struct drop_reader;
 
 struct drop_reader_callbacks {
 	/* One event line, "<created_ms> TAB <event fields>" without the
-	   LF. Returns 1 if the event was appended to the spool (the reader
-	   then waits for committed()), 0 if it is refused for good
-	   (*reason_r: the line is kept aside in the rejected file), -1 if
-	   it cannot be appended now (the reader retries it later). */
-	int (*event)(const char *line, const char **reason_r, void *context);
+	   LF, from a file owned by owner_uid. Returns 1 if the event was
+	   appended to the spool (the reader then waits for committed()), 0
+	   if it is refused for good (*reason_r: the line is kept aside in
+	   the rejected file), -1 if it cannot be appended now (the reader
+	   retries it later). */
+	int (*event)(const char *line, uid_t owner_uid, const char **reason_r,
+		     void *context);
 	/* Events were appended: commit them soon. */
 	void (*appended)(void *context);
 };
@@ -37,7 +39,14 @@ void drop_dir_prepare(const char *dir, const char *socket_path, uid_t uid,
 		      gid_t fallback_gid);
 
 /* Start reading dir. rejected_dir receives lines that are not events
-   (created, 0700).
+   (created, 0700), at most 64 KiB of each drop file and 4 MiB in all;
+   at most 10 of them are logged per file, and the reader logs at most
+   100 lines a minute about what producers put in dir.
+   Only files named "<time>.<pid>.<16 hex digits>" are read (others
+   are ignored, their names logged sanitized), and only regular files
+   with one link, at most 64 MiB, not sparse.
+   The reader holds a write lock (fcntl) on dir's .alive while it runs:
+   see pop3-retention-protocol.h.
    The files already there are read as soon as the ioloop runs: not
    from inside this call, because reading calls back, and the
    callbacks commit through the returned reader (a start with more

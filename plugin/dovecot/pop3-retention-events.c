@@ -72,35 +72,64 @@ drop_open_error(struct pop3_retention_events *events, const char *path)
 	return t_strdup_printf("open(%s) failed: %m", path);
 }
 
+/* Is .alive (fd) the service's: a regular file owned by the drop
+   directory's owner that nobody else may write? Anybody who may create
+   files in the directory may create one while the service never ran. */
+static const char *
+drop_alive_foreign(struct pop3_retention_events *events, int fd,
+		   const char *path)
+{
+	struct stat st, dir_st;
+
+	if (fstat(fd, &st) < 0)
+		return t_strdup_printf("fstat(%s) failed: %m", path);
+	if (stat(events->drop_dir, &dir_st) < 0)
+		return t_strdup_printf("stat(%s) failed: %m", events->drop_dir);
+	if (!S_ISREG(st.st_mode) || st.st_uid != dir_st.st_uid ||
+	    (st.st_mode & 0022) != 0) {
+		return t_strdup_printf("%s is not the service's (uid %s, mode "
+				       "%04o): taken for a service that is "
+				       "not running", path, dec2str(st.st_uid),
+				       (unsigned int)(st.st_mode & 07777));
+	}
+	return NULL;
+}
+
 /* Is the service reading the drop directory? A drop file lives in
    memory until the service spools it: with nobody to read it, the
-   outbox (on disk) is the safe place. */
+   outbox (on disk) is the safe place. The service holds a write lock
+   on .alive, which only it can take (pop3-retention-protocol.h); this
+   only asks (F_GETLK) and takes no lock. */
 static int drop_service_alive(struct pop3_retention_events *events)
 {
 	const char *path = t_strdup_printf("%s/%s", events->drop_dir,
 					   POP3_RETENTION_DROP_ALIVE);
-	int fd, ret;
+	const char *error;
+	struct flock fl;
+	int fd;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd == -1) {
 		drop_failed(events, drop_open_error(events, path));
 		return -1;
 	}
-	ret = flock(fd, LOCK_SH | LOCK_NB);
-	if (ret == 0) {
-		/* nobody holds it */
-		i_close_fd(&fd);
-		drop_failed(events, "the pop3-retention service is not "
-			    "running");
-		return -1;
-	}
-	if (errno != EWOULDBLOCK) {
-		drop_failed(events, t_strdup_printf("flock(%s) failed: %m",
-						    path));
-		i_close_fd(&fd);
-		return -1;
+	error = drop_alive_foreign(events, fd, path);
+	if (error == NULL) {
+		i_zero(&fl);
+		fl.l_type = F_RDLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(fd, F_GETLK, &fl) < 0) {
+			error = t_strdup_printf("fcntl(%s, F_GETLK) failed: "
+						"%m", path);
+		} else if (fl.l_type == F_UNLCK) {
+			error = "the pop3-retention service is not running";
+		}
 	}
 	i_close_fd(&fd);
+	if (error != NULL) {
+		drop_failed(events, error);
+		return -1;
+	}
 	return 0;
 }
 

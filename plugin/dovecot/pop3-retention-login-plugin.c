@@ -86,19 +86,6 @@ pop3_retention_login_setting_parser_info = {
 	.parent_offset = SIZE_MAX,
 };
 
-/* The settings that decide the EXPIRE value. The others are checked where
-   they are used (pop3 plugin, delivery service); a bad webhook URL must
-   not hide the retention policy from clients. */
-static const char *const expire_setting_keys[] = {
-	"pop3_retention_policy",
-	"pop3_retention_keep",
-	"pop3_retention_min",
-	"pop3_retention_max",
-	"pop3_retention_hold",
-	"pop3_retention_capa_expire",
-	NULL
-};
-
 const char *pop3_retention_login_plugin_version = DOVECOT_ABI_VERSION;
 
 static MODULE_CONTEXT_DEFINE_INIT(pop3_retention_login_module,
@@ -127,20 +114,23 @@ plugin_env_get(const struct pop3_retention_login_settings *set,
 	return NULL;
 }
 
-/* Parse the EXPIRE settings found in the plugin {} strlist into set_r.
-   Returns 0, or -1 with the error (naming the setting and the value) in
-   set_r->error. */
+/* Parse the session settings found in the plugin {} strlist into set_r
+   (the delivery ones are the service's). Returns 0, or -1 with the error
+   (naming the setting and the value) in set_r->error. */
 static int
 expire_settings_parse(const struct pop3_retention_login_settings *plugin_set,
 		      struct retention_settings *set_r)
 {
-	const char *const *key, *value;
+	const struct retention_setting_define *def;
+	const char *value;
 
 	retention_settings_init(set_r);
-	for (key = expire_setting_keys; *key != NULL; key++) {
-		value = plugin_env_get(plugin_set, *key);
+	for (def = retention_setting_defines; def->key != NULL; def++) {
+		if (def->scope != RETENTION_SCOPE_SESSION)
+			continue;
+		value = plugin_env_get(plugin_set, def->key);
 		if (value != NULL &&
-		    retention_settings_set(set_r, *key, value) < 0)
+		    retention_settings_set(set_r, def->key, value) < 0)
 			return -1;
 	}
 	return retention_settings_check(set_r);

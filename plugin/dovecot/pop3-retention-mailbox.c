@@ -14,6 +14,7 @@
 #include "pop3-retention-common.h"
 #include "pop3-retention-mailbox.h"
 #include "pop3-retention-events.h"
+#include "pop3-retention-pending.h"
 #include "pop3-retention-protocol.h"
 
 struct pop3_retention_mbox {
@@ -52,6 +53,10 @@ struct pop3_retention_mbox {
 	struct retention_host host;
 	/* session indexes whose action failed in the last apply */
 	ARRAY(unsigned int) failed;
+	/* the pending record of the events of the commit in progress
+	   (pop3-retention-pending.h) */
+	struct pop3_retention_pending *pending;
+	bool pending_failed;
 	bool in_action;
 	/* inside _retrieved(): state goes to a transaction of its own */
 	bool retrieving;
@@ -154,7 +159,7 @@ static int pr_message_info(void *context, unsigned int idx,
 static int mbox_open_move_box(struct pop3_retention_mbox *mbox,
 			      const char **error_r)
 {
-	const char *name = mbox->puser->set.move_mailbox;
+	const char *name = mbox->puser->set.remove.mailbox;
 	enum mail_error error;
 	struct mail_namespace *ns;
 
@@ -227,7 +232,7 @@ static int pr_message_remove(void *context, unsigned int idx,
 		mail_update_keywords(mail, MODIFY_ADD, mbox->deleted_kw);
 		return 0;
 	}
-	if (mbox->puser->set.remove == RETENTION_REMOVE_MOVE &&
+	if (mbox->puser->set.remove.kind == RETENTION_REMOVE_MOVE &&
 	    mbox_copy_to_move_box(mbox, mail, error_r) < 0) {
 		array_push_back(&mbox->failed, &idx);
 		return -1;
@@ -361,6 +366,62 @@ static void pr_event(void *context, const struct retention_event *event)
 		pop3_retention_events_send(events, created_ms, str_c(fields));
 }
 
+/* Before the commit: the event goes to the pending record, so that a
+   kill between the commit and the hand-off loses nothing. */
+static void pr_event_pending(void *context,
+			     const struct retention_event *event)
+{
+	struct pop3_retention_mbox *mbox = context;
+	string_t *fields = t_str_new(256);
+	const char *dir, *error;
+
+	if (mbox->pending_failed)
+		return;
+	if (mbox->pending == NULL) {
+		dir = pop3_retention_user_outbox_dir(
+			mbox->box->storage->user);
+		if (dir == NULL)
+			error = "the user has no INBOX namespace";
+		else {
+			dir = t_strconcat(dir, "/",
+					  POP3_RETENTION_PENDING_DIR, NULL);
+			mbox->pending = pop3_retention_pending_create(dir,
+								      &error);
+		}
+		if (mbox->pending == NULL) {
+			e_error(mbox->event, "Can't record the events of this "
+				"commit as pending (a crash right after the "
+				"commit would lose them): %s", error);
+			mbox->pending_failed = TRUE;
+			return;
+		}
+	}
+	pop3_retention_event_encode(fields, event);
+	if (pop3_retention_pending_append(mbox->pending,
+					  (int64_t)event->timestamp * 1000,
+					  str_c(fields), &error) < 0) {
+		e_error(mbox->event, "Can't record an event as pending (a "
+			"crash right after the commit would lose it): %s",
+			error);
+		mbox->pending_failed = TRUE;
+	}
+}
+
+static void pr_events_settled(void *context, bool committed ATTR_UNUSED)
+{
+	struct pop3_retention_mbox *mbox = context;
+
+	pop3_retention_pending_settle(&mbox->pending, mbox->event);
+	mbox->pending_failed = FALSE;
+}
+
+void pop3_retention_mbox_prepare_commit(struct pop3_retention_mbox *mbox)
+{
+	T_BEGIN {
+		(void)retention_session_commit_prepare(mbox->session);
+	} T_END;
+}
+
 void pop3_retention_mbox_release_events(struct pop3_retention_mbox *mbox,
 					bool committed)
 {
@@ -421,6 +482,8 @@ static const struct retention_host pop3_retention_host_template = {
 	.message_retain = pr_message_retain,
 	.state_write = pr_state_write,
 	.event = pr_event,
+	.event_pending = pr_event_pending,
+	.events_settled = pr_events_settled,
 	.audit = pr_audit,
 };
 
@@ -476,9 +539,14 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	info.session = params->session_id;
 	info.remote_ip = params->remote_ip;
 	mbox->host = pop3_retention_host_template;
-	if (puser->set.webhook_url[0] == '\0' &&
+	if (!puser->set.webhooks &&
 	    !event_want_debug(mbox->event))
 		mbox->host.event = NULL;
+	if (!puser->set.webhooks) {
+		/* events are only logged: nothing to keep across a crash */
+		mbox->host.event_pending = NULL;
+		mbox->host.events_settled = NULL;
+	}
 	mbox->session = retention_session_create(&puser->set, &mbox->host,
 						 mbox, &info);
 	if (mbox->session == NULL) {
@@ -499,6 +567,7 @@ void pop3_retention_mbox_deinit(struct pop3_retention_mbox **_mbox)
 	i_assert(mbox->mail == NULL);
 	if (mbox->session != NULL)
 		pop3_retention_mbox_release_events(mbox, FALSE);
+	pop3_retention_pending_settle(&mbox->pending, mbox->event);
 	if (mbox->move_box != NULL)
 		mailbox_free(&mbox->move_box);
 	if (mbox->deleted_kw != NULL)
@@ -627,6 +696,116 @@ struct retention_session *
 pop3_retention_mbox_session(struct pop3_retention_mbox *mbox)
 {
 	return mbox->session;
+}
+
+struct reconcile_context {
+	struct pop3_retention_mbox *mbox;
+	struct mail_index_view *view;
+	uint32_t uidvalidity;
+};
+
+/* With pop3_delete_type = flag a removal keeps the message, flagged. */
+static bool mbox_uid_flagged_deleted(struct pop3_retention_mbox *mbox,
+				     struct mail_index_view *view,
+				     uint32_t uid)
+{
+	ARRAY_TYPE(keyword_indexes) keywords;
+	const unsigned int *idx;
+	uint32_t seq;
+
+	if (mbox->deleted_kw == NULL || mbox->deleted_kw->count == 0 ||
+	    !mail_index_lookup_seq(view, uid, &seq))
+		return FALSE;
+	t_array_init(&keywords, 8);
+	mail_index_lookup_keywords(view, seq, &keywords);
+	array_foreach(&keywords, idx) {
+		if (*idx == mbox->deleted_kw->idx[0])
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* One pending event of a session that did not settle it: did its change
+   happen? A removal whose message is gone did, a retain whose message
+   is hidden did; those are handed over as recorded (same webhook-id:
+   the spool skips one it already holds). */
+static void reconcile_line(int64_t created_ms, const char *fields,
+			   void *context)
+{
+	struct reconcile_context *ctx = context;
+	struct pop3_retention_mbox *mbox = ctx->mbox;
+	struct mail_user *user = mbox->box->storage->user;
+	struct pop3_retention_events *events;
+	struct retention_event event;
+	const char *error;
+	bool happened;
+	int idx;
+
+	if (retention_event_decode(t_strdup_noconst(fields), &event,
+				   &error) < 0) {
+		e_error(mbox->event, "Pending event not reconciled: %s",
+			error);
+		return;
+	}
+	if (event.user == NULL || strcmp(event.user, user->username) != 0) {
+		e_error(mbox->event, "Pending event not reconciled: it names "
+			"another user");
+		return;
+	}
+	/* another UIDVALIDITY: the mailbox was recreated since */
+	idx = event.uidvalidity != ctx->uidvalidity ? -1 :
+		pop3_retention_mbox_find(mbox, event.uid);
+	switch (event.type) {
+	case RETENTION_EVENT_DELETED:
+	case RETENTION_EVENT_EXPIRED:
+		happened = idx < 0 ||
+			mbox_uid_flagged_deleted(mbox, ctx->view, event.uid);
+		break;
+	case RETENTION_EVENT_RETAINED:
+		happened = idx >= 0 &&
+			retention_session_facts(mbox->session,
+						(unsigned int)idx)->hidden;
+		break;
+	default:
+		e_error(mbox->event, "Pending event not reconciled: %s is "
+			"not a removal or retain",
+			retention_event_type_name(event.type));
+		return;
+	}
+	e_info(mbox->event, "pending event %s uid=%u of session %s: %s",
+	       retention_event_type_name(event.type), event.uid,
+	       event.session != NULL ? event.session : "-",
+	       happened ? "committed, handed over now (the session ended "
+	       "between its commit and the hand-off)" :
+	       "dropped (its change was not committed)");
+	events = !happened ? NULL :
+		pop3_retention_user_events(user, mbox->puser);
+	if (events != NULL)
+		pop3_retention_events_send(events, created_ms, fields);
+}
+
+void
+pop3_retention_mbox_reconcile_pending(struct pop3_retention_mbox *mbox,
+				      struct mailbox_transaction_context *trans)
+{
+	struct mail_user *user = mbox->box->storage->user;
+	struct reconcile_context ctx;
+	struct mailbox_status status;
+	const char *dir;
+
+	if (mbox->host.event_pending == NULL)
+		return;
+	dir = pop3_retention_user_outbox_dir(user);
+	if (dir == NULL)
+		return;
+	i_zero(&ctx);
+	ctx.mbox = mbox;
+	ctx.view = trans->view;
+	mailbox_get_open_status(mbox->box, STATUS_UIDVALIDITY, &status);
+	ctx.uidvalidity = status.uidvalidity;
+	(void)pop3_retention_pending_reconcile(
+		t_strconcat(dir, "/", POP3_RETENTION_PENDING_DIR, NULL),
+		mbox->event, reconcile_line, &ctx);
 }
 
 unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,

@@ -52,6 +52,22 @@ unsigned int pop3_retention_mbox_apply(struct pop3_retention_mbox *mbox,
 				       struct mailbox_transaction_context *trans,
 				       const struct retention_plan *plan);
 
+/* Right before the caller commits the transaction passed to _apply():
+   the plan's events are recorded as pending in the user's outbox
+   directory (pop3-retention-pending.h), so that a kill between the
+   commit and _release_events() loses none. */
+void pop3_retention_mbox_prepare_commit(struct pop3_retention_mbox *mbox);
+
+/* After _load(), before any plan is applied: reconcile the pending
+   records that earlier sessions of the user left (killed between
+   their commit and the hand-off) against the mailbox as loaded through
+   trans: hand over the events whose change happened, drop the others,
+   delete the records. Only a pop3 session calls it: doveadm does not
+   see pop3_delete_type = flag, which keeps removed messages. */
+void
+pop3_retention_mbox_reconcile_pending(struct pop3_retention_mbox *mbox,
+				      struct mailbox_transaction_context *trans);
+
 /* The caller's transaction passed to _apply() is committed or rolled
    back: retention_session_commit_done() hands the held events to the
    delivery service (committed) or drops them, with a debug line (not

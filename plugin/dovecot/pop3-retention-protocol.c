@@ -138,29 +138,53 @@ int pop3_retention_outbox_read(const char *path,
 			       const char **error_r)
 {
 	const size_t magic_len = strlen(POP3_RETENTION_OUTBOX_MAGIC);
+	struct stat st;
 	char *buf;
 	ssize_t ret;
 	size_t len = 0;
 	int fd;
 
-	fd = open(path, O_RDONLY);
+	/* whoever can write the outbox may have put a FIFO (open() would
+	   wait for a writer) or a symbolic link (to another file) here */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY |
+		  O_CLOEXEC);
+	if (fd == -1 && errno == ELOOP) {
+		*error_r = t_strdup_printf("%s is not a regular file (a "
+					   "symbolic link)", path);
+		return -2;
+	}
 	if (fd == -1) {
 		if (errno == ENOENT)
 			return 0;
 		*error_r = t_strdup_printf("open(%s) failed: %m", path);
 		return -1;
 	}
-	buf = t_malloc_no0(OUTBOX_FILE_MAX + 1);
+	if (fstat(fd, &st) < 0) {
+		*error_r = t_strdup_printf("fstat(%s) failed: %m", path);
+		i_close_fd(&fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		*error_r = t_strdup_printf("%s is not a regular file (mode "
+					   "%06o)", path,
+					   (unsigned int)st.st_mode);
+		i_close_fd(&fd);
+		return -2;
+	}
+	/* room for the NUL that ends the text */
+	buf = t_malloc_no0(OUTBOX_FILE_MAX + 2);
 	do {
 		ret = read(fd, buf + len, OUTBOX_FILE_MAX + 1 - len);
 		if (ret > 0)
 			len += (size_t)ret;
-	} while (ret > 0 && len <= OUTBOX_FILE_MAX);
+	} while ((ret > 0 || (ret < 0 && errno == EINTR)) &&
+		 len <= OUTBOX_FILE_MAX);
 	i_close_fd(&fd);
 	if (ret < 0) {
 		*error_r = t_strdup_printf("read(%s) failed: %m", path);
 		return -1;
 	}
+	buf[len] = '\0';
 	if (len > OUTBOX_FILE_MAX || len < magic_len + 2 ||
 	    memcmp(buf, POP3_RETENTION_OUTBOX_MAGIC, magic_len) != 0 ||
 	    buf[len - 1] != '\n' || buf[magic_len] == '\n' ||

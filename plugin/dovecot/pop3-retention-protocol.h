@@ -46,7 +46,11 @@
    POP3_RETENTION_PROTOCOL_LINE_MAX, a NUL byte, an unknown command or an
    E line without a valid <seq> disconnects the client (after the events
    before it were answered); an E line with a valid <seq> but a bad time
-   or bad fields gets an R. */
+   or bad fields gets an R (a string field over
+   RETENTION_EVENT_STRING_MAX octets is cut there). <created_ms> is
+   clamped to the last 30 days and now. A client that sends nothing for 10 s is disconnected, and at
+   most 1000 of its lines are handled per read (pop3-retention-service.c:
+   CLIENT_IDLE_TIMEOUT_MSECS, CLIENT_LINES_PER_INPUT_MAX). */
 
 #include "retention-event-codec.h"
 
@@ -66,9 +70,13 @@
    POP3_RETENTION_OUTBOX_MAGIC then one or more
    "<created_ms> TAB <event fields> LF" lines: the events one write
    gave up on together (up to 256 per file).
-   Sent to the service by doveadm pop3-retention flush. */
+   Sent to the service by doveadm pop3-retention flush, which sets
+   aside in POP3_RETENTION_OUTBOX_REJECTED (beside new/) the files that
+   are not regular files and those holding an event of another user
+   than the outbox's owner: none of their events is sent. */
 #define POP3_RETENTION_OUTBOX_DIR "pop3-retention-outbox"
 #define POP3_RETENTION_OUTBOX_MAGIC "pop3-retention-outbox 1\n"
+#define POP3_RETENTION_OUTBOX_REJECTED "rejected"
 
 /* Drop files: how pop3 (and doveadm) processes hand events over. The
    service creates the drop directory, relative to Dovecot's base_dir (a
@@ -78,30 +86,44 @@
    everybody may use), nobody else may list it, and only the service may
    remove others' files.
 
-   While the service reads the directory, it holds an exclusive flock()
-   on POP3_RETENTION_DROP_ALIVE in it. A producer checks that lock before
-   it creates its file: if nobody holds it (the service is not running,
-   or stands by), it writes to its outbox instead, which is on disk:
-   drop files live in memory until the service spools them (within
-   milliseconds), so they survive the kill of any process but not a
-   reboot.
+   While the service reads the directory, it holds a write lock (fcntl
+   F_SETLK, never waiting) on POP3_RETENTION_DROP_ALIVE in it: a file
+   it creates anew at every start (under a random name, locked, then
+   renamed into place), owned by its user, mode
+   POP3_RETENTION_DROP_ALIVE_MODE. Others may read it but not write it,
+   so they cannot take a write lock on it, nor replace it (sticky bit),
+   nor hold up the service's start (it locks a file nobody else has
+   opened yet). A producer checks it before it creates its file: unless
+   .alive is a regular file owned by the directory's owner, not writable
+   by group or others, and F_GETLK reports a write lock on it (the
+   service is running and reads the directory, not standing by), it
+   writes to its outbox instead, which is on disk: drop files live in
+   memory until the service spools them (within milliseconds), so they
+   survive the kill of any process but not a reboot.
 
    A producer creates one drop file per session, named
-   "<unix time>.<pid>.<16 hex digits>", takes an exclusive flock() on
-   it (blocking: the service may hold a shared one for a moment), then
-   writes POP3_RETENTION_DROP_MAGIC and one "<created_ms> TAB <event
-   fields> LF" line per event, each with a single write(), and keeps the
-   lock until it closes the file. The service reads complete lines as
-   they come; an unlocked file with data is complete (its producer
-   locked it before writing), an unlocked empty one only once it is a
-   minute old; a complete file is removed once its events are in the
-   spool (while the CPUs are busy, once they have time again). Files are POP3_RETENTION_DROP_FILE_MODE: the service, not
-   their owner, reads them; names starting with "." are not drop
-   files. */
+   "<unix time>.<pid>.<16 lower-case hex digits>", takes an exclusive
+   flock() on it (blocking: the service may hold a shared one for a
+   moment), then writes POP3_RETENTION_DROP_MAGIC and one "<created_ms>
+   TAB <event fields> LF" line per event, each with a single write(),
+   and keeps the lock until it closes the file. The service reads
+   complete lines as they come; an unlocked file with data is complete
+   (its producer locked it before writing), an unlocked empty one only
+   once it is a minute old; a complete file is removed once its events
+   are in the spool. Files are POP3_RETENTION_DROP_FILE_MODE: the
+   service, not their owner, reads them. Names of another form are not
+   drop files: the service neither reads nor removes them.
+
+   Where mail users have their own uids, the service refuses (keeps
+   aside) an event whose user is a system user (getpwnam()) with
+   another uid than the drop file's owner; where they share one uid
+   (vmail), their names are not system users and the group is trusted
+   like the mail store (docs/dovecot.md). */
 #define POP3_RETENTION_DROP_DIR "pop3-retention-drop"
 #define POP3_RETENTION_DROP_MAGIC "pop3-retention-drop 1\n"
 #define POP3_RETENTION_DROP_FILE_MODE 0644
 #define POP3_RETENTION_DROP_ALIVE ".alive"
+#define POP3_RETENTION_DROP_ALIVE_MODE 0644
 
 /* The service's spool, relative to Dovecot's state_dir. */
 #define POP3_RETENTION_SPOOL_DIR "pop3-retention"
@@ -128,10 +150,12 @@ void pop3_retention_event_encode(string_t *dest,
 int pop3_retention_outbox_write(const char *dir, const char *const *lines,
 				unsigned int count, const char **error_r);
 
-/* Read one outbox file: returns 1 and its "<created_ms> TAB <event
-   fields>" lines as a NULL-terminated array in lines_r (data stack),
-   0 if the file is gone, -1 with error_r if it is not a complete
-   outbox file. */
+/* Read one outbox file, opened O_NONBLOCK | O_NOFOLLOW: returns 1 and
+   its "<created_ms> TAB <event fields>" lines as a NULL-terminated array
+   in lines_r (data stack), 0 if the file is gone, -1 with error_r if it
+   is not a complete outbox file or cannot be read, -2 with error_r if
+   it is not a regular file (a symbolic link, a FIFO…: nothing was read
+   from it). */
 int pop3_retention_outbox_read(const char *path,
 			       const char *const **lines_r,
 			       const char **error_r);

@@ -23,7 +23,8 @@
    2. as root: create <state_dir>/pop3-retention (0700) owned by the
       service's user;
    3. drop privileges (the service block's user, by the master's
-      RESTRICT_* environment);
+      RESTRICT_* environment) and become not dumpable (no core file,
+      no ptrace by that user: the process holds the signing keys);
    4. as that user: open the spool as its owner, read the secret file
       (refused unless it is a regular file owned by this user with no
       group/other permission bits), start the engine.
@@ -53,6 +54,7 @@
 #include "strescape.h"
 #include "strnum.h"
 #include "str-sanitize.h"
+#include "ipwd.h"
 #include "time-util.h"
 #include "ioloop.h"
 #include "istream.h"
@@ -98,6 +100,22 @@
    nobody reads the drop files, and pop3 processes that start a drop
    file use their outboxes instead). */
 #define STANDBY_RETRY_MSECS 100
+/* A client that sends nothing for this long is disconnected, so that
+   idle connections cannot fill client_limit and lock doveadm out of
+   queue and flush (doveadm sends its lines at once, and connects
+   anew for every user it flushes). */
+#define CLIENT_IDLE_TIMEOUT_MSECS (10 * 1000)
+/* Lines handled per read of one client; the rest waits for the next
+   ioloop iteration, after the other clients and the drop files. */
+#define CLIENT_LINES_PER_INPUT_MAX 1000
+/* An event's creation time (where its retry schedule starts) is
+   clamped to [now - CREATED_PAST_MAX_MSECS, now]: producers run on
+   this host, with this clock, so a later one is forged or broken, and
+   would hold the event back (or overflow the due-time arithmetic); an
+   outbox may hold events of days ago. */
+#define CREATED_PAST_MAX_MSECS (30LL * 24 * 3600 * 1000)
+/* See event_user_check(). */
+#define USER_CACHE_SECS 60
 /* See log_nudge(). */
 #define LOG_NUDGE_MSECS 1000
 #define LOG_NUDGE_COUNT 10
@@ -122,6 +140,7 @@ static const char *const delivery_state_names[] = {
 
 struct service_client {
 	struct connection conn;
+	struct timeout *to_idle;
 	/* ids of the events appended since the last commit, and the
 	   refused ones with their reasons, in arrival order */
 	ARRAY(struct batch_reply) batch;
@@ -172,7 +191,7 @@ static struct event_category event_category_pop3_retention = {
 };
 
 static struct event *service_event;
-static struct retention_settings service_set;
+static struct webhook_settings service_set;
 static char *spool_dir;
 static uid_t service_uid;
 static gid_t service_gid;
@@ -210,6 +229,7 @@ static void service_settings_read(void)
 	struct master_service_settings_input input;
 	struct master_service_settings_output output;
 	const struct pop3_retention_service_settings *set;
+	const struct retention_setting_define *def;
 	const char *const *envs, *error;
 	unsigned int i, count;
 
@@ -224,25 +244,23 @@ static void service_settings_read(void)
 					 &error) < 0)
 		i_fatal("Error reading configuration: %s", error);
 
-	retention_settings_init(&service_set);
+	webhook_settings_init(&service_set);
 	set = master_service_settings_get_others(master_service)[0];
-	if (array_is_created(&set->plugin_envs)) {
-		envs = array_get(&set->plugin_envs, &count);
-		for (i = 0; i + 1 < count; i += 2) {
-			/* the site-wide endpoint and delivery settings; the
-			   others (_events included) are per user and belong
-			   to pop3 */
-			if (!retention_settings_key_is_site_wide(envs[i]))
-				continue;
-			if (retention_settings_set(&service_set, envs[i],
-						   envs[i + 1]) < 0) {
-				i_fatal("Invalid setting in plugin {}: %s",
-					service_set.error);
-			}
+	if (!array_is_created(&set->plugin_envs))
+		return;
+	envs = array_get(&set->plugin_envs, &count);
+	for (i = 0; i + 1 < count; i += 2) {
+		/* the delivery settings; the session ones (_events
+		   included) are per user and belong to pop3 */
+		def = retention_setting_find(envs[i]);
+		if (def == NULL || def->scope != RETENTION_SCOPE_DELIVERY)
+			continue;
+		if (webhook_settings_set(&service_set, envs[i],
+					 envs[i + 1]) < 0) {
+			i_fatal("Invalid setting in plugin {}: %s",
+				service_set.error);
 		}
 	}
-	if (retention_settings_check(&service_set) < 0)
-		i_fatal("Invalid setting in plugin {}: %s", service_set.error);
 }
 
 /* Create the spool directory as root, owned by the service's user, so
@@ -432,21 +450,21 @@ static void service_delivery_start(void)
 	struct webhook_delivery_config config;
 	struct webhook_secrets secrets;
 
-	if (service_set.webhook_url[0] == '\0') {
+	if (service_set.url[0] == '\0') {
 		e_warning(service_event, "pop3_retention_webhook_url is not "
 			  "set: events are accepted and kept in the spool %s, "
 			  "nothing is delivered", spool_dir);
 		delivery_state = DELIVERY_NO_URL;
 		return;
 	}
-	if (service_set.webhook_secret_file[0] == '\0') {
+	if (service_set.secret_file[0] == '\0') {
 		e_error(service_event, "pop3_retention_webhook_secret_file is "
 			"not set: refusing to send unsigned webhooks; events "
 			"are kept in the spool %s", spool_dir);
 		delivery_state = DELIVERY_NO_SECRET;
 		return;
 	}
-	if (service_secrets_load(service_set.webhook_secret_file,
+	if (service_secrets_load(service_set.secret_file,
 				 &secrets) < 0) {
 		e_error(service_event, "Webhooks are not delivered until the "
 			"secret file is fixed and the service restarted; "
@@ -455,13 +473,13 @@ static void service_delivery_start(void)
 		return;
 	}
 
-	if (service_set.webhook_ca_file[0] != '\0' &&
-	    access(service_set.webhook_ca_file, R_OK) < 0) {
+	if (service_set.ca_file[0] != '\0' &&
+	    access(service_set.ca_file, R_OK) < 0) {
 		e_error(service_event, "access(%s) failed: %m "
 			"(pop3_retention_webhook_ca_file): webhooks are not "
 			"delivered until it is fixed and the service "
 			"restarted; events are kept in the spool %s",
-			service_set.webhook_ca_file, spool_dir);
+			service_set.ca_file, spool_dir);
 		webhook_secrets_clear(&secrets);
 		delivery_state = DELIVERY_FAILED;
 		return;
@@ -470,12 +488,9 @@ static void service_delivery_start(void)
 	i_zero(&config);
 	config.set = &service_set;
 	config.secrets = &secrets;
-	if (service_set.webhook_ca_file[0] != '\0')
-		config.ca_file = service_set.webhook_ca_file;
 	config.spool = spool;
 	config.log = service_log;
 	config.report = service_report;
-	config.max_in_flight = service_set.webhook_max_in_flight;
 	config.turn_end = TRUE;
 	delivery_loop = dovecot_ioloop_curl_init(&config.loop);
 	delivery = webhook_delivery_create(&config);
@@ -718,17 +733,63 @@ static void client_batch_wait(struct service_client *client)
 	commit_schedule();
 }
 
+/* May a drop file owned by owner_uid hold events of user? Where mail
+   users have their own uids, only their own: a user who is a system
+   user with another uid is refused (0 with *error_r). Where they share
+   one uid (vmail), their names are not system users, and the group is
+   trusted like the mail store. root may write anyone's. Returns 1 if
+   allowed, -1 if the user could not be looked up (retried later). The
+   last answer is kept for USER_CACHE_SECS: a drop file is a session's,
+   of one user. */
+static int event_user_check(const char *user, uid_t owner_uid,
+			    const char **error_r)
+{
+	static char *cached_user = NULL;
+	static uid_t cached_uid;
+	static bool cached_found;
+	static time_t cached_at;
+	struct passwd pw;
+	int ret;
+
+	if (owner_uid == 0)
+		return 1;
+	if (cached_user == NULL || strcmp(cached_user, user) != 0 ||
+	    ioloop_time - cached_at >= USER_CACHE_SECS ||
+	    ioloop_time < cached_at) {
+		ret = i_getpwnam(user, &pw);
+		if (ret < 0) {
+			*error_r = t_strdup_printf("getpwnam(%s) failed: %m",
+						   str_sanitize(user, 64));
+			e_error(service_event, "%s", *error_r);
+			return -1;
+		}
+		i_free(cached_user);
+		cached_user = i_strdup(user);
+		cached_found = ret > 0;
+		cached_uid = ret > 0 ? pw.pw_uid : (uid_t)-1;
+		cached_at = ioloop_time;
+	}
+	if (!cached_found || cached_uid == owner_uid)
+		return 1;
+	*error_r = t_strdup_printf("the file is owned by uid %s, not by %s "
+				   "(uid %s)", dec2str(owner_uid),
+				   str_sanitize(user, 64),
+				   dec2str(cached_uid));
+	return 0;
+}
+
 /* Append one event to the spool's batch: 1 (also when the spool holds
    its webhook-id already: it is skipped, and covered by the commit
    that covers the one held), or 0 if it is refused (*error_r), or -1 if
    the spool failed (*error_r, logged). The caller commits before
    WEBHOOK_SPOOL_BATCH_MAX. */
 static int service_event_append(const char *created_str,
-				const char *raw_fields, const char **error_r)
+				const char *raw_fields, uid_t owner_uid,
+				const char **error_r)
 {
 	char id[RETENTION_EVENT_ID_SIZE];
 	struct retention_event event;
-	int64_t created_ms;
+	int64_t created_ms, now_ms;
 	size_t body_len;
 	char *json;
 	int ret;
@@ -742,11 +803,22 @@ static int service_event_append(const char *created_str,
 		*error_r = "invalid creation time";
 		return 0;
 	}
+	now_ms = (int64_t)ioloop_timeval.tv_sec * 1000 +
+		ioloop_timeval.tv_usec / 1000;
+	if (created_ms > now_ms)
+		created_ms = now_ms;
+	else if (created_ms < now_ms - CREATED_PAST_MAX_MSECS)
+		created_ms = now_ms - CREATED_PAST_MAX_MSECS;
 	/* decoded in a copy: the record keeps the fields as they came */
 	if (retention_event_decode(t_strdup_noconst(raw_fields), &event,
 				   error_r) < 0) {
 		*error_r = t_strdup_printf("invalid event: %s", *error_r);
 		return 0;
+	}
+	if (owner_uid != (uid_t)-1) {
+		ret = event_user_check(event.user, owner_uid, error_r);
+		if (ret <= 0)
+			return ret;
 	}
 	retention_event_id(&event, id);
 	json = retention_event_to_json(&event);
@@ -806,7 +878,8 @@ static int client_cmd_event(struct service_client *client, const char *args)
 		client_batch_wait(client);
 		batch_commit_all();
 	}
-	if (service_event_append(created_str, raw_fields, &error) > 0) {
+	if (service_event_append(created_str, raw_fields, (uid_t)-1,
+				 &error) > 0) {
 		client->batch_appended++;
 		client_batch_add(client, seq, NULL);
 	} else
@@ -816,8 +889,8 @@ static int client_cmd_event(struct service_client *client, const char *args)
 
 /* ---- drop files ---- */
 
-static int drop_event(const char *line, const char **reason_r,
-		      void *context ATTR_UNUSED)
+static int drop_event(const char *line, uid_t owner_uid,
+		      const char **reason_r, void *context ATTR_UNUSED)
 {
 	const char *p = strchr(line, '\t');
 	int ret;
@@ -835,7 +908,8 @@ static int drop_event(const char *line, const char **reason_r,
 			return -1;
 		}
 	}
-	ret = service_event_append(t_strdup_until(line, p), p + 1, reason_r);
+	ret = service_event_append(t_strdup_until(line, p), p + 1, owner_uid,
+				   reason_r);
 	if (ret > 0)
 		drop_appended = TRUE;
 	return ret;
@@ -953,9 +1027,11 @@ static void client_input(struct connection *conn)
 		container_of(conn, struct service_client, conn);
 	const unsigned char *data, *nl;
 	size_t size, pos = 0, len;
+	unsigned int lines = 0;
 	bool failed = FALSE;
 	int ret;
 
+	timeout_reset(client->to_idle);
 	ret = connection_input_read(conn);
 	if (ret == -1)
 		return; /* destroyed */
@@ -968,7 +1044,9 @@ static void client_input(struct connection *conn)
 	data = i_stream_get_data(conn->input, &size);
 	o_stream_cork(conn->output);
 	T_BEGIN {
-		while ((nl = memchr(data + pos, '\n', size - pos)) != NULL) {
+		while (lines < CLIENT_LINES_PER_INPUT_MAX &&
+		       (nl = memchr(data + pos, '\n', size - pos)) != NULL) {
+			lines++;
 			len = (size_t)(nl - (data + pos));
 			if (memchr(data + pos, '\0', len) != NULL) {
 				e_error(conn->event, "NUL byte in a line: "
@@ -993,6 +1071,10 @@ static void client_input(struct connection *conn)
 	} else
 		client_batch_wait(client);
 	i_stream_skip(conn->input, pos);
+	if (lines == CLIENT_LINES_PER_INPUT_MAX && !failed) {
+		/* the rest in the next iteration, after the others */
+		i_stream_set_input_pending(conn->input, TRUE);
+	}
 	o_stream_uncork(conn->output);
 	if (failed) {
 		(void)o_stream_flush(conn->output);
@@ -1025,11 +1107,19 @@ static void client_destroy(struct connection *conn)
 			}
 		}
 	}
+	timeout_remove(&client->to_idle);
 	connection_deinit(conn);
 	array_free(&client->batch);
 	pool_unref(&client->batch_pool);
 	i_free(client);
 	master_service_client_connection_destroyed(master_service);
+}
+
+static void client_idle_timeout(struct service_client *client)
+{
+	e_debug(client->conn.event, "Idle for %u s: disconnecting",
+		CLIENT_IDLE_TIMEOUT_MSECS / 1000);
+	client_destroy(&client->conn);
 }
 
 static const struct connection_vfuncs client_vfuncs = {
@@ -1063,6 +1153,8 @@ static void client_connected(struct master_service_connection *mconn)
 			       mconn->fd, mconn->fd);
 	o_stream_set_flush_callback(client->conn.output, client_output,
 				    client);
+	client->to_idle = timeout_add(CLIENT_IDLE_TIMEOUT_MSECS,
+				      client_idle_timeout, client);
 }
 
 /* ---- main ---- */
@@ -1099,7 +1191,7 @@ static void service_nice(void)
 {
 	int prio;
 
-	if (service_set.webhook_nice == 0)
+	if (service_set.nice == 0)
 		return;
 	errno = 0;
 	prio = getpriority(PRIO_PROCESS, 0);
@@ -1107,7 +1199,7 @@ static void service_nice(void)
 		e_warning(service_event, "getpriority() failed: %m");
 		return;
 	}
-	prio += (int)service_set.webhook_nice;
+	prio += (int)service_set.nice;
 	if (prio > 19)
 		prio = 19;
 	if (setpriority(PRIO_PROCESS, 0, prio) < 0) {
@@ -1164,7 +1256,12 @@ int main(int argc, char *argv[])
 
 	service_spool_dir_prepare();
 	restrict_access_by_env(RESTRICT_ACCESS_FLAG_ALLOW_ROOT, NULL);
-	restrict_access_allow_coredumps(TRUE);
+	/* the process holds the signing keys' HMAC states: no core file,
+	   no ptrace or /proc/PID/mem by its own user, whatever the
+	   master's core dump setting; before the secret file is read */
+	restrict_access_set_dumpable(FALSE);
+	if (restrict_access_get_dumpable())
+		i_fatal("prctl(PR_SET_DUMPABLE, 0) failed: %m");
 
 	main_init();
 	master_service_init_finish(master_service);

@@ -20,20 +20,19 @@ int pop3_retention_settings_load(struct mail_user *user,
 				 struct retention_settings *set_r,
 				 const char **error_r)
 {
-	const char *const *key;
+	const struct retention_setting_define *def;
+	const char *value;
 
 	retention_settings_init(set_r);
-	for (key = retention_settings_keys; *key != NULL; key++) {
-		const char *value;
-
-		/* the delivery settings are the service's (it reads them
-		   at its start, and refuses to start over a bad one) */
-		if (!retention_settings_key_is_for_sessions(*key))
+	for (def = retention_setting_defines; def->key != NULL; def++) {
+		/* the delivery settings are the service's (it validates
+		   them at its start, and refuses to start over a bad one) */
+		if (!retention_setting_is_for_sessions(def))
 			continue;
-		value = mail_user_plugin_getenv(user, *key);
+		value = mail_user_plugin_getenv(user, def->key);
 		if (value == NULL)
 			continue;
-		if (retention_settings_set(set_r, *key, value) < 0) {
+		if (retention_settings_set(set_r, def->key, value) < 0) {
 			*error_r = t_strdup(set_r->error);
 			return -1;
 		}
@@ -51,22 +50,30 @@ bool pop3_retention_settings_passive(const struct retention_settings *set)
 	       set->max_secs == 0 && !set->hold && set->visible_since == 0;
 }
 
-struct pop3_retention_events *
-pop3_retention_user_events(struct mail_user *user,
-			   struct pop3_retention_user *puser)
+const char *pop3_retention_user_outbox_dir(struct mail_user *user)
 {
 	struct mail_namespace *ns;
-	const char *drop_dir, *outbox_dir, *index_root;
+	const char *index_root;
 
-	if (puser->events != NULL || puser->set.webhook_url[0] == '\0')
-		return puser->events;
 	ns = mail_namespace_find_inbox(user->namespaces);
 	if (ns == NULL)
 		return NULL;
 	index_root = mailbox_list_get_root_forced(ns->list,
 						  MAILBOX_LIST_PATH_TYPE_INDEX);
-	outbox_dir = t_strconcat(index_root, "/", POP3_RETENTION_OUTBOX_DIR,
-				 NULL);
+	return t_strconcat(index_root, "/", POP3_RETENTION_OUTBOX_DIR, NULL);
+}
+
+struct pop3_retention_events *
+pop3_retention_user_events(struct mail_user *user,
+			   struct pop3_retention_user *puser)
+{
+	const char *drop_dir, *outbox_dir;
+
+	if (puser->events != NULL || !puser->set.webhooks)
+		return puser->events;
+	outbox_dir = pop3_retention_user_outbox_dir(user);
+	if (outbox_dir == NULL)
+		return NULL;
 	drop_dir = t_strconcat(user->set->base_dir, "/",
 			       POP3_RETENTION_DROP_DIR, NULL);
 	puser->events = pop3_retention_events_init(puser->event, drop_dir,

@@ -21,6 +21,7 @@
 #include "pop3-retention-common.h"
 #include "pop3-retention-lock.h"
 #include "pop3-retention-mailbox.h"
+#include "pop3-retention-pending.h"
 #include "pop3-retention-plugin.h"
 
 #include "retention-hooks.h"
@@ -155,6 +156,9 @@ static void session_begin(struct mailbox *box,
 		session_begin_failed(prbox, error);
 		return;
 	}
+	T_BEGIN {
+		pop3_retention_mbox_reconcile_pending(prbox->mbox, t);
+	} T_END;
 	plan = retention_session_begin(
 		pop3_retention_mbox_session(prbox->mbox), ioloop_time);
 	if (!prbox->puser->set.dry_run && plan->count > 0) {
@@ -172,6 +176,7 @@ static void session_begin(struct mailbox *box,
 	}
 	if (plan->count > 0)
 		failures = pop3_retention_mbox_apply(prbox->mbox, t, plan);
+	pop3_retention_mbox_prepare_commit(prbox->mbox);
 	if (mailbox_transaction_commit(&t) < 0) {
 		e_error(prbox->puser->event, "Session begin: commit failed, "
 			"nothing removed: %s",
@@ -325,8 +330,13 @@ pop3_retention_transaction_commit(struct mailbox_transaction_context *t,
 	    (client = box_client(box)) != NULL && client->quit_seen &&
 	    client->trans == NULL)
 		prbox->quit = TRUE;
+	if (updating) {
+		pop3_retention_mbox_prepare_commit(prbox->mbox);
+		pop3_retention_test_kill_point("quit-before-commit");
+	}
 	ret = prbox->module_ctx.super.transaction_commit(t, changes_r);
 	if (updating) {
+		pop3_retention_test_kill_point("quit-after-commit");
 		if (ret < 0) {
 			e_error(prbox->puser->event, "QUIT commit failed: the "
 				"removals and retains logged above did not "
@@ -506,9 +516,8 @@ static int hdr_first_value(const unsigned char *data, size_t size,
    before pop3 sends any of it: the bytes pop3 then sends from the same
    buffer, so nothing is read twice. Reading it again after the
    download (retr_message_id()) costs a read() and Dovecot's header
-   parser: 11,000 instructions per RETR (docs/benchmarks.md). That
-   remains for a header larger than the first read, or one that the
-   scan above leaves to Dovecot's parser. */
+   parser; that remains for a header larger than the first read, or one
+   that the scan above leaves to Dovecot's parser. */
 static void retr_peek_message_id(struct pop3_retention_mail *prmail,
 				 struct mail_private *mail)
 {
@@ -571,11 +580,10 @@ static int pop3_retention_mail_get_stream(struct mail *_mail, bool get_body,
 /* The first Message-ID header of the message that was just streamed
    whole, read again from the start of that stream, as
    mail_get_first_header() returns it (leading blanks skipped, a folded
-   value with its LF newlines, CRs dropped). Asking the mail instead parses the header
-   in index-mail and adds it to dovecot.index.cache: about 50 µs per
-   RETR in a pop3 process on the benchmark VM, most of what webhooks
-   cost the pop3 processes (docs/benchmarks.md). Returns FALSE if the
-   stream cannot be read again: then the mail is asked. */
+   value with its LF newlines, CRs dropped). Asking the mail instead
+   parses the header in index-mail and adds it to dovecot.index.cache,
+   a cache write per download. Returns FALSE if the stream cannot be
+   read again: then the mail is asked. */
 static bool retr_message_id(struct istream *input, const char **value_r)
 {
 	struct message_header_parser_ctx *parser;

@@ -26,6 +26,7 @@ import atexit
 import itertools
 import os
 import poplib
+import pwd
 import random
 import shutil
 import tempfile
@@ -53,6 +54,9 @@ MAIL_UID = 65534
 MAIL_GID = 65534
 DEFAULT_PASSWORD = "pass"
 DEFAULT_USERS = ("alice", "bob")
+# The delivery service's own user (docs/dovecot.md): not
+# default_internal_user, which auth, dict, stats... share.
+SERVICE_USER = "pop3-retention"
 
 
 class HarnessError(RuntimeError):
@@ -198,6 +202,23 @@ def _readable_by_others(path: Path) -> bool:
         if not os.stat(parent).st_mode & 0o001:
             return False
     return True
+
+
+def ensure_service_user() -> "pwd.struct_passwd":
+    """The delivery service's user, created as a system user (no home,
+    no shell) if this host has none yet. Concurrent callers may race on
+    /etc/passwd: retry until the user exists."""
+    for _ in range(50):
+        try:
+            return pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            pass
+        subprocess.run(["useradd", "--system", "--user-group",
+                        "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", SERVICE_USER],
+                       capture_output=True, timeout=30)
+        time.sleep(0.1)
+    raise HarnessError(f"cannot create the system user {SERVICE_USER}")
 
 
 def _chown_mail(path: Union[str, Path]) -> None:
@@ -490,7 +511,28 @@ def _remove_shm_dirs() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-class DovecotInstance:
+class POP3Clients:
+    """Real clients of a server on HOST:self.port (its connections are
+    kept in self._conns, closed when the server stops)."""
+
+    def pop3(self, user: str, password: str = DEFAULT_PASSWORD,
+             timeout: float = 10.0) -> poplib.POP3:
+        p = poplib.POP3(HOST, self.port, timeout=timeout)
+        self._conns.append(p)
+        p.user(user)
+        p.pass_(password)
+        return p
+
+    def raw(self, user: Optional[str] = None, password: str = DEFAULT_PASSWORD,
+            timeout: float = 10.0) -> RawPOP3:
+        c = RawPOP3(self.port, timeout=timeout)
+        self._conns.append(c)
+        if user is not None:
+            c.login(user, password)
+        return c
+
+
+class DovecotInstance(POP3Clients):
     """One private Dovecot master.  Create via the `dovecot` fixture."""
 
     def __init__(self, plugin: bool = False, settings: Optional[Dict] = None,
@@ -864,21 +906,6 @@ class DovecotInstance:
             md = self._maildirs[user] = Maildir(self.home(user))
         return md
 
-    def pop3(self, user: str, password: str = DEFAULT_PASSWORD,
-             timeout: float = 10.0) -> poplib.POP3:
-        p = poplib.POP3(HOST, self.port, timeout=timeout)
-        self._conns.append(p)
-        p.user(user)
-        p.pass_(password)
-        return p
-
-    def raw(self, user: Optional[str] = None, password: str = DEFAULT_PASSWORD,
-            timeout: float = 10.0) -> RawPOP3:
-        c = RawPOP3(self.port, timeout=timeout)
-        self._conns.append(c)
-        if user is not None:
-            c.login(user, password)
-        return c
 
     def curl(self, user: str, path: str = "", extra: Iterable[str] = (),
              password: str = DEFAULT_PASSWORD) -> subprocess.CompletedProcess:

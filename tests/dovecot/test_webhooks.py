@@ -25,18 +25,20 @@ from pathlib import Path
 
 import pytest
 
-from dovecot_harness import REPO_ROOT, make_message, wait_until
+from dovecot_harness import (REPO_ROOT, SERVICE_USER, ensure_service_user,
+                              make_message, wait_until)
 from webhook_receiver import WebhookReceiver, make_certificate, make_secret
 
 P = "pop3_retention_"
 SERVICE_BIN = REPO_ROOT / "plugin" / "dovecot" / "pop3-retention"
 SPOOL = "pop3-retention"
-DOVECOT_USER = pwd.getpwnam("dovecot")
+# the service runs as its own user, as docs/dovecot.md tells admins to
+SERVICE_PW = ensure_service_user()
 
 SERVICE_BLOCK = """
 service pop3-retention {{
   executable = {bin}
-  user = $default_internal_user
+  user = {user}
   process_limit = 1
   process_min_avail = 1
   client_limit = 100
@@ -64,7 +66,7 @@ def service_block():
     if data != b"\x7fELF":
         pytest.fail(f"{SERVICE_BIN} is missing or not a binary "
                     "(libtool wrapper?): build with make", pytrace=False)
-    return SERVICE_BLOCK.format(bin=SERVICE_BIN)
+    return SERVICE_BLOCK.format(bin=SERVICE_BIN, user=SERVICE_USER)
 
 
 class Setup:
@@ -80,7 +82,7 @@ class Setup:
         self.inst = dovecot(plugin=True, users=users, start=False)
         self.secret_file = self.inst.dir / "webhook.secret"
         self.secret_file.write_text(self.secret + "\n")
-        owner = secret_owner or DOVECOT_USER
+        owner = secret_owner or SERVICE_PW
         os.chown(self.secret_file, owner.pw_uid, owner.pw_gid)
         os.chmod(self.secret_file, secret_mode)
         conf = {
@@ -93,14 +95,39 @@ class Setup:
         self.extra = extra_conf
         self.inst.reconfigure(settings=conf, extra_conf=self.conf(service),
                               restart=False)
+        self.service = service
         if start:
             self.inst.start()
+            self.wait_service_ready()
+
+    def wait_service_ready(self, timeout=20):
+        """Wait (without failing) until the service reads the drop
+        directory (its inotify watch exists, set up once it holds the
+        .alive lock) or died of a fatal error: a session from now on
+        hands its events to the service, not to its outbox."""
+        def ready():
+            for pid in self.service_pids():
+                try:
+                    for fd in os.listdir(f"/proc/{pid}/fd"):
+                        if os.readlink(f"/proc/{pid}/fd/{fd}") == \
+                                "anon_inode:inotify":
+                            return True
+                except OSError:
+                    pass
+            return "pop3-retention: Fatal:" in self.log()
+        if not self.service:
+            return
+        deadline = time.monotonic() + timeout
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def conf(self, service):
         return (service_block() if service else "") + self.extra
 
     def enable_service(self):
+        self.service = True
         self.inst.reconfigure(extra_conf=self.conf(True))
+        self.wait_service_ready()
 
     # -- mail ------------------------------------------------------------
     def deliver(self, n, user="alice", **kw):
@@ -648,9 +675,10 @@ def test_service_kill9_under_pop3_load_loses_nothing(webhooks):
     """Under POP3 load (several sessions' drop files open at once, events
     delivered as they come) the service is killed with kill -9 and
     restarted by the master: every completed RETR's event arrives
-    exactly once, from the drop files the restarted service reads on
-    from their committed offsets, or from the outbox of sessions that
-    started while no service ran (flushed with doveadm)."""
+    at least once, from the drop files the restarted service reads again
+    from their start (the spool skips the ids it holds), or from the
+    outbox of sessions that started while no service ran (flushed with
+    doveadm)."""
     s = webhooks()
     s.deliver(20)
     stop = threading.Event()
@@ -703,9 +731,11 @@ def test_service_kill9_under_pop3_load_loses_nothing(webhooks):
     assert len(set(ids)) == total
     # at-least-once: only what the kill caught between the receiver's
     # answer and the outcome's write goes out again: the requests in
-    # flight and the outcomes of the loop turn it cut (16 each at most)
+    # flight (16 at most) and the answers of the ioloop turn it cut and
+    # of the one before the outcome write ran (16 each at most)
     twice = {i for i in ids if ids.count(i) > 1}
-    assert len(ids) - len(set(ids)) <= 32, len(ids) - len(set(ids))
+    print(f"duplicates after the kill: {len(ids) - len(set(ids))}")
+    assert len(ids) - len(set(ids)) <= 48, len(ids) - len(set(ids))
     assert all(ids.count(i) == 2 for i in twice)
     assert s.outbox_files() == []
     wait_until(lambda: s.drop_files() == [], timeout=10)
@@ -784,11 +814,12 @@ def test_drop_directory_has_the_sockets_access(webhooks):
     and write (no read) access for that group only; mail processes of
     that group hand their events over through it."""
     block = SERVICE_BLOCK.replace("mode = 0666", "mode = 0660\n    group = nogroup")
-    s = webhooks(service=False, extra_conf=block.format(bin=SERVICE_BIN))
+    s = webhooks(service=False,
+                 extra_conf=block.format(bin=SERVICE_BIN, user=SERVICE_USER))
     wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
     st = os.stat(s.drop_dir())
     assert stat.S_IMODE(st.st_mode) == 0o1730
-    assert st.st_uid == DOVECOT_USER.pw_uid
+    assert st.st_uid == SERVICE_PW.pw_uid
     assert st.st_gid == pwd.getpwnam("nobody").pw_gid
     s.deliver(2)
     s.session(retr=(1, 2))
@@ -917,21 +948,23 @@ def test_standby_takes_over_a_spool_held_by_another_process(webhooks):
     s = webhooks(start=False)
     spool = s.spool_dir()
     spool.mkdir(mode=0o700)
-    os.chown(spool, DOVECOT_USER.pw_uid, DOVECOT_USER.pw_gid)
+    os.chown(spool, SERVICE_PW.pw_uid, SERVICE_PW.pw_gid)
     lock = open(spool / "lock", "w")
-    os.chown(spool / "lock", DOVECOT_USER.pw_uid, DOVECOT_USER.pw_gid)
+    os.chown(spool / "lock", SERVICE_PW.pw_uid, SERVICE_PW.pw_gid)
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         s.inst.start()
         s.wait_log("is in use by another process: standing by")
         s.deliver(2)
         # the old process, which owns the spool, reads the drop files
-        # meanwhile: it holds their lock
+        # meanwhile: it holds the write lock on its .alive
         wait_until(lambda: s.drop_dir().is_dir(), timeout=20)
         alive_path = s.drop_dir() / ".alive"
         alive = open(alive_path, "w")
+        service_user = pwd.getpwnam(SERVICE_USER)
+        os.chown(alive_path, service_user.pw_uid, service_user.pw_gid)
         os.chmod(alive_path, 0o644)
-        fcntl.flock(alive, fcntl.LOCK_EX)
+        fcntl.lockf(alive, fcntl.LOCK_EX)
         s.session(retr=(1, 2))
         assert s.outbox_files() == []
         # only the spool's owner reads the drop files: they wait there
@@ -1054,6 +1087,7 @@ def test_tls_certificate_is_verified(webhooks, tmp_path):
     s.rx.start()
     conf[P + "webhook_ca_file"] = ca_file_for(s, other[0])
     s.inst.reconfigure(settings=conf)
+    s.wait_service_ready()
     s.session(retr=(1,))
     wait_until(lambda: re.search(r"attempt 1 of 4 failed: [^\n]*subject "
                                  r"name", s.log()), timeout=30,
@@ -1126,8 +1160,8 @@ def test_private_target_refused_without_allow_private(webhooks):
 
 
 @pytest.mark.parametrize("mode,owner,log", [
-    (0o644, "dovecot", "The webhook secret file {path} must be owned by"),
-    (0o640, "dovecot", "The webhook secret file {path} must be owned by"),
+    (0o644, SERVICE_USER, "The webhook secret file {path} must be owned by"),
+    (0o640, SERVICE_USER, "The webhook secret file {path} must be owned by"),
     (0o644, "root", "The webhook secret file {path} must be owned by"),
     (0o600, "root", "open({path}) failed: Permission denied"),
 ])
@@ -1182,6 +1216,8 @@ def test_pop3_debug_event_follows_the_filters(webhooks, debug_conf,
     logged before it creates one; every way of asking for it must still
     get it."""
     s = webhooks(extra_conf=debug_conf)
+    # the session hands its events to the service, not to the outbox
+    s.wait_log("webhook delivery to")
     s.deliver(2)
     s.session(retr=(1,), dele=(2,))
     s.rx.wait_for(lambda rx: len(rx.delivered()) >= 2)

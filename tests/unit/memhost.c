@@ -67,16 +67,12 @@ static int mh_state_write(void *context, unsigned int idx,
 	return 0;
 }
 
-static void mh_event(void *context, const struct retention_event *event)
+static void event_record(struct memhost_event *e,
+			 const struct retention_event *event)
 {
 	char event_id[RETENTION_EVENT_ID_SIZE];
-
-	struct memhost *host = context;
-	struct memhost_event *e;
 	char *json;
 
-	assert(host->event_count < MEMHOST_MAX_EVENTS);
-	e = &host->events[host->event_count++];
 	memset(e, 0, sizeof(*e));
 	e->type = event->type;
 	e->uid = event->uid;
@@ -94,6 +90,70 @@ static void mh_event(void *context, const struct retention_event *event)
 	free(json);
 }
 
+static void mh_event(void *context, const struct retention_event *event)
+{
+	struct memhost *host = context;
+
+	if (host->dead)
+		return;
+	assert(host->event_count < MEMHOST_MAX_EVENTS);
+	event_record(&host->events[host->event_count++], event);
+}
+
+static void mh_event_pending(void *context,
+			     const struct retention_event *event)
+{
+	struct memhost *host = context;
+
+	if (host->dead)
+		return;
+	assert(host->pending_count < MEMHOST_MAX_EVENTS);
+	event_record(&host->pending[host->pending_count++], event);
+}
+
+static void mh_events_settled(void *context, bool committed)
+{
+	struct memhost *host = context;
+
+	unsigned int i, first;
+
+	if (host->dead)
+		return;
+	/* committed: the events just handed over are the pending ones,
+	   with the same ids */
+	assert(!committed || host->event_count >= host->pending_count);
+	first = host->event_count - host->pending_count;
+	for (i = 0; committed && i < host->pending_count; i++) {
+		assert(strcmp(host->events[first + i].id,
+			      host->pending[i].id) == 0);
+	}
+	host->pending_count = 0;
+}
+
+/* Pending events whose QUIT was killed: a removal whose message is gone
+   happened, a retain whose message is hidden happened; the rest did
+   not. Those that happened are handed over as recorded (same ids). */
+static void reconcile_pending(struct memhost *host)
+{
+	unsigned int i;
+
+	for (i = 0; i < host->pending_count; i++) {
+		const struct memhost_event *e = &host->pending[i];
+		int m = memhost_find(host, e->uid);
+		bool happened;
+
+		if (e->type == RETENTION_EVENT_RETAINED)
+			happened = m >= 0 && host->messages[m].hidden;
+		else
+			happened = m < 0 || host->messages[m].removed;
+		if (happened) {
+			assert(host->event_count < MEMHOST_MAX_EVENTS);
+			host->events[host->event_count++] = *e;
+		}
+	}
+	host->pending_count = 0;
+}
+
 static void mh_audit(void *context, const struct retention_audit *audit)
 {
 	struct memhost *host = context;
@@ -109,6 +169,8 @@ static const struct retention_host memhost_vfuncs = {
 	.message_retain = mh_message_retain,
 	.state_write = mh_state_write,
 	.event = mh_event,
+	.event_pending = mh_event_pending,
+	.events_settled = mh_events_settled,
 	.audit = mh_audit,
 };
 
@@ -182,10 +244,12 @@ int memhost_login(struct memhost *host, time_t now)
 	unsigned int i, p = 0, n;
 
 	assert(host->session == NULL);
+	reconcile_pending(host);
 	host->session = open_session(host);
 	plan = retention_session_begin(host->session, now);
 	(void)retention_session_apply(host->session, plan);
 	/* removals at login are written through: committed */
+	(void)retention_session_commit_prepare(host->session);
 	(void)retention_session_commit_done(host->session, true);
 	/* the listing leaves out every non-KEEP message of the plan */
 	n = retention_session_count(host->session);
@@ -263,17 +327,26 @@ void memhost_quit(struct memhost *host, time_t now)
 	plan = retention_session_update(host->session, now);
 	(void)retention_session_apply(host->session, plan);
 	host->in_update = false;
+	(void)retention_session_commit_prepare(host->session);
+	host->dead = host->kill_before_commit;
 	/* the commit: every staged change at once, or none */
-	for (i = 0; i < host->count && !host->fail_commit; i++) {
+	for (i = 0; i < host->count && !host->fail_commit && !host->dead;
+	     i++) {
 		if (host->staged_remove[i])
 			host->messages[i].removed = true;
 		if (host->staged_retain[i])
 			host->messages[i].hidden = true;
 	}
-	(void)retention_session_commit_done(host->session, !host->fail_commit);
+	host->dead = host->dead || host->kill_after_commit;
+	if (!host->dead) {
+		(void)retention_session_commit_done(host->session,
+						    !host->fail_commit);
+		assert(retention_session_end(host->session, true,
+					     &stats) == 0);
+	}
 	host->fail_commit = false;
-	assert(retention_session_end(host->session, true, &stats) == 0);
 	retention_session_destroy(&host->session);
+	host->dead = host->kill_before_commit = host->kill_after_commit = false;
 }
 
 void memhost_drop(struct memhost *host)
@@ -290,9 +363,11 @@ void memhost_sweep(struct memhost *host, time_t now)
 	struct retention_session *session;
 	const struct retention_plan *plan;
 
+	reconcile_pending(host);
 	session = open_session(host);
 	plan = retention_session_sweep(session, now);
 	(void)retention_session_apply(session, plan);
+	(void)retention_session_commit_prepare(session);
 	(void)retention_session_commit_done(session, true);
 	retention_session_destroy(&session);
 }

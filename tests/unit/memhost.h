@@ -6,7 +6,10 @@
    server without Dovecot would drive them. Removals and retains made
    during UPDATE are staged and committed together at the end of QUIT, so
    a session that dies before QUIT changes nothing but retrieval times;
-   the events of a plan reach the host once its commit succeeded. */
+   the events of a plan reach the host once its commit succeeded. They
+   are recorded as pending before the commit: a QUIT whose process is
+   killed around its commit leaves them there, and the next login
+   reconciles them against the maildrop. */
 
 #include "retention-hooks.h"
 
@@ -57,10 +60,18 @@ struct memhost {
 	uint32_t fail_remove_uid;
 	/* the next QUIT's commit fails: nothing staged is committed */
 	bool fail_commit;
+	/* the next QUIT's process is killed right before / right after its
+	   commit: nothing runs after that point */
+	bool kill_before_commit, kill_after_commit;
 	bool in_update;
+	/* the process is killed: callbacks do nothing */
+	bool dead;
 
 	struct memhost_event events[MEMHOST_MAX_EVENTS];
 	unsigned int event_count;
+	/* the durable pending record (event_pending) until events_settled */
+	struct memhost_event pending[MEMHOST_MAX_EVENTS];
+	unsigned int pending_count;
 	char audit[MEMHOST_MAX_AUDIT][256];
 	unsigned int audit_count;
 };

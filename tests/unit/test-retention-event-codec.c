@@ -361,6 +361,57 @@ static void test_size(void **state)
 		case_fail(idx, c->name, "text \"%s\"", buf);
 }
 
+/* ---- fields from an untrusted producer ---- */
+
+/* A line the encoder never writes: a string field over
+   RETENTION_EVENT_STRING_MAX octets (after unescaping) is cut there, at
+   a UTF-8 character boundary, as the encoder cuts it. */
+struct decode_cap_case {
+	const char *name;
+	const char *fields;
+	/* 0: user, 1: message_id, 2: reason */
+	unsigned int field;
+	size_t len;
+};
+
+#define CAP_FIELDS(user, message_id, reason) \
+	"message.retrieved\t1795821228\t" user "\tINBOX\t\t1\t1\t" \
+	message_id "\t0\t\t\t0\tkeep\t" reason "\t\t\t\t0"
+
+static const struct decode_cap_case decode_cap_cases[] = {
+	{ "message_id of 998 octets", CAP_FIELDS("u", S998("m"), ""), 1,
+	  998 },
+	{ "message_id of 999 octets", CAP_FIELDS("u", S998("m") "m", ""), 1,
+	  998 },
+	{ "user of 999 octets", CAP_FIELDS(S998("u") "u", "", ""), 0, 998 },
+	{ "reason of 999 octets", CAP_FIELDS("u", "", S998("r") "r"), 2,
+	  998 },
+	{ "998 octets after unescaping", CAP_FIELDS("u", S997("m") "\001t",
+						    ""), 1, 998 },
+	{ "cut before a split character", CAP_FIELDS("u", S997("m")
+						     "\xc3\xa9", ""), 1, 997 },
+};
+
+static void test_decode_cap(void **state)
+{
+	const struct decode_cap_case *c = *state;
+	size_t idx = (size_t)(c - decode_cap_cases);
+	struct retention_event decoded;
+	const char *error = NULL, *got;
+	char *fields = strdup(c->fields);
+
+	if (fields == NULL)
+		case_fail(idx, c->name, "out of memory");
+	if (retention_event_decode(fields, &decoded, &error) < 0)
+		case_fail(idx, c->name, "refused: %s", error);
+	got = c->field == 0 ? decoded.user : c->field == 1 ?
+		decoded.message_id : decoded.reason;
+	if (got == NULL || strlen(got) != c->len)
+		case_fail(idx, c->name, "%zu octets, expected %zu",
+			  got == NULL ? 0 : strlen(got), c->len);
+	free(fields);
+}
+
 int main(void)
 {
 	int failed = 0;
@@ -369,5 +420,7 @@ int main(void)
 			    test_round_trip, codec_cases);
 	failed += RUN_TABLE("retention_event_encode buffer size", test_size,
 			    size_cases);
+	failed += RUN_TABLE("retention_event_decode field caps",
+			    test_decode_cap, decode_cap_cases);
 	return failed == 0 ? 0 : 1;
 }

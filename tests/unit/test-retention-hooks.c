@@ -26,7 +26,9 @@ struct scenario {
 	/* d@T deliver | login@T | retr:N@T | top:N@T | dele:N | rset |
 	   quit@T | drop | sweep@T | list=U,U (listing by uid) | lose:U
 	   (state of uid U lost) | failrm:U (removal of U fails) |
-	   failcommit (the next QUIT's commit fails) */
+	   failcommit (the next QUIT's commit fails) | killbefore /
+	   killafter (the next QUIT's process is killed right before /
+	   right after its commit) */
 	const char *script;
 	/* what stays on disk: "1 2h 3" (h: hidden) */
 	const char *disk;
@@ -127,6 +129,22 @@ static const struct scenario scenarios[] = {
 	  "d@1 d@1 login@10 dele:1 dele:2 failcommit quit@11 login@20 "
 	  "dele:1 quit@21 sweep@86401", "2",
 	  "retained:1(min) expired:1(retention-ended)" },
+	{ "killed after the QUIT commit: the next login reports the removals",
+	  "policy=delete-after-download",
+	  "d@1 d@1 d@1 login@10 retr:1@11 dele:2 killafter quit@12 "
+	  "login@20 list=3 quit@21", "3",
+	  "retrieved:1* expired:1(downloaded) deleted:2(dele)" },
+	{ "killed after the QUIT commit: retains are reported too", "min=1d",
+	  "d@1 d@1 login@10 dele:1 killafter quit@11 login@20 list=2 quit@21",
+	  "1h 2", "retained:1(min)" },
+	{ "killed before the QUIT commit: nothing removed, nothing reported",
+	  "policy=delete-after-download",
+	  "d@1 d@1 login@10 retr:1@11 dele:2 killbefore quit@12 login@20 "
+	  "list=1,2 quit@21", "1 2", "retrieved:1*" },
+	{ "killed after the QUIT commit: a sweep reports what it removes",
+	  "",
+	  "d@1 d@1 login@10 dele:1 killafter quit@11 sweep@20", "2",
+	  "deleted:1(dele)" },
 };
 
 static struct retention_settings
@@ -236,6 +254,10 @@ static void run_script(struct memhost *host, const struct scenario *sc,
 			host->fail_remove_uid = arg_num(tok);
 		} else if (strcmp(tok, "failcommit") == 0)
 			host->fail_commit = true;
+		else if (strcmp(tok, "killbefore") == 0)
+			host->kill_before_commit = true;
+		else if (strcmp(tok, "killafter") == 0)
+			host->kill_after_commit = true;
 		else
 			fail_msg("row %u: bad script token '%s'", row, tok);
 	}

@@ -390,7 +390,7 @@ static void inv_remove_has_cause(const struct combo *c,
 		cause = true;
 	if (set->policy == RETENTION_POLICY_KEEP &&
 	    facts->first_retrieved_at != 0 &&
-	    NOW >= facts->first_retrieved_at + (time_t)set->keep_secs)
+	    NOW >= facts->first_retrieved_at + (time_t)set->keep.secs)
 		cause = true;
 	if (d->action == RETENTION_ACTION_REMOVE && !cause)
 		fail_msg("removed without a cause: %s", desc);

@@ -91,6 +91,19 @@ static const struct row rows[] = {
 	  "'ftp://example.com/'", NONE, 0, NULL },
 	{ P "webhook_url", "https://", "no host", NONE, 0, NULL },
 	{ P "webhook_url", "https://a b/", "space", NONE, 0, NULL },
+	/* a refused URL is named without its userinfo, query, fragment */
+	{ P "webhook_url", "ftp://u:pw@example.com/p?token=t0k#f",
+	  "invalid value 'ftp://[redacted]@example.com/p?[redacted]': only",
+	  NONE, 0, NULL },
+	{ P "webhook_url", "https://u:p@w@h.example/a b?t=1",
+	  "'https://[redacted]@h.example/a b?[redacted]': the URL contains",
+	  NONE, 0, NULL },
+	{ P "webhook_url", "https://h.example/a\tb#t0k",
+	  "'https://h.example/a?b#[redacted]': the URL contains", NONE, 0,
+	  NULL },
+	{ P "webhook_url", "https://:pw@h.example",
+	  "'https://[redacted]@h.example': the URL has no host", NONE, 0,
+	  NULL },
 	{ P "webhook_secret_file", "relative/path", "absolute path", NONE, 0,
 	  NULL },
 	{ P "webhook_secret_file", "/etc/dovecot/hook.secret", NULL, SECRET,
@@ -141,36 +154,73 @@ static const struct row rows[] = {
 	  NULL },
 };
 
-static long long field_value(const struct retention_settings *set, int field,
+/* A session's settings and the delivery's: each key goes to its own. */
+struct both {
+	struct retention_settings s;
+	struct webhook_settings w;
+};
+
+static void both_init(struct both *b)
+{
+	memset(b, 0, sizeof(*b));
+	retention_settings_init(&b->s);
+	webhook_settings_init(&b->w);
+}
+
+static int both_set(struct both *b, const char *key, const char *value,
+		    const char **error_r)
+{
+	const struct retention_setting_define *def =
+		retention_setting_find(key);
+
+	if (def != NULL && def->scope == RETENTION_SCOPE_DELIVERY) {
+		*error_r = b->w.error;
+		return webhook_settings_set(&b->w, key, value);
+	}
+	*error_r = b->s.error;
+	return retention_settings_set(&b->s, key, value);
+}
+
+/* Equal but for the error texts. */
+static bool both_equal(struct both *a, struct both *b)
+{
+	memcpy(a->s.error, b->s.error, sizeof(a->s.error));
+	memcpy(a->w.error, b->w.error, sizeof(a->w.error));
+	return memcmp(a, b, sizeof(*a)) == 0;
+}
+
+static long long field_value(const struct both *b, int field,
 			     const char **str_r)
 {
+	const struct retention_settings *set = &b->s;
+
 	*str_r = NULL;
 	switch (field) {
 	case POLICY: return set->policy;
-	case KEEP: return set->keep_secs;
+	case KEEP: return set->keep.secs;
 	case MIN: return set->min_secs;
 	case MAX: return set->max_secs;
 	case HOLD: return set->hold;
-	case REMOVE: *str_r = set->move_mailbox; return set->remove;
+	case REMOVE: *str_r = set->remove.mailbox; return set->remove.kind;
 	case VISIBLE: return (long long)set->visible_since;
 	case EVENTS: return set->webhook_events;
-	case SCHEDULE: return set->retry_schedule_count;
-	case TIMEOUT: return set->webhook_timeout_secs;
-	case URL: *str_r = set->webhook_url; return 0;
+	case SCHEDULE: return b->w.retry_schedule.count;
+	case TIMEOUT: return b->w.timeout_secs;
+	case URL: *str_r = b->w.url; return 0;
 	case TOPC: return set->top_counts;
 	case DRY: return set->dry_run;
 	case CAPA: return set->capa_expire;
-	case INFLIGHT: return set->webhook_max_in_flight;
-	case NICE: return set->webhook_nice;
-	case SECRET: *str_r = set->webhook_secret_file; return 0;
-	case CA: *str_r = set->webhook_ca_file; return 0;
+	case INFLIGHT: return b->w.max_in_flight;
+	case NICE: return b->w.nice;
+	case SECRET: *str_r = b->w.secret_file; return 0;
+	case CA: *str_r = b->w.ca_file; return 0;
 	}
 	return 0;
 }
 
 /* Every setting away from its default: a failed set() must not touch
-   any of them either (set() has no copy to fall back on). */
-static void settings_all_set(struct retention_settings *set)
+   any of them either. */
+static void settings_all_set(struct both *b)
 {
 	static const char *const values[][2] = {
 		{ P "policy", "keep" }, { P "keep", "7d" }, { P "min", "1d" },
@@ -189,51 +239,50 @@ static void settings_all_set(struct retention_settings *set)
 		{ P "webhook_max_in_flight", "3" },
 		{ P "webhook_nice", "3" },
 	};
+	const char *error;
 	unsigned int i;
 
-	retention_settings_init(set);
+	both_init(b);
 	for (i = 0; i < sizeof(values) / sizeof(values[0]); i++)
-		assert_int_equal(retention_settings_set(set, values[i][0],
-							values[i][1]), 0);
+		assert_int_equal(both_set(b, values[i][0], values[i][1],
+					  &error), 0);
 }
 
 static void test_row(void **state)
 {
 	const struct row *r = *state;
 	unsigned int i = (unsigned int)(r - rows);
-	struct retention_settings set, before;
-	const char *str;
+	struct both set, before;
+	const char *str, *error;
 	long long got;
 	int ret;
 
-	retention_settings_init(&set);
-	before = set;
-	ret = retention_settings_set(&set, r->key, r->value);
+	both_init(&set);
+	memcpy(&before, &set, sizeof(set));
+	ret = both_set(&set, r->key, r->value, &error);
 	if (r->error != NULL) {
 		if (ret != -1)
 			fail_msg("row %u (%s=%s): accepted, want error '%s'",
 				 i, r->key, r->value, r->error);
-		if (strstr(set.error, r->error) == NULL)
+		if (strstr(error, r->error) == NULL)
 			fail_msg("row %u (%s=%s): error '%s', want '%s'", i,
-				 r->key, r->value, set.error, r->error);
+				 r->key, r->value, error, r->error);
 		/* the setting that failed is unchanged */
-		memcpy(before.error, set.error, sizeof(set.error));
-		if (memcmp(&before, &set, sizeof(set)) != 0)
+		if (!both_equal(&before, &set))
 			fail_msg("row %u: failed set() changed settings", i);
 		/* also when every setting has a value of its own */
 		settings_all_set(&set);
-		before = set;
-		if (retention_settings_set(&set, r->key, r->value) != -1)
+		memcpy(&before, &set, sizeof(set));
+		if (both_set(&set, r->key, r->value, &error) != -1)
 			fail_msg("row %u: accepted after the others", i);
-		memcpy(before.error, set.error, sizeof(set.error));
-		if (memcmp(&before, &set, sizeof(set)) != 0)
+		if (!both_equal(&before, &set))
 			fail_msg("row %u: failed set() changed settings that "
 				 "were set", i);
 		return;
 	}
 	if (ret != 0)
 		fail_msg("row %u (%s=%s): rejected: %s", i, r->key, r->value,
-			 set.error);
+			 error);
 	got = field_value(&set, r->field, &str);
 	if (got != r->want)
 		fail_msg("row %u (%s=%s): got %lld, want %lld", i, r->key,
@@ -245,24 +294,68 @@ static void test_row(void **state)
 
 static void test_defaults(void **state)
 {
-	struct retention_settings set;
+	struct both set;
 	static const unsigned int schedule[] = {
 		0, 5, 300, 1800, 7200, 18000, 36000, 36000 };
 
 	(void)state;
-	retention_settings_init(&set);
-	assert_int_equal(set.policy, RETENTION_POLICY_OFF);
-	assert_int_equal(set.remove, RETENTION_REMOVE_EXPUNGE);
-	assert_true(set.capa_expire);
-	assert_false(set.hold);
-	assert_false(set.dry_run);
-	assert_int_equal(set.webhook_events, RETENTION_EVENT_ALL);
-	assert_int_equal(set.webhook_timeout_secs, 15);
-	assert_int_equal(set.webhook_max_in_flight, 16);
-	assert_int_equal(set.webhook_nice, 19);
-	assert_int_equal(set.retry_schedule_count, 8);
-	assert_memory_equal(set.retry_schedule, schedule, sizeof(schedule));
-	assert_int_equal(retention_settings_check(&set), 0);
+	both_init(&set);
+	assert_int_equal(set.s.policy, RETENTION_POLICY_OFF);
+	assert_int_equal(set.s.remove.kind, RETENTION_REMOVE_EXPUNGE);
+	assert_true(set.s.capa_expire);
+	assert_false(set.s.hold);
+	assert_false(set.s.dry_run);
+	assert_false(set.s.keep.set);
+	assert_false(set.s.webhooks);
+	assert_int_equal(set.s.webhook_events, RETENTION_EVENT_ALL);
+	assert_int_equal(set.w.timeout_secs, 15);
+	assert_int_equal(set.w.max_in_flight, 16);
+	assert_int_equal(set.w.nice, 19);
+	assert_int_equal(set.w.retry_schedule.count, 8);
+	assert_memory_equal(set.w.retry_schedule.secs, schedule,
+			    sizeof(schedule));
+	assert_int_equal(retention_settings_check(&set.s), 0);
+}
+
+static const void *field_of(const struct both *b,
+			    const struct retention_setting_define *def)
+{
+	const char *base = def->scope == RETENTION_SCOPE_SESSION ?
+		(const char *)&b->s : (const char *)&b->w;
+
+	return base + def->offset;
+}
+
+/* Every row: a unique name, a default its grammar accepts that gives
+   what init() gives, and a field inside its scope's struct. */
+static void test_table(void **state)
+{
+	const struct retention_setting_define *def, *d2;
+	struct both init, set;
+	const char *error;
+
+	(void)state;
+	both_init(&init);
+	for (def = retention_setting_defines; def->key != NULL; def++) {
+		for (d2 = def + 1; d2->key != NULL; d2++) {
+			if (strcmp(def->key, d2->key) == 0)
+				fail_msg("%s: twice in the table", def->key);
+		}
+		assert_ptr_equal(retention_setting_find(def->key), def);
+		assert_int_equal(strncmp(def->key, P, strlen(P)), 0);
+		assert_true(def->offset + def->size <=
+			    (def->scope == RETENTION_SCOPE_SESSION ?
+			     sizeof(struct retention_settings) :
+			     sizeof(struct webhook_settings)));
+		settings_all_set(&set);
+		if (both_set(&set, def->key, def->default_value, &error) < 0)
+			fail_msg("%s: default '%s' does not parse: %s",
+				 def->key, def->default_value, error);
+		if (memcmp(field_of(&set, def), field_of(&init, def),
+			   def->size) != 0)
+			fail_msg("%s: default '%s' is not init()'s", def->key,
+				 def->default_value);
+	}
 }
 
 static void test_empty_resets(void **state)
@@ -317,42 +410,47 @@ static void test_check(void **state)
 	}
 }
 
-static void test_per_user(void **state)
+/* A session parses the SESSION settings and learns only whether the
+   webhook URL is set; the delivery settings are not its own. */
+static void test_scopes(void **state)
 {
+	struct retention_settings set;
+	struct webhook_settings wset;
+	const struct retention_setting_define *def;
+
 	(void)state;
-	assert_true(retention_settings_key_is_per_user(P "policy"));
-	assert_true(retention_settings_key_is_per_user(P "webhook_events"));
-	assert_false(retention_settings_key_is_per_user(P "webhook_url"));
-	assert_false(retention_settings_key_is_per_user(P "webhook_secret_file"));
-	assert_false(retention_settings_key_is_per_user(P "webhook_ca_file"));
-	assert_true(retention_settings_key_is_site_wide(P "webhook_ca_file"));
-	assert_false(retention_settings_key_is_per_user(P "webhook_timeout"));
-	assert_true(retention_settings_key_is_site_wide(P "webhook_nice"));
-	assert_true(retention_settings_key_is_site_wide(P "webhook_url"));
-	assert_false(retention_settings_key_is_site_wide(P "webhook_events"));
-	assert_false(retention_settings_key_is_site_wide(P "policy"));
-	assert_false(retention_settings_key_is_site_wide(P "unknown"));
-	assert_false(retention_settings_key_is_per_user(P "webhook_nice"));
-	assert_false(retention_settings_key_is_per_user(
-		P "webhook_max_in_flight"));
-	assert_false(retention_settings_key_is_per_user("mail_plugins"));
-	/* what a POP3 session parses: per-user ones and the URL only */
-	assert_true(retention_settings_key_is_for_sessions(P "policy"));
-	assert_true(retention_settings_key_is_for_sessions(P "webhook_events"));
-	assert_true(retention_settings_key_is_for_sessions(P "webhook_url"));
-	assert_false(retention_settings_key_is_for_sessions(
-		P "webhook_secret_file"));
-	assert_false(retention_settings_key_is_for_sessions(
-		P "webhook_nice"));
-	assert_false(retention_settings_key_is_for_sessions(
-		P "webhook_max_in_flight"));
-	assert_false(retention_settings_key_is_for_sessions(P "unknown"));
+	retention_settings_init(&set);
+	webhook_settings_init(&wset);
+	def = retention_setting_find(P "webhook_events");
+	assert_int_equal(def->scope, RETENTION_SCOPE_SESSION);
+	assert_true(retention_setting_is_for_sessions(def));
+	def = retention_setting_find(P "webhook_url");
+	assert_int_equal(def->scope, RETENTION_SCOPE_DELIVERY);
+	assert_true(retention_setting_is_for_sessions(def));
+	def = retention_setting_find(P "webhook_nice");
+	assert_int_equal(def->scope, RETENTION_SCOPE_DELIVERY);
+	assert_false(retention_setting_is_for_sessions(def));
+	assert_null(retention_setting_find(P "unknown"));
+	assert_null(retention_setting_find("mail_plugins"));
+
+	/* no URL validation in a session: the service does it */
+	assert_int_equal(retention_settings_set(&set, P "webhook_url",
+						"ftp://x"), 0);
+	assert_true(set.webhooks);
+	assert_int_equal(retention_settings_set(&set, P "webhook_url", ""), 0);
+	assert_false(set.webhooks);
+	assert_int_equal(retention_settings_set(&set, P "webhook_secret_file",
+						"/s"), -1);
+	assert_non_null(strstr(set.error, P "webhook_secret_file: a "
+			       "site-wide delivery setting"));
+	assert_int_equal(webhook_settings_set(&wset, P "policy", "keep"), -1);
+	assert_non_null(strstr(wset.error, P "policy: a per-user setting"));
 }
 
 int main(void)
 {
 	const unsigned int nrows = sizeof(rows) / sizeof(rows[0]);
-	struct CMUnitTest tests[sizeof(rows) / sizeof(rows[0]) + 4];
+	struct CMUnitTest tests[sizeof(rows) / sizeof(rows[0]) + 5];
 	unsigned int i, n = 0;
 	static char names[sizeof(rows) / sizeof(rows[0])][128];
 
@@ -370,8 +468,10 @@ int main(void)
 	tests[n++].test_func = test_empty_resets;
 	tests[n].name = "cross-setting checks";
 	tests[n++].test_func = test_check;
-	tests[n].name = "per-user keys";
-	tests[n++].test_func = test_per_user;
+	tests[n].name = "the table";
+	tests[n++].test_func = test_table;
+	tests[n].name = "scopes";
+	tests[n++].test_func = test_scopes;
 	return _cmocka_run_group_tests("retention-settings", tests, n, NULL,
 				       NULL);
 }

@@ -159,7 +159,7 @@ struct run {
 
 	struct test_receiver receiver;
 
-	struct retention_settings set;
+	struct webhook_settings set;
 	struct webhook_secrets secrets;
 	struct webhook_spool *spool;
 	struct webhook_delivery *delivery;
@@ -311,20 +311,22 @@ static void settings_init(struct run *r)
 			 (int)(slash - c->script - 1), c->script + 1);
 		host = host_buf;
 	}
-	retention_settings_init(&r->set);
+	webhook_settings_init(&r->set);
+	/* 0: the engine's default */
+	r->set.max_in_flight = c->max_in_flight;
 	snprintf(url, sizeof(url), "http://%s:%d/%zu/%s", host, r->receiver.port,
 		 r->idx, script_answers(c));
-	if (retention_settings_set(&r->set, "pop3_retention_webhook_url",
-				   url) < 0 ||
-	    retention_settings_set(&r->set,
-				   "pop3_retention_webhook_retry_schedule",
-				   c->schedule) < 0 ||
-	    retention_settings_set(&r->set,
-				   "pop3_retention_webhook_allow_private",
-				   c->refuse_private ? "no" : "yes") < 0 ||
+	if (webhook_settings_set(&r->set, "pop3_retention_webhook_url",
+				 url) < 0 ||
+	    webhook_settings_set(&r->set,
+				 "pop3_retention_webhook_retry_schedule",
+				 c->schedule) < 0 ||
+	    webhook_settings_set(&r->set,
+				 "pop3_retention_webhook_allow_private",
+				 c->refuse_private ? "no" : "yes") < 0 ||
 	    (c->timeout != NULL &&
-	     retention_settings_set(&r->set, "pop3_retention_webhook_timeout",
-				    c->timeout) < 0))
+	     webhook_settings_set(&r->set, "pop3_retention_webhook_timeout",
+				  c->timeout) < 0))
 		RUN_FAIL(r, "settings: %s", r->set.error);
 	memset(&r->secrets, 0, sizeof(r->secrets));
 	if (webhook_secret_parse(SECRET1, &r->secrets.secrets[0], &error) < 0 ||
@@ -361,7 +363,6 @@ static void engine_start(struct run *r)
 	config.log = host_log;
 	config.report = host_report;
 	config.random = host_random;
-	config.max_in_flight = r->c->max_in_flight;
 	r->delivery = webhook_delivery_create(&config);
 	if (r->delivery == NULL)
 		RUN_FAIL(r, "webhook_delivery_create() failed");

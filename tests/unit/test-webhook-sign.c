@@ -49,6 +49,12 @@
 	"AwoRGB8mLTQ7QklQV15lbHN6gYiPlp2kq7K5wMfO1dzj6vH4/wYNFBsiKTA3PkVM" \
 	"U1phaG92fYSLkpmgp661vMPK0djf5u30+wIJEBceJSwzOkFIT1ZdZGtyeYCHjpWc" \
 	"o6qxuL/GzdTb4unw9/4FDBMaISgvNj1ES1JZYGdudXyD"
+/* 23, 24 and 25 bytes (0x40, 0x41, ...): around the smallest key */
+#define B64_23 "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVY="
+#define B64_24 "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZX"
+#define B64_25 "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWA=="
+#define HEX_24 "404142434445464748494a4b4c4d4e4f5051525354555657"
+#define HEX_25 HEX_24 "58"
 
 /* Hex repetition, so that RFC 4231's long keys stay readable */
 #define R3(s) s s s
@@ -131,6 +137,10 @@ static const struct sign_case sign_cases[] = {
 	/* Python, over "msg_1.-5.x" */
 	{ "negative timestamp", { SPEC_SECRET, NULL }, 1,
 	  "msg_1", -5, "x", "v1,V1Ze5+vKvACxLtXvToNu7P/eeWutz8j3WKB+Kod0XSE=" },
+	/* Python; a key longer than SHA-256's block is hashed first */
+	{ "128-byte key", { "whsec_" B64_128, NULL }, 1,
+	  SPEC_ID, SPEC_TS, SPEC_BODY,
+	  "v1,iGH/fEnQIOxuhX2PoBWUjAIjNugE/2eE4V+fqG+sfMA=" },
 };
 
 struct verify_case {
@@ -208,7 +218,10 @@ static const struct secret_case secret_cases[] = {
 	{ "without whsec_ prefix", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 	  SPEC_KEY_HEX, NULL },
 	{ "one padding character", ROT_SECRET, ROT_KEY_HEX, NULL },
-	{ "two padding characters", "whsec_YQ==", "61", NULL },
+	{ "two padding characters", "whsec_" B64_25, HEX_25, NULL },
+	{ "24 bytes, the smallest", "whsec_" B64_24, HEX_24, NULL },
+	{ "23 bytes", "whsec_" B64_23, NULL, "too short" },
+	{ "1 byte", "whsec_YQ==", NULL, "too short" },
 	{ "128 bytes, the largest", "whsec_" B64_128, HEX_128, NULL },
 	{ "empty", "", NULL, "empty" },
 	{ "prefix only", "whsec_", NULL, "empty" },
@@ -268,6 +281,8 @@ static const struct secrets_file_case secrets_file_cases[] = {
 	{ "bad first secret", "whsec_YQ\n" SPEC_SECRET "\n", 0, 0,
 	  { NULL, NULL }, "base64" },
 	{ "empty secret line", "whsec_\n", 0, 0, { NULL, NULL }, "empty" },
+	{ "short second secret", SPEC_SECRET "\nwhsec_" B64_23 "\n", 0, 0,
+	  { NULL, NULL }, "too short" },
 	{ "overlong line", "whsec_" B64_128 B64_128 B64_128 "\n", 0, 0,
 	  { NULL, NULL }, "too long" },
 	{ "two secrets on one line", SPEC_SECRET " " ROT_SECRET "\n", 0, 0,
