@@ -11,35 +11,10 @@ import time
 
 import pytest
 
-from dovecot_harness import make_message, wait_until
+from dovecot_harness import (big_message, deliver, drop, make_message,
+                             session_end_logged)
 
 DAY = 86400
-
-
-def deliver(inst, user="alice", n=3, **kw):
-    md = inst.maildir(user)
-    return [md.deliver(make_message(f"message {i}"), **kw) for i in range(n)]
-
-
-def session_end_logged(inst, count):
-    """Both hosts log 'session end:' when a session is over; after that
-    its changes are on disk."""
-    wait_until(lambda: inst.log_text().count("session end:") >= count,
-               timeout=10, message="session end not logged:\n"
-               + inst.log_text()[-3000:])
-
-
-def big_message(subject, mbytes):
-    line = b"x" * 74 + b"\n"
-    return make_message(subject, body=line * (mbytes * 1024 * 1024 // 75))
-
-
-def drop(p):
-    """Lose a poplib connection without QUIT."""
-    import socket
-    p.sock.shutdown(socket.SHUT_RDWR)
-    p.file.close()
-    p.sock.close()
 
 
 def kill_sessions(inst, user):

@@ -275,6 +275,36 @@ def make_message(subject: str = "test message", size_kb: Optional[float] = None,
     return msg
 
 
+
+# ---------------------------------------------------------------------------
+# helpers of the retention tests (both hosts)
+# ---------------------------------------------------------------------------
+
+def deliver(inst, user: str = "alice", n: int = 3, **kw) -> List[str]:
+    """n messages "message 0".. into user's Maildir; their base names."""
+    md = inst.maildir(user)
+    return [md.deliver(make_message(f"message {i}"), **kw) for i in range(n)]
+
+
+def session_end_logged(inst, count: int) -> None:
+    """Both hosts log 'session end:' when a session is over (Dovecot's
+    pop3 when it frees the mailbox): after that its changes are on disk."""
+    wait_until(lambda: inst.log_text().count("session end:") >= count,
+               timeout=10, message="session end not logged:\n"
+               + inst.log_text()[-3000:])
+
+
+def big_message(subject: str, mbytes: int) -> bytes:
+    line = b"x" * 74 + b"\n"
+    return make_message(subject, body=line * (mbytes * 1024 * 1024 // 75))
+
+
+def drop(p: poplib.POP3) -> None:
+    """Lose a poplib connection without QUIT."""
+    p.sock.shutdown(socket.SHUT_RDWR)
+    p.file.close()
+    p.sock.close()
+
 # ---------------------------------------------------------------------------
 # Maildir
 # ---------------------------------------------------------------------------

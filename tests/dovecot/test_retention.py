@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from dovecot_harness import make_message, wait_until
+from dovecot_harness import (big_message, deliver, make_message,
+                             session_end_logged, wait_until)
 
 DAY = 86400
 P = "pop3_retention_"
@@ -37,31 +38,6 @@ def dovecot(dovecot):
 def plugin(dovecot, users=None, **settings):
     conf = {P + k: v for k, v in settings.items()}
     return dovecot(plugin=True, settings=conf, users=users)
-
-
-def deliver(inst, user="alice", n=3, **kw):
-    md = inst.maildir(user)
-    return [md.deliver(make_message(f"message {i}"), **kw) for i in range(n)]
-
-
-def session_end_logged(inst, count):
-    """pop3 logs 'session end' when it frees the mailbox: after that the
-    session's changes are on disk."""
-    wait_until(lambda: inst.log_text().count("session end:") >= count,
-               timeout=10, message="session end not logged:\n"
-               + inst.log_text()[-3000:])
-
-
-def big_message(subject, mbytes):
-    line = b"x" * 74 + b"\n"
-    return make_message(subject, body=line * (mbytes * 1024 * 1024 // 75))
-
-
-def drop(p):
-    """Lose a poplib connection without QUIT."""
-    p.sock.shutdown(socket.SHUT_RDWR)
-    p.file.close()
-    p.sock.close()
 
 
 def pop3_pids(inst, user):
