@@ -287,9 +287,10 @@ static void test_row(void **state)
 	if (got != r->want)
 		fail_msg("row %u (%s=%s): got %lld, want %lld", i, r->key,
 			 r->value, got, r->want);
-	if (r->want_str != NULL && strcmp(str, r->want_str) != 0)
+	if (r->want_str != NULL &&
+	    (str == NULL || strcmp(str, r->want_str) != 0))
 		fail_msg("row %u (%s=%s): got '%s', want '%s'", i, r->key,
-			 r->value, str, r->want_str);
+			 r->value, str != NULL ? str : "(none)", r->want_str);
 }
 
 static void test_defaults(void **state)

@@ -186,7 +186,9 @@ static char *gen_text(const struct stream_case *c, size_t *len_r)
 	switch (c->gen) {
 	case GEN_TEXT:
 		*len_r = strlen(c->text);
-		return strdup(c->text);
+		text = strdup(c->text);
+		assert_non_null(text);
+		return text;
 	case GEN_DOT_AT_BOUNDARY:
 	case GEN_CRLF_AT_BOUNDARY:
 	case GEN_LONG_LINE:
@@ -242,8 +244,8 @@ static char *crlf(const char *text, size_t len, size_t *len_r)
 static bool stream_all(size_t idx, const char *name, struct shim_maildir *md,
 		       long top, size_t buf_size, char **out_r, size_t *len_r)
 {
-	char error[512], *buf, *out = NULL;
-	size_t len = 0, alloc = 0;
+	char error[512], *buf, *out, *bigger;
+	size_t len = 0, alloc = buf_size;
 	struct shim_msg_stream *stream;
 	ssize_t n;
 	bool whole;
@@ -252,15 +254,18 @@ static bool stream_all(size_t idx, const char *name, struct shim_maildir *md,
 	if (stream == NULL)
 		case_fail(idx, name, "stream_open: %s", error);
 	buf = malloc(buf_size);
+	out = malloc(alloc);
 	assert_non_null(buf);
+	assert_non_null(out);
 	while ((n = shim_msg_stream_read(stream, buf, buf_size, error,
 					 sizeof(error))) > 0) {
 		if ((size_t)n > buf_size)
 			case_fail(idx, name, "read %zd > %zu", n, buf_size);
 		if (len + (size_t)n > alloc) {
 			alloc = (len + (size_t)n) * 2;
-			out = realloc(out, alloc);
-			assert_non_null(out);
+			bigger = realloc(out, alloc);
+			assert_non_null(bigger);
+			out = bigger;
 		}
 		memcpy(out + len, buf, (size_t)n);
 		len += (size_t)n;
