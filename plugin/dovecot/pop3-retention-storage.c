@@ -26,10 +26,15 @@
 
 #include "retention-hooks.h"
 
+/* Our vfuncs run only on the mailboxes and mails we hooked: there the
+   context is always set (the _REQUIRE forms panic otherwise, and tell
+   static analyzers so). Where it may be missing: POP3_RETENTION_CONTEXT_OPT. */
 #define POP3_RETENTION_CONTEXT(obj) \
+	MODULE_CONTEXT_REQUIRE(obj, pop3_retention_storage_module)
+#define POP3_RETENTION_CONTEXT_OPT(obj) \
 	MODULE_CONTEXT(obj, pop3_retention_storage_module)
 #define POP3_RETENTION_MAIL_CONTEXT(obj) \
-	MODULE_CONTEXT(obj, pop3_retention_mail_module)
+	MODULE_CONTEXT_REQUIRE(obj, pop3_retention_mail_module)
 
 struct pop3_retention_mailbox {
 	union mailbox_module_context module_ctx;
@@ -522,7 +527,7 @@ static void retr_peek_message_id(struct pop3_retention_mail *prmail,
 				 struct mail_private *mail)
 {
 	struct pop3_retention_mailbox *prbox =
-		POP3_RETENTION_CONTEXT(mail->mail.box);
+		POP3_RETENTION_CONTEXT_OPT(mail->mail.box);
 	struct istream *input = prmail->retr_input;
 	const unsigned char *data;
 	size_t size;
@@ -704,7 +709,7 @@ static void pop3_retention_mail_expunge(struct mail *_mail)
 void pop3_retention_storage_mail_allocated(struct mail *_mail)
 {
 	struct pop3_retention_mailbox *prbox =
-		POP3_RETENTION_CONTEXT(_mail->box);
+		POP3_RETENTION_CONTEXT_OPT(_mail->box);
 	struct mail_private *mail = (struct mail_private *)_mail;
 	struct mail_vfuncs *v = mail->vlast;
 	struct pop3_retention_mail *prmail;
