@@ -160,7 +160,7 @@ static int listen_add(char (*list)[SHIM_ADDRESS_MAX], unsigned int *count,
 	if (address_parse(value, reason, reason_size) < 0)
 		return -1;
 	if (*count == SHIM_LISTEN_MAX) {
-		snprintf(reason, reason_size, "more than %u addresses",
+		snprintf(reason, reason_size, "more than %d addresses",
 			 SHIM_LISTEN_MAX);
 		return -1;
 	}
@@ -249,7 +249,7 @@ static int count_parse(unsigned int *num_r, const char *value, char *reason,
 
 	if (uint_parse(value, 1, CONNECTIONS_LIMIT, &num) < 0) {
 		snprintf(reason, reason_size,
-			 "expected a number from 1 to %u", CONNECTIONS_LIMIT);
+			 "expected a number from 1 to %d", CONNECTIONS_LIMIT);
 		return -1;
 	}
 	*num_r = (unsigned int)num;
@@ -373,10 +373,10 @@ static int parser_error(struct config_parser *parser, const char *key,
 			size_t error_size)
 {
 	char shown[257];
-	size_t i;
+	size_t i, len = strnlen(value, sizeof(shown) - 1);
 
 	/* the error goes to a terminal or syslog: no control characters */
-	for (i = 0; value[i] != '\0' && i < sizeof(shown) - 1; i++) {
+	for (i = 0; i < len; i++) {
 		shown[i] = (unsigned char)value[i] < 0x20 || value[i] == 0x7f ?
 				   '?' : value[i];
 	}
@@ -533,7 +533,7 @@ static int parser_read(struct config_parser *parser, FILE *fp, char *error,
 			continue;
 		case -1:
 			snprintf(error, error_size,
-				 "%s:%u: line longer than %u bytes",
+				 "%s:%u: line longer than %d bytes",
 				 parser->path, parser->line_number,
 				 SHIM_CONFIG_LINE_MAX);
 			break;
@@ -543,7 +543,7 @@ static int parser_read(struct config_parser *parser, FILE *fp, char *error,
 			break;
 		case -3:
 			snprintf(error, error_size,
-				 "%s: file larger than %u bytes", parser->path,
+				 "%s: file larger than %d bytes", parser->path,
 				 SHIM_CONFIG_SIZE_MAX);
 			break;
 		default:
@@ -661,7 +661,7 @@ int shim_config_load(struct shim_config *config, const char *path,
 		snprintf(error, error_size, "%s: not a regular file", path);
 		ret = -1;
 	} else if (st.st_size > SHIM_CONFIG_SIZE_MAX) {
-		snprintf(error, error_size, "%s: file larger than %u bytes",
+		snprintf(error, error_size, "%s: file larger than %d bytes",
 			 path, SHIM_CONFIG_SIZE_MAX);
 		ret = -1;
 	} else {

@@ -264,7 +264,7 @@ struct shim_crypt_pool *shim_crypt_pool_create(struct event_base *base,
 
 	if (workers < 1 || workers > CRYPT_WORKERS_MAX) {
 		snprintf(error, error_size,
-			 "crypt workers: %u is not from 1 to %u", workers,
+			 "crypt workers: %u is not from 1 to %d", workers,
 			 CRYPT_WORKERS_MAX);
 		return NULL;
 	}

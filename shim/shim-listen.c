@@ -37,6 +37,7 @@ static unsigned int connections_from(const struct shim_server *server,
 	return n;
 }
 
+/* cppcheck-suppress constParameter ; libevent's evconnlistener_cb type */
 static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd,
 		      struct sockaddr *sa, int socklen, void *context)
 {

@@ -268,7 +268,7 @@ static int entry_parse_extra(struct passwd_entry *entry, char *p,
 		}
 		if (entry->pub.extra_count == SHIM_PASSWD_EXTRA_MAX) {
 			snprintf(error, error_size,
-				 "more than %u extra fields",
+				 "more than %d extra fields",
 				 SHIM_PASSWD_EXTRA_MAX);
 			return -1;
 		}
@@ -379,7 +379,7 @@ static int passwd_read(struct shim_passwd *passwd, const char *path,
 				     &total, SIZE_MAX)) != 0) {
 		line_number++;
 		if (ret == -1) {
-			snprintf(sub, sizeof(sub), "line longer than %u bytes",
+			snprintf(sub, sizeof(sub), "line longer than %d bytes",
 				 SHIM_PASSWD_LINE_MAX);
 		} else if (ret < 0) {
 			snprintf(sub, sizeof(sub), "%s", ret == -2 ?

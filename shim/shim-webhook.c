@@ -92,6 +92,7 @@ static int loop_fd_watch(void *context, int fd, unsigned int events)
 	short what = EV_PERSIST;
 
 	for (wp = &wh->fds; *wp != NULL; wp = &(*wp)->next) {
+		/* cppcheck-suppress nullPointerRedundantCheck ; wp is not w */
 		if ((*wp)->fd == fd)
 			break;
 	}

@@ -323,7 +323,7 @@ int retention_event_decode(char *fields, struct retention_event *event_r,
 		n = 0;	/* an empty line has no field at all */
 	if (n != RETENTION_EVENT_FIELDS && n != RETENTION_EVENT_FIELDS_NO_SEQ) {
 		snprintf(count_error, sizeof(count_error),
-			 "%u event fields, expected %u", n,
+			 "%u event fields, expected %d", n,
 			 RETENTION_EVENT_FIELDS);
 		*error_r = count_error;
 		return -1;

@@ -247,6 +247,7 @@ int webhook_retry_after_parse(const char *value, time_t now,
 	while (end > start && is_ows(end[-1]))
 		end--;
 	len = (size_t)(end - start);
+	/* cppcheck-suppress knownConditionTrueFalse ; all blanks give 0 */
 	if (len == 0)
 		return -1;
 

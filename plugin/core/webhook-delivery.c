@@ -452,7 +452,9 @@ static curl_socket_t opensocket_cb(void *clientp, curlsocktype purpose,
 	}
 	fd = socket(address->family, address->socktype | SOCK_CLOEXEC,
 		    address->protocol);
-	return fd < 0 ? CURL_SOCKET_BAD : fd;
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	return fd;
 }
 
 /* ---- outcomes ---- */

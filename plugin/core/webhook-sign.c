@@ -301,6 +301,7 @@ static int sign_header(const struct webhook_secrets *secrets,
 	size_t pos = 0;
 	int ret;
 
+	/* cppcheck-suppress nullPointer ; secrets is set when signer is not */
 	count = signer != NULL ? signer->count : secrets->count;
 	for (i = 0; i < count; i++) {
 		if (signer != NULL) {

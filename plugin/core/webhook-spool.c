@@ -449,14 +449,14 @@ static int open_dir(struct webhook_spool *spool)
 	if ((owner && lock_spool(spool) < 0) ||
 	    open_subdirs(spool, owner) < 0 || spool_seg_scan_dir(spool) < 0)
 		return -1;
-	if (owner)
-		spool_seg_cleanup_at_open(spool);
 	/* the owner moved what it quarantined there; a READ_ONLY open
 	   also counts the segments that need a repair */
-	if (owner)
+	if (owner) {
+		spool_seg_cleanup_at_open(spool);
 		spool->corrupt_count = spool_count_dir(spool->corrupt_fd);
-	else
+	} else {
 		spool->corrupt_count += spool_count_dir(spool->corrupt_fd);
+	}
 	spool->dead_count = spool_count_dir(spool->dead_fd);
 	spool->opened = true;
 	return 0;
@@ -576,7 +576,7 @@ int64_t webhook_spool_next_due(const struct webhook_spool *spool)
 
 /* ---- checkouts ---- */
 
-static struct spool_checkout *checkout_of(struct webhook_spool *spool,
+static struct spool_checkout *checkout_of(const struct webhook_spool *spool,
 					  struct webhook_spool_event *event)
 {
 	/* the event is the first member of its checkout */
