@@ -92,6 +92,7 @@ static int loop_fd_watch(void *context, int fd, unsigned int events)
 	short what = EV_PERSIST;
 
 	for (fp = &loop->fds; *fp != NULL; fp = &(*fp)->next) {
+		/* cppcheck-suppress nullPointerRedundantCheck ; fp is not f */
 		if ((*fp)->fd == fd)
 			break;
 	}

@@ -562,7 +562,7 @@ static bool log_contains(const struct test_ctx *ctx, const char *part)
 static void body_of(unsigned int k, char *buf, size_t size)
 {
 	snprintf(buf, size, "{\"type\":\"message.retrieved\",\"n\":%u,"
-		 "\"pad\":\"%0*u\"}", k, (int)(k % 50), 0);
+		 "\"pad\":\"%0*u\"}", k, (int)(k % 50), 0U);
 }
 
 static unsigned int count_files(const char *path)
