@@ -675,8 +675,7 @@ int pop3_retention_mbox_load(struct pop3_retention_mbox *mbox,
 			    0)
 				facts.hidden = TRUE;
 		}
-		if (need_arrival &&
-		    mail_get_received_date(mail, &facts.arrived_at) < 0)
+		if (mail_get_received_date(mail, &facts.arrived_at) < 0)
 			facts.arrived_at = 0; /* unknown: blocks removal */
 		if (retention_session_add_message(mbox->session, &facts) < 0) {
 			*error_r = "Out of memory";
@@ -905,5 +904,7 @@ const unsigned int *
 pop3_retention_mbox_failed(const struct pop3_retention_mbox *mbox,
 			   unsigned int *count_r)
 {
+	/* cppcheck-suppress CastIntegerToAddressAtReturn ; array_get()
+	   casts through typeof(), which cppcheck does not follow */
 	return array_get(&mbox->failed, count_r);
 }

@@ -84,7 +84,7 @@ static MODULE_CONTEXT_DEFINE_INIT(pop3_retention_mail_module,
 				  &mail_module_register);
 
 /* The pop3 client that owns box (pop3 usually serves one per process). */
-static struct client *box_client(struct mailbox *box)
+static struct client *box_client(const struct mailbox *box)
 {
 	struct client *client;
 
