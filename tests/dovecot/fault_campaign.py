@@ -30,8 +30,10 @@ invariant. Duplicates are counted, not failures.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import subprocess
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -65,7 +67,8 @@ class Client(RawPOP3):
     """RawPOP3 with a small receive buffer, so that a large RETR is
     still being written when the client stops reading."""
 
-    def __init__(self, port: int, timeout: float = 30.0):
+    def __init__(self, port: int, timeout: float = float(
+            os.environ.get("P3R_FAULT_CLIENT_TIMEOUT", "30"))):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         self.sock.settimeout(timeout)
@@ -135,6 +138,31 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def diagnose(s, pid: Optional[int], user: str) -> str:
+    """What a stuck session's process waits for (on a failure only)."""
+    out = [f"--- diagnosis of pop3 {pid} ({user}) ---"]
+    if pid is not None and not _gone(pid):
+        for name in ("wchan", "stack"):
+            try:
+                out.append(open(f"/proc/{pid}/{name}").read())
+            except OSError:
+                pass
+        r = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "bt"],
+                           capture_output=True, text=True, timeout=60)
+        out.append(r.stdout[-3000:])
+    md = s.inst.maildir(user).path
+    out.append(" ".join(sorted(os.listdir(md))))
+    lock = md / "dovecot-uidlist.lock"
+    try:
+        st = lock.stat()
+        out.append(f"{lock.name}: {st.st_size} bytes, mtime "
+                   f"{time.time() - st.st_mtime:.1f}s ago, starts with "
+                   f"{lock.read_bytes()[:80]!r}")
+    except OSError:
+        pass
+    return "\n".join(out)
+
+
 def _message_id(lines) -> Optional[str]:
     for line in lines:
         if not line:
@@ -154,6 +182,7 @@ class Campaign:
         self.by_uidl: Dict[tuple, str] = {}
         self.kills = Counter()
         self.outages = 0
+        self.stale_locks = 0
         self.outage_left = -1
         self.iterations = 0
         self.history: List[str] = []
@@ -266,6 +295,7 @@ class Campaign:
             self.deliver(user, big=True)
 
         c = Client(self.s.inst.port)
+        pid = None
         try:
             c.login(user)
             pid = _pop3_pid(self.s, c.sock)
@@ -339,6 +369,10 @@ class Campaign:
             note += f" retr={len(done)} dele={len(deled)} quit={st[:3]!r}"
             return self.end(c, user, note, done, deled, True,
                             st.startswith(b"+OK"), pid)
+        except Exception:
+            self.history.append(note + " FAILED")
+            self.history.append(diagnose(self.s, pid, user))
+            raise
         finally:
             c.close()
 
@@ -349,6 +383,8 @@ class Campaign:
         if pid is not None:
             wait_until(lambda: _gone(pid), timeout=30,
                        message=f"pop3 {pid} did not exit after QUIT")
+        if quit_ok is not True:
+            self.stale_uidlist_lock(user)
         policy = USERS[user][P + "policy"]
         hold = P + "hold" in USERS[user] or P + "min" in USERS[user]
         for m in deled:
@@ -366,6 +402,27 @@ class Campaign:
             if self.outage_left == 0:
                 self.s.rx.start()
             self.outage_left -= 1
+
+    def stale_uidlist_lock(self, user: str) -> None:
+        """Dovecot's maildir, not the plugin: a pop3 process killed
+        between creating dovecot-uidlist.lock (O_EXCL) and writing its
+        pid into it leaves a lock that names no process, and the next
+        session waits for Dovecot's stale timeout (2 minutes) before it
+        overrides it. No process of the instance is in a session now,
+        so the lock is stale: remove it, as Dovecot would later. A lock
+        that names its (dead) writer is left: Dovecot overrides it
+        within seconds."""
+        lock = self.s.inst.maildir(user).path / "dovecot-uidlist.lock"
+        try:
+            data = lock.read_bytes()
+        except FileNotFoundError:
+            return
+        if re.fullmatch(rb"[0-9]+:[^\n]*", data):
+            return
+        lock.unlink()
+        self.stale_locks += 1
+        self.history.append(f"  removed an uidlist lock naming no process "
+                            f"({len(data)} bytes)")
 
     # -- the end -------------------------------------------------------------
     def flush(self) -> None:
@@ -442,6 +499,9 @@ class Campaign:
                 if why:
                     bad.append(f"{m.user} {m.msgid}: removed, but {why}")
         if final:
+            for line in self.s.log().splitlines():
+                if "An event was lost" in line:
+                    bad.append(line)
             for r in self.s.rx.all():
                 if r.path != self.s.rx.path:
                     bad.append(f"request to {r.path}")
@@ -479,6 +539,7 @@ class Campaign:
 
     def figures(self) -> Dict[str, object]:
         acked = self.s.rx.delivered()
+        log = self.s.log()
         ids = Counter(r.id for r in acked)
         logical = defaultdict(set)
         for r in acked:
@@ -507,5 +568,10 @@ class Campaign:
             "by_type": dict(sorted(Counter(r.type for r in acked).items())),
             "dup_same_id": sum(n - 1 for n in ids.values()),
             "dup_other_id": sum(len(v) - 1 for v in logical.values()),
+            "pending_handed_over": log.count("committed, handed over now"),
+            "pending_dropped": log.count("dropped (its change was not "
+                                         "committed)"),
+            "stale_uidlist_locks": self.stale_locks,
+            "outbox_writes": log.count("written to the outbox"),
             "duration_s": round(getattr(self, "duration", 0), 1),
         }
