@@ -11,7 +11,9 @@ and a fault:
     after-retr   kill -9 right after the client read a whole RETR
     after-dele   kill -9 right after a DELE's +OK
     quit-race    QUIT sent on the raw socket, kill -9 after a busy-wait
-                 of 0-300 us (the QUIT commit and the hand-off race it)
+                 of 0-300 us from sending it or from reading its +OK,
+                 or of 0.2-1.2 times the median QUIT latency (the QUIT
+                 commit and the event hand-off race in there)
     service-kill kill -9 of the pop3-retention service at a random
                  point of a session (the master restarts it)
     outage       the receiver goes away for this and the next 0-2
@@ -183,6 +185,7 @@ class Campaign:
         self.kills = Counter()
         self.outages = 0
         self.stale_locks = 0
+        self.quit_lat: List[float] = []
         self.outage_left = -1
         self.iterations = 0
         self.history: List[str] = []
@@ -275,6 +278,8 @@ class Campaign:
         new = rng.randint(0, 2)
         k_retr, k_dele = rng.randint(0, 3), rng.randint(0, 2)
         delay_us = rng.uniform(0, 300)
+        quit_ref = rng.choice(("sent", "reply", "commit"))
+        commit_frac = rng.uniform(0.2, 1.2)
         prefix = rng.randint(0, 1024 * 1024)
         svc_step = rng.randint(0, 6)
         outage_len = rng.randint(0, 2)
@@ -348,22 +353,37 @@ class Campaign:
                 note += f" retr={len(done)} dele={len(deled)}"
                 return self.end(c, user, note, done, deled, False, None)
             if kind == "quit-race":
+                if quit_ref == "commit":
+                    # around the commit and hand-off, which take longer
+                    # than 300 us here: a fraction of a QUIT's latency
+                    lat = sorted(self.quit_lat[-15:]) or [1000.0]
+                    delay_us = lat[len(lat) // 2] * commit_frac
                 c.sock.sendall(b"QUIT\r\n")
+                if quit_ref == "reply":
+                    # the commit is done, the hand-off may not be
+                    c.readline()
                 t0 = time.perf_counter_ns()
                 while time.perf_counter_ns() - t0 < delay_us * 1000:
                     pass
+                alive = not _gone(pid)
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
-                    pass
-                self.kills[kind] += 1
+                    alive = False
+                self.kills[f"quit-race ({quit_ref})" if alive else
+                           f"quit-race ({quit_ref}, had exited)"] += 1
                 wait_until(lambda: _gone(pid), timeout=20)
-                reply = c.read_until_close()
+                reply = b"+OK" if quit_ref == "reply" else \
+                    c.read_until_close()
                 ok = reply.startswith(b"+OK")
                 note += (f" retr={len(done)} dele={len(deled)} "
-                         f"delay={delay_us:.0f}us quit_ok={ok}")
+                         f"after {quit_ref} +{delay_us:.0f}us "
+                         f"quit_ok={ok}")
                 return self.end(c, user, note, done, deled, True, ok)
+            t0 = time.perf_counter_ns()
             st, _ = c.command("QUIT")
+            if done or deled:
+                self.quit_lat.append((time.perf_counter_ns() - t0) / 1000)
             if kind == "service-kill" and steps <= svc_step:
                 self.kill_service()
             note += f" retr={len(done)} dele={len(deled)} quit={st[:3]!r}"
@@ -572,6 +592,8 @@ class Campaign:
             "pending_dropped": log.count("dropped (its change was not "
                                          "committed)"),
             "stale_uidlist_locks": self.stale_locks,
+            "quit_latency_us_median": round(sorted(self.quit_lat)[
+                len(self.quit_lat) // 2]) if self.quit_lat else None,
             "outbox_writes": log.count("written to the outbox"),
             "duration_s": round(getattr(self, "duration", 0), 1),
         }

@@ -5,7 +5,7 @@ service and of receiver outages, against a private Dovecot with the
 plugin, its service and a real receiver (fault_campaign.py says what
 is checked).
 
-Short mode (the test command): P3R_FAULT_ITERATIONS, default 25.
+Short mode (the test command): P3R_FAULT_ITERATIONS, default 30.
 Long mode, documented in docs/testing.md "Fault injection":
     P3R_FAULT_ITERATIONS=300 P3R_FAULT_SEED=1 \\
         /usr/bin/python3 -m pytest -q -s tests/dovecot/test_faults.py
@@ -19,7 +19,7 @@ import pytest
 import fault_campaign as fc
 from test_webhooks import webhooks  # noqa: F401 (fixture)
 
-ITERATIONS = int(os.environ.get("P3R_FAULT_ITERATIONS", "25"))
+ITERATIONS = int(os.environ.get("P3R_FAULT_ITERATIONS", "30"))
 SEED = int(os.environ.get("P3R_FAULT_SEED", "19"))
 
 
