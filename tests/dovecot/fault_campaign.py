@@ -185,6 +185,7 @@ class Campaign:
         self.kills = Counter()
         self.outages = 0
         self.stale_locks = 0
+        self.leaked_locks: List[str] = []
         self.quit_lat: List[float] = []
         self.outage_left = -1
         self.iterations = 0
@@ -403,8 +404,7 @@ class Campaign:
         if pid is not None:
             wait_until(lambda: _gone(pid), timeout=30,
                        message=f"pop3 {pid} did not exit after QUIT")
-        if quit_ok is not True:
-            self.stale_uidlist_lock(user)
+        self.stale_uidlist_lock(user, killed=pid is None)
         policy = USERS[user][P + "policy"]
         hold = P + "hold" in USERS[user] or P + "min" in USERS[user]
         for m in deled:
@@ -423,7 +423,7 @@ class Campaign:
                 self.s.rx.start()
             self.outage_left -= 1
 
-    def stale_uidlist_lock(self, user: str) -> None:
+    def stale_uidlist_lock(self, user: str, killed: bool) -> None:
         """Dovecot's maildir, not the plugin: a pop3 process killed
         between creating dovecot-uidlist.lock (O_EXCL) and writing its
         pid into it leaves a lock that names no process, and the next
@@ -437,6 +437,9 @@ class Campaign:
             data = lock.read_bytes()
         except FileNotFoundError:
             return
+        if not killed:
+            self.leaked_locks.append(f"{user}: {lock.name} left by a "
+                                     "session that ended with QUIT")
         if re.fullmatch(rb"[0-9]+:[^\n]*", data):
             return
         lock.unlink()
@@ -459,12 +462,19 @@ class Campaign:
         self.flush()
         for user in sorted(USERS):
             c = Client(s.inst.port)
-            c.login(user)
-            pid = _pop3_pid(s, c.sock)
-            st, _ = c.command("QUIT")
-            assert st.startswith(b"+OK"), st
-            c.close()
-            wait_until(lambda: _gone(pid), timeout=30)
+            pid = None
+            try:
+                c.login(user)
+                pid = _pop3_pid(s, c.sock)
+                st, _ = c.command("QUIT")
+                assert st.startswith(b"+OK"), st
+                c.close()
+                wait_until(lambda: _gone(pid), timeout=30,
+                           message=f"pop3 {pid} did not exit after QUIT")
+            except Exception:
+                self.history.append(f"final login of {user} FAILED")
+                self.history.append(diagnose(s, pid, user))
+                raise
             self.snapshot(user)
         self.flush()
         deadline = time.monotonic() + drain_timeout
@@ -519,6 +529,7 @@ class Campaign:
                 if why:
                     bad.append(f"{m.user} {m.msgid}: removed, but {why}")
         if final:
+            bad += self.leaked_locks
             for line in self.s.log().splitlines():
                 if "An event was lost" in line:
                     bad.append(line)
