@@ -25,8 +25,8 @@ which DELEs were answered +OK, whether QUIT was sent and answered, and
 when each message was last seen on disk. At the end the receiver is
 up, the outboxes are flushed, every user logs in once more (which
 reconciles pending removal events, docs/webhooks.md, "Delivery
-guarantees") and the service drains; then check() lists every broken
-invariant. Duplicates are counted, not failures.
+guarantees") and the service drains; then violations() lists every
+broken invariant. Duplicates are counted (figures()), not failures.
 """
 
 from __future__ import annotations
@@ -175,11 +175,10 @@ def _message_id(lines) -> Optional[str]:
 
 
 class Campaign:
-    def __init__(self, s, rng, seed: int, log=print):
+    def __init__(self, s, rng, seed: int):
         self.s = s
         self.rng = rng
         self.seed = seed
-        self.log = log
         self.msgs: Dict[str, Msg] = {}
         self.by_uidl: Dict[tuple, str] = {}
         self.kills = Counter()
@@ -362,7 +361,7 @@ class Campaign:
                 c.sock.sendall(b"QUIT\r\n")
                 if quit_ref == "reply":
                     # the commit is done, the hand-off may not be
-                    c.readline()
+                    reply = c.readline()
                 t0 = time.perf_counter_ns()
                 while time.perf_counter_ns() - t0 < delay_us * 1000:
                     pass
@@ -374,8 +373,8 @@ class Campaign:
                 self.kills[f"quit-race ({quit_ref})" if alive else
                            f"quit-race ({quit_ref}, had exited)"] += 1
                 wait_until(lambda: _gone(pid), timeout=20)
-                reply = b"+OK" if quit_ref == "reply" else \
-                    c.read_until_close()
+                if quit_ref != "reply":
+                    reply = c.read_until_close()
                 ok = reply.startswith(b"+OK")
                 note += (f" retr={len(done)} dele={len(deled)} "
                          f"after {quit_ref} +{delay_us:.0f}us "
@@ -444,7 +443,7 @@ class Campaign:
             return
         lock.unlink()
         self.stale_locks += 1
-        self.history.append(f"  removed an uidlist lock naming no process "
+        self.history.append(f"  removed a uidlist lock naming no process "
                             f"({len(data)} bytes)")
 
     # -- the end -------------------------------------------------------------
@@ -530,6 +529,9 @@ class Campaign:
                     bad.append(f"{m.user} {m.msgid}: removed, but {why}")
         if final:
             bad += self.leaked_locks
+            q, _ = self.s.queue()
+            if q.get("pending") != "0" or q.get("dead_lettered") != "0":
+                bad.append(f"the spool is not drained: {q}")
             for line in self.s.log().splitlines():
                 if "An event was lost" in line:
                     bad.append(line)
