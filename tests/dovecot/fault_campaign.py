@@ -63,6 +63,8 @@ RCVBUF = 64 * 1024
 # 16 attempts at most; an outage lasts a few seconds
 SCHEDULE = "0s 1s 1s 1s 1s 1s 1s 2s 2s 2s 2s 5s 5s 10s 10s 20s"
 REMOVALS = ("message.deleted", "message.expired")
+# Dovecot's maildir dotlocks (the plugin's own lock is an fcntl lock)
+DOTLOCKS = ("dovecot-uidlist.lock", "dovecot-keywords.lock")
 
 
 class Client(RawPOP3):
@@ -154,14 +156,15 @@ def diagnose(s, pid: Optional[int], user: str) -> str:
         out.append(r.stdout[-3000:])
     md = s.inst.maildir(user).path
     out.append(" ".join(sorted(os.listdir(md))))
-    lock = md / "dovecot-uidlist.lock"
-    try:
-        st = lock.stat()
-        out.append(f"{lock.name}: {st.st_size} bytes, mtime "
-                   f"{time.time() - st.st_mtime:.1f}s ago, starts with "
-                   f"{lock.read_bytes()[:80]!r}")
-    except OSError:
-        pass
+    for name in DOTLOCKS:
+        lock = md / name
+        try:
+            st = lock.stat()
+            out.append(f"{name}: {st.st_size} bytes, mtime "
+                       f"{time.time() - st.st_mtime:.1f}s ago, starts "
+                       f"with {lock.read_bytes()[:80]!r}")
+        except OSError:
+            pass
     return "\n".join(out)
 
 
@@ -403,7 +406,7 @@ class Campaign:
         if pid is not None:
             wait_until(lambda: _gone(pid), timeout=30,
                        message=f"pop3 {pid} did not exit after QUIT")
-        self.stale_uidlist_lock(user, killed=pid is None)
+        self.stale_dotlocks(user, killed=pid is None)
         policy = USERS[user][P + "policy"]
         hold = P + "hold" in USERS[user] or P + "min" in USERS[user]
         for m in deled:
@@ -422,29 +425,30 @@ class Campaign:
                 self.s.rx.start()
             self.outage_left -= 1
 
-    def stale_uidlist_lock(self, user: str, killed: bool) -> None:
+    def stale_dotlocks(self, user: str, killed: bool) -> None:
         """Dovecot's maildir, not the plugin: a pop3 process killed
-        between creating dovecot-uidlist.lock (O_EXCL) and writing its
-        pid into it leaves a lock that names no process, and the next
-        session waits for Dovecot's stale timeout (2 minutes) before it
-        overrides it. No process of the instance is in a session now,
-        so the lock is stale: remove it, as Dovecot would later. A lock
-        that names its (dead) writer is left: Dovecot overrides it
-        within seconds."""
-        lock = self.s.inst.maildir(user).path / "dovecot-uidlist.lock"
-        try:
-            data = lock.read_bytes()
-        except FileNotFoundError:
-            return
-        if not killed:
-            self.leaked_locks.append(f"{user}: {lock.name} left by a "
-                                     "session that ended with QUIT")
-        if re.fullmatch(rb"[0-9]+:[^\n]*", data):
-            return
-        lock.unlink()
-        self.stale_locks += 1
-        self.history.append(f"  removed a uidlist lock naming no process "
-                            f"({len(data)} bytes)")
+        between creating dovecot-uidlist.lock (or dovecot-keywords.lock)
+        with O_EXCL and writing its pid into it leaves a lock that names
+        no process, and the next session waits for Dovecot's stale
+        timeout (2 minutes for the uidlist) before it overrides it. No
+        process of the instance is in a session now, so the lock is
+        stale: remove it, as Dovecot would later. A lock that names its
+        (dead) writer is left: Dovecot overrides it within seconds."""
+        for name in DOTLOCKS:
+            lock = self.s.inst.maildir(user).path / name
+            try:
+                data = lock.read_bytes()
+            except FileNotFoundError:
+                continue
+            if not killed:
+                self.leaked_locks.append(f"{user}: {name} left by a "
+                                         "session that ended with QUIT")
+            if re.fullmatch(rb"[0-9]+:[^\n]*", data):
+                continue
+            lock.unlink()
+            self.stale_locks += 1
+            self.history.append(f"  removed {name} naming no process "
+                                f"({len(data)} bytes)")
 
     # -- the end -------------------------------------------------------------
     def flush(self) -> None:
@@ -604,7 +608,7 @@ class Campaign:
             "pending_handed_over": log.count("committed, handed over now"),
             "pending_dropped": log.count("dropped (its change was not "
                                          "committed)"),
-            "stale_uidlist_locks": self.stale_locks,
+            "stale_dotlocks": self.stale_locks,
             "quit_latency_us_median": round(sorted(self.quit_lat)[
                 len(self.quit_lat) // 2]) if self.quit_lat else None,
             "outbox_writes": log.count("written to the outbox"),
