@@ -282,7 +282,7 @@ def make_message(subject: str = "test message", size_kb: Optional[float] = None,
 
 def deliver(inst, user: str = "alice", n: int = 3, **kw) -> List[str]:
     """n messages "message 0".. into user's Maildir; their base names."""
-    md = inst.maildir(user)
+    md = inst.mailbox(user) if hasattr(inst, "mailbox") else inst.maildir(user)
     return [md.deliver(make_message(f"message {i}"), **kw) for i in range(n)]
 
 
@@ -386,6 +386,94 @@ class Maildir:
         if f is None:
             raise FileNotFoundError(base)
         return f.path.read_bytes()
+
+
+# ---------------------------------------------------------------------------
+# other mail storages
+# ---------------------------------------------------------------------------
+
+# mail_location per storage (DovecotInstance(storage=...)); every root
+# is in the user's home, so each instance's mail stays in its own dir.
+MAIL_LOCATIONS = {
+    "maildir": "maildir:~/Maildir",
+    "mdbox": "mdbox:~/mdbox",
+    "sdbox": "sdbox:~/sdbox",
+    "mbox": "mbox:~/mail:INBOX=~/mail/inbox",
+}
+
+
+class DoveadmMailbox:
+    """Test-side view of a user's INBOX on any storage, through doveadm:
+    the same deliver/files/bases/count/exists interface as Maildir, with
+    the message GUID as the "base" (on Maildir the GUID is the base
+    name). path is the storage's root directory (where the retention
+    lock lives)."""
+
+    def __init__(self, inst: "DovecotInstance", user: str):
+        self.inst = inst
+        self.user = user
+        self.home = inst.home(user)
+        root = MAIL_LOCATIONS[inst.storage].split(":")[1]
+        self.path = self.home / root.replace("~/", "", 1)
+        # a one-message Maildir that `doveadm import` copies from: the
+        # copy keeps the file's mtime as the received date, which
+        # `doveadm save` cannot set
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _chown_mail(self.path)
+        self.stage = Maildir(self.home / ".p3r-stage")
+
+    def _doveadm(self, *args) -> str:
+        r = self.inst.doveadm(*args)
+        if r.returncode != 0:
+            raise HarnessError(f"doveadm {' '.join(args)}: rc={r.returncode}"
+                               f"\n{r.stderr}")
+        return r.stdout
+
+    def deliver(self, message: Union[str, bytes], mtime: Optional[float] = None,
+                name: Optional[str] = None, mailbox: str = "INBOX") -> str:
+        """Save a message into the mailbox with the received date `mtime`
+        (default now); returns its GUID."""
+        base = self.stage.deliver(message, mtime=mtime, name=name)
+        # the config file, not the config socket: import reads the
+        # config again after dropping privileges to the mail user
+        argv = ["doveadm", "-c", str(self.inst.conf), "import", "-u",
+                self.user, f"maildir:{self.stage.path}:INDEX=MEMORY",
+                "" if mailbox == "INBOX" else mailbox, "mailbox", "INBOX",
+                "all"]
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True,
+                               timeout=30)
+        finally:
+            os.unlink(self.stage.find(base).path)
+        if r.returncode != 0:
+            raise HarnessError(f"{argv}: rc={r.returncode}\n{r.stderr}")
+        # UIDs only grow: the new message has the highest
+        return max(self.files(mailbox), key=lambda f: int(f[0]))[1]
+
+    def files(self, mailbox: str = "INBOX") -> List[List[str]]:
+        """[uid, guid, received date (unix time)] of every message."""
+        out = self._doveadm("-f", "tab", "fetch", "-u", self.user,
+                            "uid guid date.received.unixtime", "mailbox",
+                            mailbox, "all")
+        return [l.split("\t") for l in out.splitlines()[1:] if l]
+
+    def bases(self, mailbox: str = "INBOX") -> List[str]:
+        return sorted(f[1] for f in self.files(mailbox))
+
+    def count(self) -> int:
+        return len(self.files())
+
+    def exists(self, base: str) -> bool:
+        return base in self.bases()
+
+    def headers(self, mailbox: str) -> List[bytes]:
+        """The header of every message in `mailbox` ([] if it does not
+        exist)."""
+        r = self.inst.doveadm("-f", "pager", "fetch", "-u", self.user,
+                              "hdr", "mailbox", mailbox, "all")
+        if r.returncode != 0:
+            return []
+        return [m.encode() for m in r.stdout.split("\f\n") if m.strip()]
 
 
 # ---------------------------------------------------------------------------
@@ -568,8 +656,12 @@ class DovecotInstance(POP3Clients):
     def __init__(self, plugin: bool = False, settings: Optional[Dict] = None,
                  users: Union[Dict[str, Dict], Iterable[str], None] = None,
                  extra_conf: str = "", protocol_pop3_extra: str = "",
-                 strict_conf: bool = True, start: bool = True):
+                 strict_conf: bool = True, start: bool = True,
+                 storage: str = "maildir"):
         self.plugin = plugin
+        if storage not in MAIL_LOCATIONS:
+            raise HarnessError(f"unknown storage {storage!r}")
+        self.storage = storage
         self.settings = dict(settings or {})
         if users is None:
             users = {u: {} for u in DEFAULT_USERS}
@@ -599,7 +691,7 @@ class DovecotInstance(POP3Clients):
         self.proc: Optional[subprocess.Popen] = None
         self.master_pid: Optional[int] = None
         self._conns: List[object] = []
-        self._maildirs: Dict[str, Maildir] = {}
+        self._maildirs: Dict[str, Union[Maildir, "DoveadmMailbox"]] = {}
         self.leftovers_killed: List[str] = []
         self.slow_stops: List[List[str]] = []
 
@@ -681,7 +773,7 @@ class DovecotInstance(POP3Clients):
             "default_internal_group = dovecot",
             "default_login_user = dovenull",
             "first_valid_uid = 100",
-            "mail_location = maildir:~/Maildir",
+            f"mail_location = {MAIL_LOCATIONS[self.storage]}",
             "mail_max_userip_connections = 1000",
         ]
         if self.plugin:
@@ -929,11 +1021,23 @@ class DovecotInstance(POP3Clients):
 
     # -- mail -----------------------------------------------------------------
     def maildir(self, user: str) -> Maildir:
+        if self.storage != "maildir":
+            raise HarnessError(f"maildir() on a {self.storage} instance: "
+                               "use mailbox()")
+        return self.mailbox(user)
+
+    def mailbox(self, user: str) -> Union[Maildir, "DoveadmMailbox"]:
+        """user's INBOX: the Maildir view on maildir, else a DoveadmMailbox
+        (same deliver/files/bases/count/exists/path interface)."""
         if user not in self.users:
             raise HarnessError(f"unknown user {user!r}")
         md = self._maildirs.get(user)
         if md is None:
-            md = self._maildirs[user] = Maildir(self.home(user))
+            if self.storage == "maildir":
+                md = Maildir(self.home(user))
+            else:
+                md = DoveadmMailbox(self, user)
+            self._maildirs[user] = md
         return md
 
 
