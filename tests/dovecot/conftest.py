@@ -7,7 +7,9 @@ Fixtures
 --------
 dovecot             factory: dovecot(plugin=False, settings=None, users=None,
                     extra_conf="", protocol_pop3_extra="", strict_conf=True,
-                    start=True) -> DovecotInstance.  Every call makes a new
+                    start=True, storage="maildir") -> DovecotInstance.
+                    storage: maildir, mdbox, sdbox or mbox (the mail_location;
+                    inst.mailbox(user) inspects any of them).  Every call makes a new
                     instance (own dir under /tmp/p3r/, own port); all are
                     stopped at teardown and their dirs removed unless the test
                     failed or P3R_KEEP=1.
@@ -44,6 +46,21 @@ def pytest_configure(config):
     if os.geteuid() != 0:
         raise pytest.UsageError("tests/dovecot must run as root "
                                 "(private dovecot master + mount namespaces)")
+    config.addinivalue_line(
+        "markers", "storages(*names): run this test only on these mail "
+        "storages (default: STORAGES)")
+
+
+# The storages a test that asks for the `storage` fixture runs on.
+STORAGES = ("maildir", "mdbox", "sdbox")
+
+
+def pytest_generate_tests(metafunc):
+    """A test that uses `storage` (directly or through a fixture) runs
+    once per storage; @pytest.mark.storages("maildir") narrows it."""
+    if "storage" in metafunc.fixturenames:
+        m = metafunc.definition.get_closest_marker("storages")
+        metafunc.parametrize("storage", m.args if m else STORAGES)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -68,12 +85,14 @@ def dovecot(request):
     created = []
 
     def factory(plugin=False, settings=None, users=None, extra_conf="",
-                protocol_pop3_extra="", strict_conf=True, start=True):
+                protocol_pop3_extra="", strict_conf=True, start=True,
+                storage="maildir"):
         try:
             inst = DovecotInstance(plugin=plugin, settings=settings, users=users,
                                    extra_conf=extra_conf,
                                    protocol_pop3_extra=protocol_pop3_extra,
-                                   strict_conf=strict_conf, start=False)
+                                   strict_conf=strict_conf, start=False,
+                                   storage=storage)
         except HarnessError as e:
             pytest.fail(str(e), pytrace=False)
         created.append(inst)
