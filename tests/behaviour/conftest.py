@@ -1,11 +1,11 @@
 """The behaviour suite: the same retention cases against both hosts.
 
 `host` is a factory parametrized over "dovecot" (a private Dovecot 2.3
-with the built plugin, Maildir), "dovecot-mdbox" and "dovecot-sdbox" (the
-same on those storages) and "shim" (the built pop3-retentiond). Every
-instance offers mailbox(user) (deliver/bases/count/exists), pop3(user),
-raw(user), log_text() and wait_log(); settings are given without the
-pop3_retention_ prefix."""
+with the built plugin, Maildir), "dovecot-mdbox", "dovecot-sdbox" and
+"dovecot-mbox" (the same on those storages) and "shim" (the built
+pop3-retentiond). Every instance offers mailbox(user) (deliver, bases,
+count, exists), pop3(user), raw(user), log_text() and wait_log();
+settings are given without the pop3_retention_ prefix."""
 
 import os
 import sys
@@ -38,10 +38,10 @@ def _prefixed(d):
 
 # host kind -> Dovecot mail storage
 STORAGES = {"dovecot": "maildir", "dovecot-mdbox": "mdbox",
-            "dovecot-sdbox": "sdbox"}
+            "dovecot-sdbox": "sdbox", "dovecot-mbox": "mbox"}
 
 
-@pytest.fixture(params=["dovecot", "dovecot-mdbox", "dovecot-sdbox", "shim"])
+@pytest.fixture(params=[*STORAGES, "shim"])
 def host(request):
     kind = request.param
     made = []

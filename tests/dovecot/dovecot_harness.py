@@ -13,7 +13,9 @@ limited to ~108 bytes):
         users                      passwd-file (passdb + userdb), 0644
         run/                       base_dir: a symlink to /dev/shm/p3r-run.*
         state/                     state_dir
-        home/<user>/Maildir/       owned by 65534:65534
+        home/<user>/Maildir/       owned by 65534:65534 (storage="maildir";
+                                   mdbox/, sdbox/ or mail/ for the others,
+                                   .p3r-stage/ the import source for those)
         modules/                   mail_plugin_dir (plugin=True): symlinks
         login-modules/             login_plugin_dir (plugin=True)
         doveadm-modules/           bind-mounted over the doveadm module dir

@@ -37,11 +37,13 @@ def dovecot(dovecot, storage):
 
 
 def mailbox_dir(inst, name, user="alice"):
-    """The directory of mailbox `name` (Maildir++ on Maildir, the
-    mailboxes/ tree on dbox)."""
+    """Where mailbox `name` lives: Maildir++ folders on Maildir, the
+    mailboxes/ tree on dbox, a file (INBOX: mail/inbox) on mbox."""
     md = inst.mailbox(user)
     if inst.storage == "maildir":
         return md.path if name == "INBOX" else md.path / ("." + name)
+    if inst.storage == "mbox":
+        return md.path / name.lower() if name == "INBOX" else md.path / name
     return md.path / "mailboxes" / name
 
 
@@ -50,9 +52,13 @@ def break_state(inst, user="alice"):
     file that every session takes before it reads the state is a
     directory, so open() fails."""
     md = inst.mailbox(user)
-    md.path.mkdir(parents=True, exist_ok=True)
-    (md.path / LOCK).mkdir()
-    h._chown_mail(md.path / LOCK)
+    # the lock sits in the INBOX namespace's index root: mbox keeps its
+    # indexes in .imap/ below the mail root
+    d = md.path / ".imap" if inst.storage == "mbox" else md.path
+    d.mkdir(parents=True, exist_ok=True)
+    h._chown_mail(d)
+    (d / LOCK).mkdir()
+    h._chown_mail(d / LOCK)
 
 
 # ------------------------------------------------- session begin failed
@@ -104,9 +110,13 @@ def test_failed_move_keeps_the_message(dovecot):
                   remove="move:Archive")
     bases = deliver(inst, n=2)
     md = inst.mailbox("alice")
-    # the folder Archive is a file: the target cannot be opened
+    # the target cannot be opened: the folder Archive is a file (on
+    # mbox, where a mailbox is a file, a directory)
     archive = mailbox_dir(inst, "Archive")
-    archive.write_text("not a folder\n")
+    if inst.storage == "mbox":
+        archive.mkdir()
+    else:
+        archive.write_text("not a folder\n")
     h._chown_mail(archive)
     p = inst.pop3("alice")
     p.retr(1)
