@@ -237,6 +237,30 @@ def test_retained_state_survives_index_loss(dovecot):
     assert sorted(inst.mailbox("alice").bases()) == sorted(bases)
 
 
+@pytest.mark.storages("mdbox")
+def test_mdbox_removal_leaves_bytes_until_purge(dovecot):
+    """An expunge on mdbox drops the message's reference; its bytes stay
+    in the shared m.* files until `doveadm purge` (docs/dovecot.md)."""
+    inst = plugin(dovecot, policy="delete-after-download")
+    md = inst.mailbox("alice")
+    gone = md.deliver(make_message("secret 7d1f"))
+    kept = md.deliver(make_message("other"))
+    p = inst.pop3("alice")
+    p.retr(1)
+    p.quit()
+    session_end_logged(inst, 1)
+    assert md.bases() == [kept] and gone != kept
+
+    def on_disk():
+        return [f for f in (md.path / "storage").iterdir()
+                if f.name.startswith("m.") and b"secret 7d1f" in f.read_bytes()]
+    assert on_disk()
+    r = inst.doveadm("purge", "-u", "alice")
+    assert r.returncode == 0, r.stderr
+    assert not on_disk()
+    assert md.bases() == [kept]
+
+
 # ------------------------------------------------------------------- safety
 
 def test_global_mail_plugins_does_not_break_doveadm(dovecot):
