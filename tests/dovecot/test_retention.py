@@ -356,6 +356,7 @@ def capa_lines(raw_bytes):
     return [l for l in raw_bytes.split(b"\r\n") if l.startswith(b"EXPIRE")]
 
 
+@pytest.mark.storages("maildir")   # CAPA is not about the storage
 @pytest.mark.parametrize("settings,users,expect", [
     ({"policy": "keep", "keep": "30d"}, {}, b"EXPIRE 30"),
     ({"policy": "delete-after-download"}, {}, b"EXPIRE 0"),
@@ -375,6 +376,7 @@ def test_capa_expire_after_login(dovecot, settings, users, expect):
     assert data.count(b"\r\n.\r\n") == 3   # two CAPA lists and the message
 
 
+@pytest.mark.storages("maildir")   # CAPA is not about the storage
 def test_capa_expire_before_login(dovecot):
     inst = dovecot(plugin=True, protocol_pop3_extra=LOGIN_PLUGIN,
                    settings={P + "policy": "keep", P + "keep": "30d"},
