@@ -337,6 +337,14 @@ def test_audit_lines_and_named_events(dovecot):
         assert "pop3(alice)" in line and "user=alice" in line
         assert f"uid={n} " in line and f"uidl={uidls[n]} " in line
         assert "reason=downloaded" in line
+    # the events handed to the delivery service (logged at debug level,
+    # type uidl... tab-separated) carry the same uid and uidl
+    events = [l.split("pop3-retention: event ", 1)[1].split("\t")
+              for l in inst.log_text().splitlines()
+              if "pop3-retention: event message." in l]
+    for kind in ("message.retrieved", "message.expired"):
+        assert sorted((e[5], e[4]) for e in events if e[0] == kind) == \
+            [("1", uidls["1"]), ("2", uidls["2"])], events
 
     def counted():
         r = inst.doveadm("stats", "dump")
