@@ -8,8 +8,8 @@ Fixtures
 dovecot             factory: dovecot(plugin=False, settings=None, users=None,
                     extra_conf="", protocol_pop3_extra="", strict_conf=True,
                     start=True, storage="maildir") -> DovecotInstance.
-                    storage: maildir, mdbox, sdbox or mbox (the mail_location;
-                    inst.mailbox(user) inspects any of them).  Every call makes a new
+                    storage: maildir, mdbox, sdbox or mbox (mail_location;
+                    inst.mailbox(user) inspects any).  Every call makes a new
                     instance (own dir under /tmp/p3r/, own port); all are
                     stopped at teardown and their dirs removed unless the test
                     failed or P3R_KEEP=1.

@@ -283,7 +283,8 @@ def make_message(subject: str = "test message", size_kb: Optional[float] = None,
 # ---------------------------------------------------------------------------
 
 def deliver(inst, user: str = "alice", n: int = 3, **kw) -> List[str]:
-    """n messages "message 0".. into user's Maildir; their base names."""
+    """n messages "message 0".. into user's INBOX; their base names
+    (GUIDs on other storages than Maildir)."""
     md = inst.mailbox(user) if hasattr(inst, "mailbox") else inst.maildir(user)
     return [md.deliver(make_message(f"message {i}"), **kw) for i in range(n)]
 
@@ -417,11 +418,11 @@ class DoveadmMailbox:
         self.home = inst.home(user)
         root = MAIL_LOCATIONS[inst.storage].split(":")[1]
         self.path = self.home / root.replace("~/", "", 1)
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _chown_mail(self.path)
         # a one-message Maildir that `doveadm import` copies from: the
         # copy keeps the file's mtime as the received date, which
         # `doveadm save` cannot set
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _chown_mail(self.path)
         self.stage = Maildir(self.home / ".p3r-stage")
 
     def _doveadm(self, *args) -> str:
@@ -432,16 +433,16 @@ class DoveadmMailbox:
         return r.stdout
 
     def deliver(self, message: Union[str, bytes], mtime: Optional[float] = None,
-                name: Optional[str] = None, mailbox: str = "INBOX") -> str:
-        """Save a message into the mailbox with the received date `mtime`
-        (default now); returns its GUID."""
+                name: Optional[str] = None) -> str:
+        """Save a message into INBOX with the received date `mtime`
+        (default now); returns its GUID. name: the staged file's base
+        name, which dbox keeps as the GUID."""
         base = self.stage.deliver(message, mtime=mtime, name=name)
         # the config file, not the config socket: import reads the
         # config again after dropping privileges to the mail user
         argv = ["doveadm", "-c", str(self.inst.conf), "import", "-u",
-                self.user, f"maildir:{self.stage.path}:INDEX=MEMORY",
-                "" if mailbox == "INBOX" else mailbox, "mailbox", "INBOX",
-                "all"]
+                self.user, f"maildir:{self.stage.path}:INDEX=MEMORY", "",
+                "mailbox", "INBOX", "all"]
         try:
             r = subprocess.run(argv, capture_output=True, text=True,
                                timeout=30)
@@ -450,7 +451,7 @@ class DoveadmMailbox:
         if r.returncode != 0:
             raise HarnessError(f"{argv}: rc={r.returncode}\n{r.stderr}")
         # UIDs only grow: the new message has the highest
-        return max(self.files(mailbox), key=lambda f: int(f[0]))[1]
+        return max(self.files(), key=lambda f: int(f[0]))[1]
 
     def files(self, mailbox: str = "INBOX") -> List[List[str]]:
         """[uid, guid, received date (unix time)] of every message."""

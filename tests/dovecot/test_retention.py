@@ -252,8 +252,8 @@ def test_mdbox_removal_leaves_bytes_until_purge(dovecot):
     assert md.bases() == [kept] and gone != kept
 
     def on_disk():
-        return [f for f in (md.path / "storage").iterdir()
-                if f.name.startswith("m.") and b"secret 7d1f" in f.read_bytes()]
+        return [f for f in (md.path / "storage").glob("m.*")
+                if b"secret 7d1f" in f.read_bytes()]
     assert on_disk()
     r = inst.doveadm("purge", "-u", "alice")
     assert r.returncode == 0, r.stderr
