@@ -3,7 +3,9 @@ state, or an action fails, the mail stays, and the log says why
 (docs/dovecot.md, "What happens when something fails"). Sweeps skip a
 user with a live POP3 session whatever pop3_lock_session says. A complete
 download is recorded when it completes, so a killed session leaves the
-same state as the event it announced."""
+same state as the event it announced. Every test runs on each mail
+storage of conftest.STORAGES; where a test breaks something from
+outside, it does so the way that storage lays its files out."""
 
 import os
 import signal

@@ -3,7 +3,9 @@
 named events, the login plugin, IMAP beside POP3). The retention cases
 both hosts share (downloads, policies, floor, ceiling, hold, move:,
 visible_since, dry run, RFC 1939 section 6, per-user overrides) are in
-tests/behaviour, run against Dovecot and pop3-retentiond alike."""
+tests/behaviour, run against Dovecot and pop3-retentiond alike. Every
+test runs on each mail storage of conftest.STORAGES unless marked
+@pytest.mark.storages(...) (docs/testing.md, "Mail storages")."""
 
 import os
 import re
