@@ -1,9 +1,11 @@
 """The behaviour suite: the same retention cases against both hosts.
 
 `host` is a factory parametrized over "dovecot" (a private Dovecot 2.3
-with the built plugin) and "shim" (the built pop3-retentiond). Both
-instances offer maildir(user), pop3(user), raw(user), log_text() and
-wait_log(); settings are given without the pop3_retention_ prefix."""
+with the built plugin, Maildir), "dovecot-mdbox", "dovecot-sdbox" and
+"dovecot-mbox" (the same on those storages) and "shim" (the built
+pop3-retentiond). Every instance offers mailbox(user) (deliver, bases,
+count, exists), pop3(user), raw(user), log_text() and wait_log();
+settings are given without the pop3_retention_ prefix."""
 
 import os
 import sys
@@ -34,7 +36,12 @@ def _prefixed(d):
     return {(k if k.startswith(P) else P + k): v for k, v in d.items()}
 
 
-@pytest.fixture(params=["dovecot", "shim"])
+# host kind -> Dovecot mail storage
+STORAGES = {"dovecot": "maildir", "dovecot-mdbox": "mdbox",
+            "dovecot-sdbox": "sdbox", "dovecot-mbox": "mbox"}
+
+
+@pytest.fixture(params=[*STORAGES, "shim"])
 def host(request):
     kind = request.param
     made = []
@@ -44,12 +51,14 @@ def host(request):
         if users is not None:
             users = {u: _prefixed(f or {}) for u, f in users.items()}
         try:
-            if kind == "dovecot":
+            if kind in STORAGES:
                 inst = dh.DovecotInstance(plugin=True, settings=settings,
-                                          users=users, extra_conf=DEBUG_LOG)
+                                          users=users, extra_conf=DEBUG_LOG,
+                                          storage=STORAGES[kind])
             else:
                 inst = sh.ShimInstance(settings=settings, users=users,
                                        tls=False)
+                inst.mailbox = inst.maildir
         except dh.HarnessError as e:
             pytest.fail(str(e), pytrace=False)
         inst.kind = kind
@@ -61,7 +70,7 @@ def host(request):
     rep = getattr(request.node, "rep_call", None)
     failed = rep is None or rep.failed
     for inst in made:
-        if kind == "dovecot":
+        if kind in STORAGES:
             inst.stop(fast=True)
         else:
             inst.stop()

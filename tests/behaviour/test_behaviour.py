@@ -34,9 +34,12 @@ def kill_sessions(inst, user):
 
 
 def archive_contents(inst, user="alice"):
-    """The messages in the Maildir++ folder .Archive (Dovecot copies
-    under a new name, the shim moves the file)."""
-    d = inst.maildir(user).path / ".Archive"
+    """The messages in the folder Archive (Dovecot copies under a new
+    name, the shim moves the file); on Maildir, the Maildir++ folder
+    .Archive, read directly."""
+    if getattr(inst, "storage", "maildir") != "maildir":
+        return inst.mailbox(user).headers("Archive")
+    d = inst.mailbox(user).path / ".Archive"
     return [(d / sub / n).read_bytes() for sub in ("cur", "new")
             if (d / sub).is_dir() for n in sorted(os.listdir(d / sub))]
 
@@ -50,7 +53,7 @@ def test_complete_retr_is_a_download(host):
     p.retr(2)
     p.quit()
     session_end_logged(inst, 1)
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     assert md.exists(bases[0]) and md.exists(bases[2])
     assert not md.exists(bases[1])
     assert "reason=downloaded" in inst.log_text()
@@ -64,12 +67,12 @@ def test_top_is_not_a_download(host):
     p.top(2, 0)
     p.quit()
     session_end_logged(inst, 1)
-    assert inst.maildir("alice").bases() == sorted(bases)
+    assert inst.mailbox("alice").bases() == sorted(bases)
 
 
 def test_top_counts_when_configured(host):
     inst = host(policy="delete-after-download", top_counts="yes")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     whole = md.deliver(make_message("whole", body="a\nb\nc\n"))
     partial = md.deliver(make_message("partial", body="a\nb\nc\nd\ne\n"))
     p = inst.pop3("alice")
@@ -83,7 +86,7 @@ def test_top_counts_when_configured(host):
 
 def test_aborted_retr_is_not_a_download(host):
     inst = host(policy="keep", keep="2s")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     big = md.deliver(big_message("big", 4), mtime=time.time() - 10)
     small = md.deliver(make_message("small"))
     c = inst.raw("alice")
@@ -107,7 +110,7 @@ def test_aborted_retr_is_not_a_download(host):
 
 def test_killed_session_after_a_complete_retr_is_a_download(host):
     inst = host(policy="keep", keep="2s")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     bases = deliver(inst, n=1)
     p = inst.pop3("alice")
     p.retr(1)
@@ -133,12 +136,12 @@ def test_delete_after_download_without_dele(host):
     p.dele(3)
     p.quit()
     session_end_logged(inst, 1)
-    assert inst.maildir("alice").bases() == sorted([bases[1], bases[3]])
+    assert inst.mailbox("alice").bases() == sorted([bases[1], bases[3]])
 
 
 def test_keep_removes_after_first_download_not_earlier(host):
     inst = host(policy="keep", keep="3s")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     bases = [md.deliver(make_message("one"), mtime=time.time() - 10),
              md.deliver(make_message("two"), mtime=time.time() - 5)]
     p = inst.pop3("alice")
@@ -164,7 +167,7 @@ def test_keep_removes_after_first_download_not_earlier(host):
 
 def test_floor_hides_dele_then_removes(host):
     inst = host(min="3s")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     bases = [md.deliver(make_message("one"), mtime=time.time() - 1),
              md.deliver(make_message("two"), mtime=time.time() - 1)]
     p = inst.pop3("alice")
@@ -188,7 +191,7 @@ def test_floor_hides_dele_then_removes(host):
 
 def test_ceiling_removes_old_mail_before_the_listing(host):
     inst = host(max="30d")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     md.deliver(make_message("old"), mtime=time.time() - 31 * DAY)
     new = md.deliver(make_message("new"), mtime=time.time() - 29 * DAY)
     p = inst.pop3("alice")
@@ -203,7 +206,7 @@ def test_ceiling_removes_old_mail_before_the_listing(host):
 
 def test_hold_keeps_everything(host):
     inst = host(hold="yes", policy="delete-after-download", max="1d")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     old = md.deliver(make_message("old"), mtime=time.time() - 10 * DAY)
     fresh = md.deliver(make_message("fresh"))
     p = inst.pop3("alice")
@@ -227,14 +230,14 @@ def test_move_removal(host):
     p.retr(1)
     p.quit()
     session_end_logged(inst, 1)
-    assert inst.maildir("alice").bases() == [bases[1]]
+    assert inst.mailbox("alice").bases() == [bases[1]]
     moved = archive_contents(inst)
     assert len(moved) == 1 and b"Subject: message 0" in moved[0], moved
 
 
 def test_visible_since_hides_older_mail(host):
     inst = host(visible_since="2025-01-01")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     old = md.deliver(make_message("old"), mtime=1704067200)
     md.deliver(make_message("new"))
     p = inst.pop3("alice")
@@ -247,7 +250,7 @@ def test_visible_since_hides_older_mail(host):
 
 def test_dry_run_changes_nothing(host):
     inst = host(policy="delete-after-download", dry_run="yes", max="1d")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     old = md.deliver(make_message("old"), mtime=time.time() - 2 * DAY)
     bases = deliver(inst, n=2)
     p = inst.pop3("alice")
@@ -271,7 +274,7 @@ def test_dry_run_changes_nothing(host):
 ])
 def test_no_quit_removes_nothing(host, steps):
     inst = host(policy="delete-after-download", max="1d")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     bases = deliver(inst, n=3)
     c = inst.raw("alice")
     for s in steps:
@@ -314,8 +317,8 @@ def test_userdb_override(host):
         p.retr(1)
         p.quit()
     session_end_logged(inst, 2)
-    assert inst.maildir("alice").bases() == a
-    assert inst.maildir("bob").bases() == []
+    assert inst.mailbox("alice").bases() == a
+    assert inst.mailbox("bob").bases() == []
 
 
 def test_bad_userdb_value_fails_only_that_login(host):
@@ -328,13 +331,13 @@ def test_bad_userdb_value_fails_only_that_login(host):
         p.quit()
     log = inst.wait_log("pop3_retention_keep: invalid value '30'")
     assert "Panic" not in log and "Fatal" not in log
-    assert inst.maildir("alice").bases() == sorted(a)
+    assert inst.mailbox("alice").bases() == sorted(a)
     deliver(inst, "bob", n=1)
     p = inst.pop3("bob")
     p.retr(1)
     p.quit()
     session_end_logged(inst, 1)
-    assert inst.maildir("bob").bases() == []
+    assert inst.mailbox("bob").bases() == []
 
 
 # -------------------------------------------------------------- CAPA EXPIRE

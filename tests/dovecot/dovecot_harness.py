@@ -13,7 +13,9 @@ limited to ~108 bytes):
         users                      passwd-file (passdb + userdb), 0644
         run/                       base_dir: a symlink to /dev/shm/p3r-run.*
         state/                     state_dir
-        home/<user>/Maildir/       owned by 65534:65534
+        home/<user>/Maildir/       owned by 65534:65534 (storage="maildir";
+                                   mdbox/, sdbox/ or mail/ for the others,
+                                   .p3r-stage/ the import source for those)
         modules/                   mail_plugin_dir (plugin=True): symlinks
         login-modules/             login_plugin_dir (plugin=True)
         doveadm-modules/           bind-mounted over the doveadm module dir
@@ -281,8 +283,9 @@ def make_message(subject: str = "test message", size_kb: Optional[float] = None,
 # ---------------------------------------------------------------------------
 
 def deliver(inst, user: str = "alice", n: int = 3, **kw) -> List[str]:
-    """n messages "message 0".. into user's Maildir; their base names."""
-    md = inst.maildir(user)
+    """n messages "message 0".. into user's INBOX; their base names
+    (GUIDs on other storages than Maildir)."""
+    md = inst.mailbox(user) if hasattr(inst, "mailbox") else inst.maildir(user)
     return [md.deliver(make_message(f"message {i}"), **kw) for i in range(n)]
 
 
@@ -386,6 +389,21 @@ class Maildir:
         if f is None:
             raise FileNotFoundError(base)
         return f.path.read_bytes()
+
+
+# ---------------------------------------------------------------------------
+# other mail storages
+# ---------------------------------------------------------------------------
+
+# mail_location per storage (DovecotInstance(storage=...)); every root
+# is in the user's home, so each instance's mail stays in its own dir.
+# mail_storages.DoveadmMailbox inspects the ones other than Maildir.
+MAIL_LOCATIONS = {
+    "maildir": "maildir:~/Maildir",
+    "mdbox": "mdbox:~/mdbox",
+    "sdbox": "sdbox:~/sdbox",
+    "mbox": "mbox:~/mail:INBOX=~/mail/inbox",
+}
 
 
 # ---------------------------------------------------------------------------
@@ -568,8 +586,12 @@ class DovecotInstance(POP3Clients):
     def __init__(self, plugin: bool = False, settings: Optional[Dict] = None,
                  users: Union[Dict[str, Dict], Iterable[str], None] = None,
                  extra_conf: str = "", protocol_pop3_extra: str = "",
-                 strict_conf: bool = True, start: bool = True):
+                 strict_conf: bool = True, start: bool = True,
+                 storage: str = "maildir"):
         self.plugin = plugin
+        if storage not in MAIL_LOCATIONS:
+            raise HarnessError(f"unknown storage {storage!r}")
+        self.storage = storage
         self.settings = dict(settings or {})
         if users is None:
             users = {u: {} for u in DEFAULT_USERS}
@@ -599,7 +621,7 @@ class DovecotInstance(POP3Clients):
         self.proc: Optional[subprocess.Popen] = None
         self.master_pid: Optional[int] = None
         self._conns: List[object] = []
-        self._maildirs: Dict[str, Maildir] = {}
+        self._maildirs: Dict[str, object] = {}
         self.leftovers_killed: List[str] = []
         self.slow_stops: List[List[str]] = []
 
@@ -681,7 +703,7 @@ class DovecotInstance(POP3Clients):
             "default_internal_group = dovecot",
             "default_login_user = dovenull",
             "first_valid_uid = 100",
-            "mail_location = maildir:~/Maildir",
+            f"mail_location = {MAIL_LOCATIONS[self.storage]}",
             "mail_max_userip_connections = 1000",
         ]
         if self.plugin:
@@ -929,11 +951,24 @@ class DovecotInstance(POP3Clients):
 
     # -- mail -----------------------------------------------------------------
     def maildir(self, user: str) -> Maildir:
+        if self.storage != "maildir":
+            raise HarnessError(f"maildir() on a {self.storage} instance: "
+                               "use mailbox()")
+        return self.mailbox(user)
+
+    def mailbox(self, user: str):
+        """user's INBOX: the Maildir view on maildir, else a DoveadmMailbox
+        (same deliver/files/bases/count/exists/path interface)."""
         if user not in self.users:
             raise HarnessError(f"unknown user {user!r}")
         md = self._maildirs.get(user)
         if md is None:
-            md = self._maildirs[user] = Maildir(self.home(user))
+            if self.storage == "maildir":
+                md = Maildir(self.home(user))
+            else:
+                from mail_storages import DoveadmMailbox
+                md = DoveadmMailbox(self, user)
+            self._maildirs[user] = md
         return md
 
 

@@ -3,7 +3,9 @@ state, or an action fails, the mail stays, and the log says why
 (docs/dovecot.md, "What happens when something fails"). Sweeps skip a
 user with a live POP3 session whatever pop3_lock_session says. A complete
 download is recorded when it completes, so a killed session leaves the
-same state as the event it announced."""
+same state as the event it announced. Every test runs on each mail
+storage of conftest.STORAGES; where a test breaks something from
+outside, it does so the way that storage lays its files out."""
 
 import os
 import signal
@@ -25,23 +27,40 @@ LOCK = "dovecot-pop3-retention.lock"
 
 
 @pytest.fixture
-def dovecot(dovecot):
-    """The harness's factory, with the plugin's debug lines logged."""
+def dovecot(dovecot, storage):
+    """The harness's factory on this test's mail storage (conftest.py
+    STORAGES), with the plugin's debug lines logged."""
     def factory(plugin=False, extra_conf="", **kw):
         if plugin:
             extra_conf = DEBUG_LOG + extra_conf
+        kw.setdefault("storage", storage)
         return dovecot(plugin=plugin, extra_conf=extra_conf, **kw)
     return factory
+
+
+def mailbox_dir(inst, name, user="alice"):
+    """Where mailbox `name` lives: Maildir++ folders on Maildir, the
+    mailboxes/ tree on dbox, a file (INBOX: mail/inbox) on mbox."""
+    md = inst.mailbox(user)
+    if inst.storage == "maildir":
+        return md.path if name == "INBOX" else md.path / ("." + name)
+    if inst.storage == "mbox":
+        return md.path / name.lower() if name == "INBOX" else md.path / name
+    return md.path / "mailboxes" / name
 
 
 def break_state(inst, user="alice"):
     """Make the user's retention state unusable from outside: the lock
     file that every session takes before it reads the state is a
     directory, so open() fails."""
-    md = inst.maildir(user)
-    md.path.mkdir(parents=True, exist_ok=True)
-    (md.path / LOCK).mkdir()
-    h._chown_mail(md.path / LOCK)
+    md = inst.mailbox(user)
+    # the lock sits in the INBOX namespace's index root: mbox keeps its
+    # indexes in .imap/ below the mail root
+    d = md.path / ".imap" if inst.storage == "mbox" else md.path
+    d.mkdir(parents=True, exist_ok=True)
+    h._chown_mail(d)
+    (d / LOCK).mkdir()
+    h._chown_mail(d / LOCK)
 
 
 # ------------------------------------------------- session begin failed
@@ -63,8 +82,11 @@ def test_failed_session_begin_withholds_every_removal(dovecot, settings):
     p.dele(2)
     p.quit()
     wait_until(lambda: not pop3_pids(inst, "alice"), timeout=10)
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     assert sorted(md.bases()) == sorted(bases)
+    # the pop3 process may be gone before the log process wrote its
+    # last lines
+    session_end_logged(inst, 1)
     log = inst.log_text()
     assert "Session begin failed, every removal is withheld" in log, log
     assert "Can't take the retention lock" in log
@@ -83,7 +105,7 @@ def test_failed_session_begin_of_a_passive_user_is_plain_rfc1939(dovecot):
     p.dele(1)
     p.quit()
     wait_until(lambda: not pop3_pids(inst, "alice"), timeout=10)
-    assert inst.maildir("alice").bases() == [bases[1]]
+    assert inst.mailbox("alice").bases() == [bases[1]]
 
 
 # ------------------------------------------ other error paths, from outside
@@ -92,10 +114,15 @@ def test_failed_move_keeps_the_message(dovecot):
     inst = plugin(dovecot, policy="delete-after-download",
                   remove="move:Archive")
     bases = deliver(inst, n=2)
-    md = inst.maildir("alice")
-    # Maildir++ folder .Archive is a file: the target cannot be opened
-    (md.path / ".Archive").write_text("not a folder\n")
-    h._chown_mail(md.path / ".Archive")
+    md = inst.mailbox("alice")
+    # the target cannot be opened: the folder Archive is a file (on
+    # mbox, where a mailbox is a file, a directory)
+    archive = mailbox_dir(inst, "Archive")
+    if inst.storage == "mbox":
+        archive.mkdir()
+    else:
+        archive.write_text("not a folder\n")
+    h._chown_mail(archive)
     p = inst.pop3("alice")
     p.retr(1)
     p.quit()
@@ -109,7 +136,7 @@ def test_failed_move_keeps_the_message(dovecot):
 
 def test_sweep_that_cannot_lock_removes_nothing(dovecot, make_message):
     inst = dovecot(plugin=True, settings={P + "max": "30d"})
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     old = md.deliver(make_message("old"), mtime=time.time() - 40 * DAY)
     break_state(inst)
     r = sweep(inst, "-u", "alice", rc=75)
@@ -121,14 +148,16 @@ def test_sweep_that_cannot_lock_removes_nothing(dovecot, make_message):
 
 def test_sweep_of_an_unreadable_inbox_removes_nothing(dovecot, make_message):
     inst = dovecot(plugin=True, settings={P + "max": "30d"})
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     old = md.deliver(make_message("old"), mtime=time.time() - 40 * DAY)
-    os.chmod(md.path / "cur", 0)
+    inbox = mailbox_dir(inst, "INBOX")
+    unreadable = inbox / "cur" if inst.storage == "maildir" else inbox
+    os.chmod(unreadable, 0)
     try:
         r = inst.doveadm_plugin("-f", "tab", "pop3-retention", "sweep",
                                 "-u", "alice")
     finally:
-        os.chmod(md.path / "cur", 0o700)
+        os.chmod(unreadable, 0o700)
     assert r.returncode != 0, r.stdout
     assert "Syncing INBOX failed" in r.stderr, r.stderr
     assert md.bases() == [old]
@@ -141,7 +170,7 @@ def test_sweep_skips_a_user_with_a_live_session(dovecot, make_message,
                                                 lock_session):
     inst = dovecot(plugin=True, settings={P + "max": "1d"},
                    protocol_pop3_extra=f"  pop3_lock_session = {lock_session}")
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     # due 3 s from now: listed by the session, due during it
     soon = md.deliver(make_message("due soon"),
                       mtime=time.time() - DAY + 3)
@@ -170,7 +199,7 @@ def test_sweep_skips_a_user_with_a_live_session(dovecot, make_message,
 def test_lock_of_a_killed_session_does_not_block_sweeps(dovecot,
                                                        make_message):
     inst = dovecot(plugin=True, settings={P + "max": "30d"})
-    md = inst.maildir("alice")
+    md = inst.mailbox("alice")
     p = inst.pop3("alice")
     assert p.stat()[0] == 0
     [pid] = pop3_pids(inst, "alice")
@@ -184,6 +213,7 @@ def test_lock_of_a_killed_session_does_not_block_sweeps(dovecot,
 
 # ---------------------------------------------------- one truth about RETR
 
+@pytest.mark.storages("maildir")   # the webhooks fixture reads Maildir
 def test_kill9_after_a_complete_retr_records_the_download(webhooks):
     s = webhooks(policy="keep", keep="1d")
     s.deliver(1)
