@@ -28,6 +28,7 @@ import os
 import poplib
 import pwd
 import random
+import re
 import shutil
 import tempfile
 import signal
@@ -40,7 +41,13 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Union
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PLUGIN_LIBS = REPO_ROOT / "plugin" / "dovecot" / ".libs"
+# The build whose modules and service the tests load: the checkout, or
+# another tree, e.g. the sanitized one (tests/build-sanitized.sh) with
+# P3R_BUILD_DIR=build-sanitized P3R_SANITIZE=1 (docs/testing.md).
+BUILD_ROOT = Path(os.environ.get("P3R_BUILD_DIR") or REPO_ROOT).resolve()
+SANITIZE = os.environ.get("P3R_SANITIZE") == "1"
+PLUGIN_LIBS = BUILD_ROOT / "plugin" / "dovecot" / ".libs"
+SERVICE_BIN = BUILD_ROOT / "plugin" / "dovecot" / "pop3-retention"
 PLUGIN_SO = PLUGIN_LIBS / "lib20_pop3_retention_plugin.so"
 LOGIN_PLUGIN_SO = PLUGIN_LIBS / "lib20_pop3_retention_login_plugin.so"
 DOVEADM_PLUGIN_SO = PLUGIN_LIBS / "lib10_doveadm_pop3_retention_plugin.so"
@@ -304,6 +311,60 @@ def drop(p: poplib.POP3) -> None:
     p.sock.shutdown(socket.SHUT_RDWR)
     p.file.close()
     p.sock.close()
+
+# ---------------------------------------------------------------------------
+# sanitizers (P3R_SANITIZE=1, docs/testing.md "Sanitizers")
+# ---------------------------------------------------------------------------
+# Dovecot's binaries are not built with ASan, so its runtime is preloaded
+# into every process that may load our code (it must come first): the
+# master passes it to its children through import_environment, doveadm
+# gets it in its environment. Reports go to <instance>/sanitizer/; one
+# whose stack names our code fails the test (conftest.py). Leak checking
+# stays off there: Dovecot frees pools at exit by design, and LSan cannot
+# stop the world in a process that dropped privileges; the unit tests and
+# the shim's run check leaks.
+
+SAN_DIR = "sanitizer"
+# a frame in our modules or binaries, or in one of our sources
+_SAN_OURS = re.compile(r"pop3[-_]retention|plugin/(?:core|dovecot)/[\w-]+\.c")
+_SAN_RUNTIME: List[str] = []
+
+
+def sanitizer_runtime() -> str:
+    """The ASan runtime the built pop3 plugin links (from ldd)."""
+    if not _SAN_RUNTIME:
+        r = subprocess.run(["ldd", str(PLUGIN_SO)], capture_output=True,
+                           text=True, timeout=30)
+        m = re.search(r"=>\s*(\S*libasan\.so\S*)", r.stdout)
+        if not m:
+            raise HarnessError(
+                f"P3R_SANITIZE=1 but {PLUGIN_SO} does not link ASan: "
+                "build with tests/build-sanitized.sh and set "
+                "P3R_BUILD_DIR=<repo>/build-sanitized")
+        _SAN_RUNTIME.append(m.group(1))
+    return _SAN_RUNTIME[0]
+
+
+def sanitizer_env(san_dir: Path) -> Dict[str, str]:
+    """Variables that make a process report into san_dir; fatal on any
+    report, like the build (-fno-sanitize-recover=undefined)."""
+    return {
+        "LD_PRELOAD": sanitizer_runtime(),
+        "ASAN_OPTIONS": f"log_path={san_dir}/asan:verify_asan_link_order=0"
+                        ":detect_leaks=0",
+        "UBSAN_OPTIONS": f"log_path={san_dir}/ubsan:print_stacktrace=1"
+                         ":halt_on_error=1",
+    }
+
+
+def sanitizer_reports(san_dir: Path) -> List[str]:
+    """The reports in san_dir whose stack names our code (file: text)."""
+    out = []
+    for f in sorted(san_dir.glob("*")) if san_dir.is_dir() else []:
+        text = f.read_text(errors="replace")
+        if _SAN_OURS.search(text):
+            out.append(f"{f}:\n{text}")
+    return out
 
 # ---------------------------------------------------------------------------
 # Maildir
@@ -595,6 +656,7 @@ class DovecotInstance(POP3Clients):
         self.home_root = self.dir / "home"
         self.module_dir = self.dir / "modules"
         self.login_module_dir = self.dir / "login-modules"
+        self.san_dir = self.dir / SAN_DIR
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.master_pid: Optional[int] = None
@@ -617,6 +679,10 @@ class DovecotInstance(POP3Clients):
                 d.mkdir(mode=0o755)
             os.chmod(d, 0o755)
         self._write_users()
+        if SANITIZE:
+            # every process writes there, as whichever user it runs as
+            self.san_dir.mkdir()
+            os.chmod(self.san_dir, 0o1777)
         if plugin:
             self._make_module_dirs()
         self._write_conf()
@@ -684,6 +750,7 @@ class DovecotInstance(POP3Clients):
             "mail_location = maildir:~/Maildir",
             "mail_max_userip_connections = 1000",
         ]
+        L += self._sanitizer_conf()
         if self.plugin:
             L += [f"mail_plugin_dir = {self.module_dir}",
                   f"login_plugin_dir = {self.login_module_dir}"]
@@ -720,6 +787,37 @@ class DovecotInstance(POP3Clients):
             L += ["}"]
         self.conf.write_text("\n".join(L) + "\n")
         os.chmod(self.conf, 0o644)
+
+    def _sanitizer_conf(self) -> List[str]:
+        """P3R_SANITIZE=1: the runtime and its options for every process
+        the master starts; no address-space limit (ASan reserves terabytes
+        of shadow memory) and no chroot for pop3-login (its reports could
+        not reach san_dir)."""
+        if not SANITIZE:
+            return []
+        env = sanitizer_env(self.san_dir)
+        return ["import_environment = $import_environment "
+                + " ".join(f"{k}={v}" for k, v in env.items()),
+                "default_vsz_limit = 0",
+                "service pop3-login {", "  chroot =", "}"]
+
+    def sanitizer_reports(self) -> List[str]:
+        """P3R_SANITIZE=1: the sanitizer reports from our code so far."""
+        return sanitizer_reports(self.san_dir)
+
+    def doveadm_env(self, env: Optional[Dict[str, str]] = None
+                    ) -> Optional[Dict[str, str]]:
+        """The environment for a doveadm that may load our plugin: `env`
+        (None: this process's) plus, with P3R_SANITIZE=1, the runtime
+        first in LD_PRELOAD and the report options."""
+        if not SANITIZE:
+            return env
+        out = dict(os.environ if env is None else env)
+        san = sanitizer_env(self.san_dir)
+        if out.get("LD_PRELOAD"):
+            san["LD_PRELOAD"] += ":" + out["LD_PRELOAD"]
+        out.update(san)
+        return out
 
     def doveconf(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["doveconf", "-c", str(self.conf), *args],
@@ -957,7 +1055,8 @@ class DovecotInstance(POP3Clients):
     def doveadm(self, *args, input: Optional[str] = None, timeout: float = 30,
                 env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
         return subprocess.run(self._doveadm_argv(args), capture_output=True,
-                              text=True, input=input, timeout=timeout, env=env)
+                              text=True, input=input, timeout=timeout,
+                              env=self.doveadm_env(env))
 
     def doveadm_plugin(self, *args, input: Optional[str] = None,
                        timeout: float = 30,
@@ -997,7 +1096,7 @@ class DovecotInstance(POP3Clients):
                 "sh", str(STOCK_DOVEADM_DIR), str(stock), str(mods),
                 str(STOCK_DOVEADM_DIR), *map(str, argv)]
         return subprocess.run(full, capture_output=True, text=True, input=input,
-                              timeout=timeout, env=env)
+                              timeout=timeout, env=self.doveadm_env(env))
 
     # -- misc -------------------------------------------------------------------
     def remove(self) -> None:

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from dovecot_harness import (REPO_ROOT, SERVICE_USER, ensure_service_user,
+from dovecot_harness import (SERVICE_BIN, SERVICE_USER, ensure_service_user,
                               make_message, wait_until)
 from webhook_receiver import WebhookReceiver, make_certificate, make_secret
 
 P = "pop3_retention_"
-SERVICE_BIN = REPO_ROOT / "plugin" / "dovecot" / "pop3-retention"
 SPOOL = "pop3-retention"
 # the service runs as its own user, as docs/dovecot.md tells admins to
 SERVICE_PW = ensure_service_user()
