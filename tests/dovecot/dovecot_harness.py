@@ -318,15 +318,21 @@ def drop(p: poplib.POP3) -> None:
 # Dovecot's binaries are not built with ASan, so its runtime is preloaded
 # into every process that may load our code (it must come first): the
 # master passes it to its children through import_environment, doveadm
-# gets it in its environment. Reports go to <instance>/sanitizer/; one
-# whose stack names our code fails the test (conftest.py). Leak checking
+# gets it in its environment. ASan reports go to <instance>/sanitizer/,
+# and one whose stack names our code fails the test (conftest.py). UBSan
+# (gcc's libubsan ignores log_path next to ASan) writes to stderr: Dovecot
+# logs its children's, the harness keeps doveadm's; only our code is
+# instrumented, so every "runtime error" is ours. Leak checking
 # stays off there: Dovecot frees pools at exit by design, and LSan cannot
 # stop the world in a process that dropped privileges; the unit tests and
 # the shim's run check leaks.
 
 SAN_DIR = "sanitizer"
 # a frame in our modules or binaries, or in one of our sources
-_SAN_OURS = re.compile(r"pop3[-_]retention|plugin/(?:core|dovecot)/[\w-]+\.c")
+_SAN_OURS = re.compile("|".join(
+    [r"pop3[-_]retention"] + sorted(re.escape(c.name) for c in
+                                    (REPO_ROOT / "plugin").rglob("*.c"))))
+_UBSAN_LINE = re.compile(r"(?m)^.*: runtime error: .*$")
 _SAN_RUNTIME: List[str] = []
 
 
@@ -803,7 +809,21 @@ class DovecotInstance(POP3Clients):
 
     def sanitizer_reports(self) -> List[str]:
         """P3R_SANITIZE=1: the sanitizer reports from our code so far."""
-        return sanitizer_reports(self.san_dir)
+        ub = _UBSAN_LINE.findall(self.log_text())
+        return sanitizer_reports(self.san_dir) + (
+            [f"{self.log}:\n" + "\n".join(ub)] if ub else [])
+
+    def _keep_ubsan(self, r: subprocess.CompletedProcess
+                    ) -> subprocess.CompletedProcess:
+        """doveadm's UBSan reports (on its stderr) into san_dir."""
+        err = r.stderr if isinstance(r.stderr, str) else \
+            (r.stderr or b"").decode(errors="replace")
+        if SANITIZE and _UBSAN_LINE.search(err):
+            with tempfile.NamedTemporaryFile(
+                    "w", dir=self.san_dir, prefix="ubsan-doveadm.",
+                    delete=False) as f:
+                f.write(err)
+        return r
 
     def doveadm_env(self, env: Optional[Dict[str, str]] = None
                     ) -> Optional[Dict[str, str]]:
@@ -1054,9 +1074,9 @@ class DovecotInstance(POP3Clients):
 
     def doveadm(self, *args, input: Optional[str] = None, timeout: float = 30,
                 env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-        return subprocess.run(self._doveadm_argv(args), capture_output=True,
-                              text=True, input=input, timeout=timeout,
-                              env=self.doveadm_env(env))
+        return self._keep_ubsan(subprocess.run(
+            self._doveadm_argv(args), capture_output=True, text=True,
+            input=input, timeout=timeout, env=self.doveadm_env(env)))
 
     def doveadm_plugin(self, *args, input: Optional[str] = None,
                        timeout: float = 30,
@@ -1095,8 +1115,9 @@ class DovecotInstance(POP3Clients):
         full = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
                 "sh", str(STOCK_DOVEADM_DIR), str(stock), str(mods),
                 str(STOCK_DOVEADM_DIR), *map(str, argv)]
-        return subprocess.run(full, capture_output=True, text=True, input=input,
-                              timeout=timeout, env=self.doveadm_env(env))
+        return self._keep_ubsan(subprocess.run(
+            full, capture_output=True, text=True, input=input,
+            timeout=timeout, env=self.doveadm_env(env)))
 
     # -- misc -------------------------------------------------------------------
     def remove(self) -> None:
