@@ -364,11 +364,12 @@ def sanitizer_env(san_dir: Path) -> Dict[str, str]:
 
 
 def sanitizer_reports(san_dir: Path) -> List[str]:
-    """The reports in san_dir whose stack names our code (file: text)."""
+    """The reports in san_dir whose stack names our code, and every
+    UBSan one (file: text)."""
     out = []
     for f in sorted(san_dir.glob("*")) if san_dir.is_dir() else []:
         text = f.read_text(errors="replace")
-        if _SAN_OURS.search(text):
+        if f.name.startswith("ubsan") or _SAN_OURS.search(text):
             out.append(f"{f}:\n{text}")
     return out
 
