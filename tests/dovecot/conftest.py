@@ -113,8 +113,10 @@ def dovecot(request):
         elif not os.environ.get("P3R_KEEP"):
             inst.remove()
     if san_reports:
-        pytest.fail("sanitizer reports from our code:\n"
-                    + "\n".join(san_reports)[-12000:], pytrace=False)
+        pytest.fail(f"{len(san_reports)} sanitizer reports from our code, "
+                    "the first ones:\n"
+                    + "\n".join(r[:4000] for r in san_reports[:3]),
+                    pytrace=False)
     if errors:
         pytest.fail("dovecot teardown: " + "; ".join(errors), pytrace=False)
     for inst in created:
