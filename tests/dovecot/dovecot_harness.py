@@ -18,6 +18,7 @@ limited to ~108 bytes):
         login-modules/             login_plugin_dir (plugin=True)
         doveadm-modules/           bind-mounted over the doveadm module dir
         doveadm-stock/             mount point for the stock doveadm modules
+        sanitizer/                 ASan reports (P3R_SANITIZE=1, 1777)
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import os
 import poplib
 import pwd
 import random
-import re
 import shutil
 import tempfile
 import signal
@@ -39,6 +39,8 @@ import time
 from collections import namedtuple
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Union
+
+import sanitizers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The build whose modules and service the tests load: the checkout, or
@@ -311,67 +313,6 @@ def drop(p: poplib.POP3) -> None:
     p.sock.shutdown(socket.SHUT_RDWR)
     p.file.close()
     p.sock.close()
-
-# ---------------------------------------------------------------------------
-# sanitizers (P3R_SANITIZE=1, docs/testing.md "Sanitizers")
-# ---------------------------------------------------------------------------
-# Dovecot's binaries are not built with ASan, so its runtime is preloaded
-# into every process that may load our code (it must come first): the
-# master passes it to its children through import_environment, doveadm
-# gets it in its environment. ASan reports go to <instance>/sanitizer/,
-# and one whose stack names our code fails the test (conftest.py). UBSan
-# (gcc's libubsan ignores log_path next to ASan) writes to stderr: Dovecot
-# logs its children's, the harness keeps doveadm's; only our code is
-# instrumented, so every "runtime error" is ours. Leak checking
-# stays off there: Dovecot frees pools at exit by design, and LSan cannot
-# stop the world in a process that dropped privileges; the unit tests and
-# the shim's run check leaks.
-
-SAN_DIR = "sanitizer"
-# a frame in our modules or binaries, or in one of our sources
-_SAN_OURS = re.compile("|".join(
-    [r"pop3[-_]retention"] + sorted(re.escape(c.name) for c in
-                                    (REPO_ROOT / "plugin").rglob("*.c"))))
-_UBSAN_LINE = re.compile(r"(?m)^.*: runtime error: .*$")
-_SAN_RUNTIME: List[str] = []
-
-
-def sanitizer_runtime() -> str:
-    """The ASan runtime the built pop3 plugin links (from ldd)."""
-    if not _SAN_RUNTIME:
-        r = subprocess.run(["ldd", str(PLUGIN_SO)], capture_output=True,
-                           text=True, timeout=30)
-        m = re.search(r"=>\s*(\S*libasan\.so\S*)", r.stdout)
-        if not m:
-            raise HarnessError(
-                f"P3R_SANITIZE=1 but {PLUGIN_SO} does not link ASan: "
-                "build with tests/build-sanitized.sh and set "
-                "P3R_BUILD_DIR=<repo>/build-sanitized")
-        _SAN_RUNTIME.append(m.group(1))
-    return _SAN_RUNTIME[0]
-
-
-def sanitizer_env(san_dir: Path) -> Dict[str, str]:
-    """Variables that make a process report into san_dir; fatal on any
-    report, like the build (-fno-sanitize-recover=undefined)."""
-    return {
-        "LD_PRELOAD": sanitizer_runtime(),
-        "ASAN_OPTIONS": f"log_path={san_dir}/asan:verify_asan_link_order=0"
-                        ":detect_leaks=0",
-        "UBSAN_OPTIONS": f"log_path={san_dir}/ubsan:print_stacktrace=1"
-                         ":halt_on_error=1",
-    }
-
-
-def sanitizer_reports(san_dir: Path) -> List[str]:
-    """The reports in san_dir whose stack names our code, and every
-    UBSan one (file: text)."""
-    out = []
-    for f in sorted(san_dir.glob("*")) if san_dir.is_dir() else []:
-        text = f.read_text(errors="replace")
-        if f.name.startswith("ubsan") or _SAN_OURS.search(text):
-            out.append(f"{f}:\n{text}")
-    return out
 
 # ---------------------------------------------------------------------------
 # Maildir
@@ -663,7 +604,7 @@ class DovecotInstance(POP3Clients):
         self.home_root = self.dir / "home"
         self.module_dir = self.dir / "modules"
         self.login_module_dir = self.dir / "login-modules"
-        self.san_dir = self.dir / SAN_DIR
+        self.san_dir = self.dir / sanitizers.DIR_NAME
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.master_pid: Optional[int] = None
@@ -802,24 +743,32 @@ class DovecotInstance(POP3Clients):
         not reach san_dir)."""
         if not SANITIZE:
             return []
-        env = sanitizer_env(self.san_dir)
+        env = self._sanitizer_env()
         return ["import_environment = $import_environment "
                 + " ".join(f"{k}={v}" for k, v in env.items()),
                 "default_vsz_limit = 0",
                 "service pop3-login {", "  chroot =", "}"]
 
+    def _sanitizer_env(self) -> Dict[str, str]:
+        rt = sanitizers.runtime(PLUGIN_SO)
+        if rt is None:
+            raise HarnessError(
+                f"P3R_SANITIZE=1 but {PLUGIN_SO} does not link ASan: "
+                "build with tests/build-sanitized.sh and set "
+                "P3R_BUILD_DIR=<repo>/build-sanitized")
+        return sanitizers.env(rt, self.san_dir)
+
     def sanitizer_reports(self) -> List[str]:
         """P3R_SANITIZE=1: the sanitizer reports from our code so far."""
-        ub = _UBSAN_LINE.findall(self.log_text())
-        return sanitizer_reports(self.san_dir) + (
-            [f"{self.log}:\n" + "\n".join(ub)] if ub else [])
+        return sanitizers.reports(self.san_dir, self.log_text(),
+                                  str(self.log))
 
     def _keep_ubsan(self, r: subprocess.CompletedProcess
                     ) -> subprocess.CompletedProcess:
         """doveadm's UBSan reports (on its stderr) into san_dir."""
         err = r.stderr if isinstance(r.stderr, str) else \
             (r.stderr or b"").decode(errors="replace")
-        if SANITIZE and _UBSAN_LINE.search(err):
+        if SANITIZE and sanitizers.UBSAN_LINE.search(err):
             with tempfile.NamedTemporaryFile(
                     "w", dir=self.san_dir, prefix="ubsan-doveadm.",
                     delete=False) as f:
@@ -834,7 +783,7 @@ class DovecotInstance(POP3Clients):
         if not SANITIZE:
             return env
         out = dict(os.environ if env is None else env)
-        san = sanitizer_env(self.san_dir)
+        san = self._sanitizer_env()
         if out.get("LD_PRELOAD"):
             san["LD_PRELOAD"] += ":" + out["LD_PRELOAD"]
         out.update(san)
