@@ -750,10 +750,12 @@ class DovecotInstance(POP3Clients):
                 "service pop3-login {", "  chroot =", "}"]
 
     def _sanitizer_env(self) -> Dict[str, str]:
-        rt = sanitizers.runtime(PLUGIN_SO)
+        # from the build, even where a test stands in for PLUGIN_SO
+        so = PLUGIN_LIBS / "lib20_pop3_retention_plugin.so"
+        rt = sanitizers.runtime(so)
         if rt is None:
             raise HarnessError(
-                f"P3R_SANITIZE=1 but {PLUGIN_SO} does not link ASan: "
+                f"P3R_SANITIZE=1 but {so} does not link ASan: "
                 "build with tests/build-sanitized.sh and set "
                 "P3R_BUILD_DIR=<repo>/build-sanitized")
         return sanitizers.env(rt, self.san_dir)

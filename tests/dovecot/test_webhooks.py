@@ -1110,6 +1110,7 @@ def test_http2_answer_before_the_body_is_read_counts(webhooks, tmp_path):
         conf[P + "webhook_ca_file"] = ca_file_for(s, good[0])
         s.inst.reconfigure(settings=conf, restart=False)
         s.inst.start()
+        s.wait_service_ready()
         s.deliver(5)
         s.session(retr=(1, 2, 3, 4, 5))
         wait_until(lambda: len(h2rx.ids()) >= 5, timeout=20,
