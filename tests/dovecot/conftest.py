@@ -126,6 +126,7 @@ def dovecot(request):
               getattr(request.node, "rep_setup", None) is not None
               and request.node.rep_setup.failed)
     errors = []
+    san_reports = []
     graceful = bool(os.environ.get("P3R_GRACEFUL_STOP"))
     for inst in created:
         try:
@@ -137,11 +138,19 @@ def dovecot(request):
         if inst.leftovers_killed:
             errors.append(f"{inst}: had to SIGKILL leftovers: "
                           f"{inst.leftovers_killed}")
-        if failed:
+        # P3R_SANITIZE=1: a report from our code fails the test
+        reports = inst.sanitizer_reports() if h.SANITIZE else []
+        san_reports += reports
+        if failed or reports:
             print(f"\n--- {inst.log} (kept; port {inst.port}) ---\n"
                   f"{inst.log_text()[-8000:]}")
         elif not os.environ.get("P3R_KEEP"):
             inst.remove()
+    if san_reports:
+        pytest.fail(f"{len(san_reports)} sanitizer reports from our code, "
+                    "the first ones:\n"
+                    + "\n".join(r[:4000] for r in san_reports[:3]),
+                    pytrace=False)
     if errors:
         pytest.fail("dovecot teardown: " + "; ".join(errors), pytrace=False)
     for inst in created:

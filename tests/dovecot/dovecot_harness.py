@@ -20,6 +20,7 @@ limited to ~108 bytes):
         login-modules/             login_plugin_dir (plugin=True)
         doveadm-modules/           bind-mounted over the doveadm module dir
         doveadm-stock/             mount point for the stock doveadm modules
+        sanitizer/                 ASan reports (P3R_SANITIZE=1, 1777)
 """
 
 from __future__ import annotations
@@ -41,8 +42,16 @@ from collections import namedtuple
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Union
 
+import sanitizers
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PLUGIN_LIBS = REPO_ROOT / "plugin" / "dovecot" / ".libs"
+# The build whose modules and service the tests load: the checkout, or
+# another tree, e.g. the sanitized one (tests/build-sanitized.sh) with
+# P3R_BUILD_DIR=build-sanitized P3R_SANITIZE=1 (docs/testing.md).
+BUILD_ROOT = Path(os.environ.get("P3R_BUILD_DIR") or REPO_ROOT).resolve()
+SANITIZE = os.environ.get("P3R_SANITIZE") == "1"
+PLUGIN_LIBS = BUILD_ROOT / "plugin" / "dovecot" / ".libs"
+SERVICE_BIN = BUILD_ROOT / "plugin" / "dovecot" / "pop3-retention"
 PLUGIN_SO = PLUGIN_LIBS / "lib20_pop3_retention_plugin.so"
 LOGIN_PLUGIN_SO = PLUGIN_LIBS / "lib20_pop3_retention_login_plugin.so"
 DOVEADM_PLUGIN_SO = PLUGIN_LIBS / "lib10_doveadm_pop3_retention_plugin.so"
@@ -617,6 +626,7 @@ class DovecotInstance(POP3Clients):
         self.home_root = self.dir / "home"
         self.module_dir = self.dir / "modules"
         self.login_module_dir = self.dir / "login-modules"
+        self.san_dir = self.dir / sanitizers.DIR_NAME
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.master_pid: Optional[int] = None
@@ -639,6 +649,10 @@ class DovecotInstance(POP3Clients):
                 d.mkdir(mode=0o755)
             os.chmod(d, 0o755)
         self._write_users()
+        if SANITIZE:
+            # every process writes there, as whichever user it runs as
+            self.san_dir.mkdir()
+            os.chmod(self.san_dir, 0o1777)
         if plugin:
             self._make_module_dirs()
         self._write_conf()
@@ -706,6 +720,7 @@ class DovecotInstance(POP3Clients):
             f"mail_location = {MAIL_LOCATIONS[self.storage]}",
             "mail_max_userip_connections = 1000",
         ]
+        L += self._sanitizer_conf()
         if self.plugin:
             L += [f"mail_plugin_dir = {self.module_dir}",
                   f"login_plugin_dir = {self.login_module_dir}"]
@@ -742,6 +757,61 @@ class DovecotInstance(POP3Clients):
             L += ["}"]
         self.conf.write_text("\n".join(L) + "\n")
         os.chmod(self.conf, 0o644)
+
+    def _sanitizer_conf(self) -> List[str]:
+        """P3R_SANITIZE=1: the runtime and its options for every process
+        the master starts; no address-space limit (ASan reserves terabytes
+        of shadow memory) and no chroot for pop3-login (its reports could
+        not reach san_dir)."""
+        if not SANITIZE:
+            return []
+        env = self._sanitizer_env()
+        return ["import_environment = $import_environment "
+                + " ".join(f"{k}={v}" for k, v in env.items()),
+                "default_vsz_limit = 0",
+                "service pop3-login {", "  chroot =", "}"]
+
+    def _sanitizer_env(self) -> Dict[str, str]:
+        # from the build, even where a test stands in for PLUGIN_SO
+        so = PLUGIN_LIBS / "lib20_pop3_retention_plugin.so"
+        rt = sanitizers.runtime(so)
+        if rt is None:
+            raise HarnessError(
+                f"P3R_SANITIZE=1 but {so} does not link ASan: "
+                "build with tests/build-sanitized.sh and set "
+                "P3R_BUILD_DIR=<repo>/build-sanitized")
+        return sanitizers.env(rt, self.san_dir)
+
+    def sanitizer_reports(self) -> List[str]:
+        """P3R_SANITIZE=1: the sanitizer reports from our code so far."""
+        return sanitizers.reports(self.san_dir, self.log_text(),
+                                  str(self.log))
+
+    def _keep_ubsan(self, r: subprocess.CompletedProcess
+                    ) -> subprocess.CompletedProcess:
+        """doveadm's UBSan reports (on its stderr) into san_dir."""
+        err = r.stderr if isinstance(r.stderr, str) else \
+            (r.stderr or b"").decode(errors="replace")
+        if SANITIZE and sanitizers.UBSAN_LINE.search(err):
+            with tempfile.NamedTemporaryFile(
+                    "w", dir=self.san_dir, prefix="ubsan-doveadm.",
+                    delete=False) as f:
+                f.write(err)
+        return r
+
+    def doveadm_env(self, env: Optional[Dict[str, str]] = None
+                    ) -> Optional[Dict[str, str]]:
+        """The environment for a doveadm that may load our plugin: `env`
+        (None: this process's) plus, with P3R_SANITIZE=1, the runtime
+        first in LD_PRELOAD and the report options."""
+        if not SANITIZE:
+            return env
+        out = dict(os.environ if env is None else env)
+        san = self._sanitizer_env()
+        if out.get("LD_PRELOAD"):
+            san["LD_PRELOAD"] += ":" + out["LD_PRELOAD"]
+        out.update(san)
+        return out
 
     def doveconf(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["doveconf", "-c", str(self.conf), *args],
@@ -991,8 +1061,9 @@ class DovecotInstance(POP3Clients):
 
     def doveadm(self, *args, input: Optional[str] = None, timeout: float = 30,
                 env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
-        return subprocess.run(self._doveadm_argv(args), capture_output=True,
-                              text=True, input=input, timeout=timeout, env=env)
+        return self._keep_ubsan(subprocess.run(
+            self._doveadm_argv(args), capture_output=True, text=True,
+            input=input, timeout=timeout, env=self.doveadm_env(env)))
 
     def doveadm_plugin(self, *args, input: Optional[str] = None,
                        timeout: float = 30,
@@ -1031,8 +1102,9 @@ class DovecotInstance(POP3Clients):
         full = ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
                 "sh", str(STOCK_DOVEADM_DIR), str(stock), str(mods),
                 str(STOCK_DOVEADM_DIR), *map(str, argv)]
-        return subprocess.run(full, capture_output=True, text=True, input=input,
-                              timeout=timeout, env=env)
+        return self._keep_ubsan(subprocess.run(
+            full, capture_output=True, text=True, input=input,
+            timeout=timeout, env=self.doveadm_env(env)))
 
     # -- misc -------------------------------------------------------------------
     def remove(self) -> None:

@@ -198,7 +198,7 @@ def test_sweep_progress_line_on_a_terminal(dovecot, make_message):
         ["unshare", "-m", "--propagation", "private", "sh", "-c", script,
          "sh", str(h.STOCK_DOVEADM_DIR), str(inst.dir / "doveadm-stock"),
          str(inst.dir / "doveadm-modules"), str(h.STOCK_DOVEADM_DIR), cmd],
-        capture_output=True, timeout=60)
+        capture_output=True, timeout=60, env=inst.doveadm_env())
     out = r.stdout.decode(errors="replace")
     assert r.returncode == 0, out
     assert "\rpop3-retention sweep: 1 users, 2 removed" in out, repr(out)

@@ -25,12 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from dovecot_harness import (REPO_ROOT, SERVICE_USER, ensure_service_user,
+from dovecot_harness import (SERVICE_BIN, SERVICE_USER, ensure_service_user,
                               make_message, wait_until)
 from webhook_receiver import WebhookReceiver, make_certificate, make_secret
 
 P = "pop3_retention_"
-SERVICE_BIN = REPO_ROOT / "plugin" / "dovecot" / "pop3-retention"
 SPOOL = "pop3-retention"
 # the service runs as its own user, as docs/dovecot.md tells admins to
 SERVICE_PW = ensure_service_user()
@@ -1111,6 +1110,7 @@ def test_http2_answer_before_the_body_is_read_counts(webhooks, tmp_path):
         conf[P + "webhook_ca_file"] = ca_file_for(s, good[0])
         s.inst.reconfigure(settings=conf, restart=False)
         s.inst.start()
+        s.wait_service_ready()
         s.deliver(5)
         s.session(retr=(1, 2, 3, 4, 5))
         wait_until(lambda: len(h2rx.ids()) >= 5, timeout=20,
