@@ -535,7 +535,12 @@ static const char *url_redact(const char *url, char *buf, size_t size)
 
 	buf[0] = '\0';
 	authority = strstr(url, "://");
-	authority = authority != NULL ? authority + 3 : url;
+	/* a "://" after the query or fragment began is part of it */
+	if (authority != NULL &&
+	    (size_t)(authority - url) < strcspn(url, "?#"))
+		authority += 3;
+	else
+		authority = url;
 	end = authority + strcspn(authority, "/?#");
 	for (const char *p = authority; p < end; p++) {
 		if (*p == '@')

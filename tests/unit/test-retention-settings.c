@@ -104,6 +104,11 @@ static const struct row rows[] = {
 	{ P "webhook_url", "https://:pw@h.example",
 	  "'https://[redacted]@h.example': the URL has no host", NONE, 0,
 	  NULL },
+	/* a "://" in the query is not the scheme's (found by fuzzing) */
+	{ P "webhook_url", "https:/h.example/x?token=s3cret&next=https://y",
+	  "'https:/h.example/x?[redacted]': only", NONE, 0, NULL },
+	{ P "webhook_url", "ps:/#:///phttps://ath", "'ps:/#[redacted]': only",
+	  NONE, 0, NULL },
 	{ P "webhook_secret_file", "relative/path", "absolute path", NONE, 0,
 	  NULL },
 	{ P "webhook_secret_file", "/etc/dovecot/hook.secret", NULL, SECRET,
