@@ -30,8 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SEPARATOR "--log--\n"
 #define SEG_BASE "1765000000000-1-1"
-/* events created before it are due (the first delay is 0); a retry
-   is due after it */
+/* events created before it are due; a retry is due after it */
 #define NOW_MS (INT64_MAX / 2)
 #define CHECKOUTS_MAX 4096
 #define HELD_MAX 64
@@ -102,6 +101,9 @@ static struct webhook_spool *open_spool(unsigned int flags)
 		fprintf(stderr, "open: %s\n", webhook_spool_error(spool));
 		abort();
 	}
+	/* as the delivery engine does for a schedule "5s ..." */
+	if ((flags & WEBHOOK_SPOOL_READ_ONLY) == 0)
+		webhook_spool_set_first_delay(spool, 5000);
 	return spool;
 }
 
