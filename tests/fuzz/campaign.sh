@@ -31,7 +31,7 @@ for name in $targets; do
 		status="FAILED, see $log"
 	line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|NEW|REDUCE|pulse|INITED)' \
 		"$log" | tail -1 | sed 's/^#\([0-9]*\)[[:space:]]*[A-Z]*/\1 execs,/;
-		s/ lim: [0-9]*//; s/ rss: .*//')
+		s/ lim: [0-9]*//; s/ rss: .*//; s/[[:space:]][[:space:]]*/ /g')
 	summary="$summary
 fuzz-$name: $line; $status"
 	echo "fuzz-$name: $line; $status"
