@@ -228,7 +228,8 @@ int retention_date_parse(const char *str, time_t *time_r)
 	t = days_from_civil(year, month, day) * 86400 +
 	    (int64_t)hour * 3600 + (int64_t)min * 60 + sec;
 	t -= off_sign * ((int64_t)off_h * 3600 + (int64_t)off_m * 60);
-	if (sizeof(time_t) < 8 && t > INT32_MAX)
+	/* the 1970 rule applies to the instant, not to the local date */
+	if (t < 0 || (sizeof(time_t) < 8 && t > INT32_MAX))
 		return -1;
 	*time_r = (time_t)t;
 	return 0;
