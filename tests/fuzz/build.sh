@@ -25,7 +25,7 @@ for src in "$top"/plugin/core/*.c $shim; do
 	clang $cflags -fsanitize=fuzzer-no-link -c -o \
 		"$obj/$(basename "$src" .c).o" "$src" &
 	# two at a time: the machine is shared
-	[ "$(jobs -p | wc -l)" -lt 2 ] || wait -n 2>/dev/null || wait
+	[ "$(jobs -p | wc -l)" -lt 2 ] || wait
 done
 wait
 core=$(for src in "$top"/plugin/core/*.c; do
