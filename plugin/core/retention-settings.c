@@ -228,7 +228,8 @@ int retention_date_parse(const char *str, time_t *time_r)
 	t = days_from_civil(year, month, day) * 86400 +
 	    (int64_t)hour * 3600 + (int64_t)min * 60 + sec;
 	t -= off_sign * ((int64_t)off_h * 3600 + (int64_t)off_m * 60);
-	if (sizeof(time_t) < 8 && t > INT32_MAX)
+	/* the 1970 rule applies to the instant, not to the local date */
+	if (t < 0 || (sizeof(time_t) < 8 && t > INT32_MAX))
 		return -1;
 	*time_r = (time_t)t;
 	return 0;
@@ -535,7 +536,12 @@ static const char *url_redact(const char *url, char *buf, size_t size)
 
 	buf[0] = '\0';
 	authority = strstr(url, "://");
-	authority = authority != NULL ? authority + 3 : url;
+	/* a "://" after the query or fragment began is part of it */
+	if (authority != NULL &&
+	    (size_t)(authority - url) < strcspn(url, "?#"))
+		authority += 3;
+	else
+		authority = url;
 	end = authority + strcspn(authority, "/?#");
 	for (const char *p = authority; p < end; p++) {
 		if (*p == '@')

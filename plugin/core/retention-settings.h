@@ -180,7 +180,8 @@ int retention_interval_parse(const char *str, unsigned int *secs_r,
 			     const char **error_r);
 
 /* Parse "YYYY-MM-DD" (midnight UTC) or RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" /
-   "...+HH:MM". Returns 0 and the Unix time in time_r, -1 otherwise. */
+   "...+HH:MM". Returns 0 and the Unix time in time_r, -1 otherwise
+   (a time before 1970 included). */
 int retention_date_parse(const char *str, time_t *time_r);
 
 /* Format t as RFC 3339 UTC ("2026-11-27T23:13:48Z") into buf (at least

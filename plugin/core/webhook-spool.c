@@ -84,6 +84,10 @@ static void heapify(struct webhook_spool *spool)
 
 int64_t spool_first_due(const struct webhook_spool *spool, int64_t created_ms)
 {
+	/* created_ms is read from a record's header, which no hash
+	   covers: saturate rather than overflow (first_delay_ms >= 0) */
+	if (created_ms > INT64_MAX - spool->first_delay_ms)
+		return INT64_MAX;
 	return created_ms + spool->first_delay_ms;
 }
 

@@ -78,6 +78,12 @@ static const struct row rows[] = {
 	  "'2023-02-29'", NONE, 0, NULL },
 	{ P "visible_since", "yesterday", P "visible_since: invalid value",
 	  NONE, 0, NULL },
+	/* a 1970 date with an offset east of UTC is before the epoch
+	   (found by fuzzing) */
+	{ P "visible_since", "1970-01-01T00:59:60+05:30", P "visible_since: "
+	  "invalid value '1970-01-01T00:59:60+05:30'", NONE, 0, NULL },
+	{ P "visible_since", "1970-01-01T05:30:00+05:30", NULL, VISIBLE, 0,
+	  NULL },
 	{ P "visible_since", "2026-01-01T25:00:00Z", "invalid value", NONE, 0,
 	  NULL },
 	{ P "top_counts", "yes", NULL, TOPC, 1, NULL },
@@ -104,6 +110,11 @@ static const struct row rows[] = {
 	{ P "webhook_url", "https://:pw@h.example",
 	  "'https://[redacted]@h.example': the URL has no host", NONE, 0,
 	  NULL },
+	/* a "://" in the query is not the scheme's (found by fuzzing) */
+	{ P "webhook_url", "https:/h.example/x?token=s3cret&next=https://y",
+	  "'https:/h.example/x?[redacted]': only", NONE, 0, NULL },
+	{ P "webhook_url", "ps:/#:///phttps://ath", "'ps:/#[redacted]': only",
+	  NONE, 0, NULL },
 	{ P "webhook_secret_file", "relative/path", "absolute path", NONE, 0,
 	  NULL },
 	{ P "webhook_secret_file", "/etc/dovecot/hook.secret", NULL, SECRET,
