@@ -1087,13 +1087,17 @@ class DovecotInstance(POP3Clients):
                           env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
         """Run argv inside the private mount namespace used by
         doveadm_plugin() (the doveadm-modules dir must exist already)."""
+        full = self.doveadm_ns_prefix() + list(map(str, argv))
+        return subprocess.run(full, capture_output=True, text=True, input=input,
+                              timeout=timeout, env=env)
+
+    def doveadm_ns_prefix(self) -> List[str]:
+        """argv prefix of run_in_doveadm_ns(): unshare + the bind mounts
+        (our doveadm modules; on 2.4 also our settings module)."""
         mods = self.dir / "doveadm-modules"
         stock = self.dir / "doveadm-stock"
         mounts = [(STOCK_DOVEADM_DIR, stock), (mods, STOCK_DOVEADM_DIR)]
-        full = dovecot24.wrap(mounts + self._settings_mounts()) + \
-            list(map(str, argv))
-        return subprocess.run(full, capture_output=True, text=True, input=input,
-                              timeout=timeout, env=env)
+        return dovecot24.wrap(mounts + self._settings_mounts())
 
     # -- misc -------------------------------------------------------------------
     def remove(self) -> None:
