@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-import dovecot24
+import dovecot_conf
 import dovecot_harness as h
 
 
@@ -169,7 +169,7 @@ def test_users_passwords_userdb_fields_and_plugin_settings(dovecot):
     text = inst.users_file.read_text()
     assert "carol:s3cret:65534:65534::" in text
     assert "userdb_pop3_retention_keep=7d" in text
-    shown = ("\npop3_retention_policy = keep\n" if dovecot24.is_24() else
+    shown = ("\npop3_retention_policy = keep\n" if dovecot_conf.is_24() else
              "plugin {\n  pop3_retention_policy = keep\n}")
     assert shown in inst.doveconf("-n").stdout
     p = inst.pop3("carol", "s3cret")
@@ -246,14 +246,14 @@ def test_plugin_conf_generation_without_starting(dovecot, monkeypatch):
     assert os.readlink(inst.module_dir / "lib20_pop3_retention_plugin.so") == str(fake)
     conf = inst.conf.read_text()
     assert conf.index("mail_debug = yes") < conf.index("protocol pop3 {")
-    if dovecot24.is_24():
+    if dovecot_conf.is_24():
         assert "  mail_plugins {\n    pop3_retention = yes\n  }\n" in conf
     else:
         assert "  mail_plugins = $mail_plugins pop3_retention\n" in conf
     out = inst.validate()  # strict: no doveconf warnings either
     assert f"mail_plugin_dir = {inst.module_dir}" in out
     assert f"login_plugin_dir = {inst.login_module_dir}" in out
-    assert ("pop3_uidl_format = %{guid}" if dovecot24.is_24()
+    assert ("pop3_uidl_format = %{guid}" if dovecot_conf.is_24()
             else "pop3_uidl_format = %g") in out
 
 
