@@ -27,6 +27,7 @@
 #include "doveadm-print.h"
 #include "doveadm-pop3-retention.h"
 #include "pop3-retention-common.h"
+#include "pop3-retention-compat.h"
 #include "pop3-retention-lock.h"
 #include "pop3-retention-mailbox.h"
 #include "pop3-retention-pending.h"
@@ -152,7 +153,8 @@ static int cmd_user_open(struct pop3_retention_cmd_context *pctx,
 			 struct pop3_retention_cmd_user *cu)
 {
 	struct doveadm_mail_cmd_context *ctx = &pctx->ctx;
-	const struct mail_storage_settings *mail_set;
+	const struct mail_storage_settings *mail_set =
+		pop3_retention_user_mail_set(user);
 	struct pop3_retention_mbox_params params;
 	struct mail_namespace *ns;
 	enum mail_error error_code;
@@ -182,7 +184,6 @@ static int cmd_user_open(struct pop3_retention_cmd_context *pctx,
 
 	/* pop3_delete_type and pop3_deleted_flag are pop3-only settings:
 	   doveadm cannot see them, so removals here always expunge or move */
-	mail_set = mail_storage_get_settings(mailbox_get_storage(cu->box));
 	i_zero(&params);
 	params.session_id = user->session_id;
 	params.uidl_format = mail_set->pop3_uidl_format;
