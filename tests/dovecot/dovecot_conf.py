@@ -278,6 +278,28 @@ def conf_24(inst) -> str:
     return "\n".join(L)
 
 
+# -- a config that 2.4 refuses ------------------------------------------------------
+
+def config_refused(inst, settings) -> str:
+    """Dovecot 2.4 checks the plugin's declared settings when it reads the
+    config (the settings module's check), where 2.3 left them to the
+    plugin at run time: give DovecotInstance `inst` (stopped) `settings`,
+    check that doveconf and dovecot both refuse the config, and return
+    doveconf's error text (for the setting and value it must name)."""
+    assert is_24() and not inst.running
+    inst.settings = dict(settings)
+    inst._write_conf()
+    r = inst.doveconf("-n")
+    assert r.returncode != 0, "2.4 accepted the config:\n" + r.stdout
+    try:
+        inst.start()
+    except RuntimeError as e:          # HarnessError: did not start
+        assert "did not listen" in str(e) or "doveconf" in str(e), str(e)
+    else:
+        raise AssertionError("dovecot started with a refused config")
+    return r.stderr
+
+
 # -- the settings module ----------------------------------------------------------
 
 def settings_module_dir(stock_module_dir: Path) -> Path:
