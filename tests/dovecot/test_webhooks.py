@@ -153,13 +153,18 @@ class Setup:
 
     # -- service -----------------------------------------------------------
     def pids_of(self, exe):
+        # the same file, not the same path: /proc/PID/exe of a process in
+        # another mount namespace (the harness's bind mounts for 2.4)
+        # reads as a path of that namespace
+        want = os.stat(exe)
         out = []
         for pid in self.inst.pids():
             try:
-                if os.readlink(f"/proc/{pid}/exe") == str(exe):
-                    out.append(pid)
+                st = os.stat(f"/proc/{pid}/exe")
             except OSError:
-                pass
+                continue
+            if (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino):
+                out.append(pid)
         return out
 
     def service_pids(self):
