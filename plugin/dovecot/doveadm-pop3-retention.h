@@ -4,8 +4,8 @@
 /* The doveadm plugin's commands (doveadm-pop3-retention.c: status, sweep
    and the registration; doveadm-pop3-retention-delivery.c: flush, queue).
    Builds against Dovecot 2.3 and 2.4: the differences of doveadm's mail
-   command API are kept in doveadm_pop3_retention_cmd_alloc() and
-   doveadm_pop3_retention_cmd_row_begin(). */
+   command API stay behind the context below (its alloc, init and
+   row_begin), apart from sweep's one option. */
 
 #include "doveadm-mail.h"
 

@@ -25,8 +25,8 @@ struct pop3_retention_mbox {
 	struct event *event;
 	struct retention_session *session;
 	const char *uidl_format;
-	/* uidl_format is Dovecot's default, %08Xu%08Xv: formatted
-	   without var_expand() (mbox_uidl()) */
+	/* uidl_format is Dovecot's default (POP3_RETENTION_UIDL_DEFAULT):
+	   formatted without var_expand() (mbox_uidl()) */
 	bool uidl_default;
 	/* what uidl_format asks for besides the UID and UIDVALIDITY */
 	bool uidl_md5, uidl_filename, uidl_guid;
@@ -522,7 +522,7 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	mbox->event = event_create(puser->event);
 	mbox->uidl_format = p_strdup(pool, params->uidl_format != NULL ?
 					   params->uidl_format :
-					   "%08Xu%08Xv");
+					   POP3_RETENTION_UIDL_DEFAULT);
 	mbox->uidl_default = strcmp(mbox->uidl_format,
 				    POP3_RETENTION_UIDL_DEFAULT) == 0;
 	mbox->uidl_md5 = strstr(mbox->uidl_format, "%m") != NULL ||

@@ -232,13 +232,21 @@ static struct timeval last_commit;
 static void service_settings_read(void)
 {
 	const struct pop3_retention_dovecot_settings *dset;
+	struct event *event;
 	const char *error;
+	int ret;
 
 	if (master_service_settings_read_simple(master_service, &error) < 0)
 		i_fatal("Error reading configuration: %s", error);
-	if (settings_get(master_service_get_event(master_service),
-			 &pop3_retention_setting_parser_info, 0,
-			 &dset, &error) < 0)
+	/* values set inside service pop3-retention {} apply here (as
+	   login processes look theirs up) */
+	event = event_create(master_service_get_event(master_service));
+	settings_event_add_list_filter_name(event, "service",
+		master_service_get_name(master_service));
+	ret = settings_get(event, &pop3_retention_setting_parser_info, 0,
+			   &dset, &error);
+	event_unref(&event);
+	if (ret < 0)
 		i_fatal("Error reading configuration: %s", error);
 	/* the delivery settings; the session ones (_events included) are
 	   per user and belong to pop3 */
