@@ -233,14 +233,8 @@ class Demo:
         if r.returncode != 0:
             raise h.HarnessError("doveadm pop3-retention status failed:\n"
                                  + r.stdout + r.stderr)
-        mods = self.dir / "doveadm-modules"
-        stock = self.dir / "doveadm-stock"
-        inner = ('mount --bind "$1" "$2" && mount --bind "$3" "$4" && '
-                 'shift 4 && exec "$@"')
-        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner,
-                "sh", str(h.STOCK_DOVEADM_DIR), str(stock), str(mods),
-                str(h.STOCK_DOVEADM_DIR), "doveadm", "-c",
-                str(self.inst.config_socket)]
+        argv = self.inst.doveadm_ns_prefix() + [
+            "doveadm", "-c", str(self.inst.config_socket)]
         self.doveadm = self.dir / "doveadm"
         self.doveadm.write_text(
             "#!/bin/sh\n"

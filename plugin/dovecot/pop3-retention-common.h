@@ -35,8 +35,8 @@ extern MODULE_CONTEXT_DEFINE(pop3_retention_user_module,
 
 extern struct event_category event_category_pop3_retention;
 
-/* Read every pop3_retention_* setting of the user (plugin {} and userdb
-   overrides) into set_r and validate the combination. Returns 0, or -1
+/* Read every pop3_retention_* setting of the user (2.3: plugin {}, 2.4:
+   the declared settings; userdb fields override) into set_r and validate the combination. Returns 0, or -1
    with an error naming the setting and the value. */
 int pop3_retention_settings_load(struct mail_user *user,
 				 struct retention_settings *set_r,

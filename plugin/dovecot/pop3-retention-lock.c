@@ -6,6 +6,7 @@
 #include "mail-storage-settings.h"
 #include "mailbox-list.h"
 #include "mail-user.h"
+#include "pop3-retention-compat.h"
 #include "pop3-retention-lock.h"
 
 #include <fcntl.h>
@@ -48,7 +49,7 @@ int pop3_retention_lock(struct mail_user *user, bool exclusive,
 			const char **error_r)
 {
 	const struct mail_storage_settings *mail_set =
-		mail_user_set_get_storage_set(user);
+		pop3_retention_user_mail_set(user);
 	struct file_lock_settings set;
 	const char *path;
 	int fd, ret;

@@ -4,7 +4,15 @@
    settings and carries the USER suffix: userdb may override the policy per
    user, and the pop3 plugin announces the user's own value after login.
 
-   Reading plugin {} in a login process: the login settings (client->set
+   Dovecot 2.4: the pop3_retention_* settings are declared
+   (pop3-retention-setting-defs.h), so each client looks them up with
+   settings_get() on its own event, which carries the protocol and the
+   local and remote addresses: protocol pop3 {}, local and remote
+   filters apply, per client. The config process has already refused a
+   bad value; should a lookup still fail, the client gets no EXPIRE and
+   the error is logged.
+
+   Dovecot 2.3, reading plugin {} in a login process: the login settings (client->set
    and pop3-login's "other" settings) have no plugin section, and the
    config process sends each process only the settings of the modules it
    asks for. So init asks the config service itself, as mail-crypt's
@@ -36,6 +44,7 @@
    and reading the config file would miss includes and filters. */
 
 #include "login-common.h"
+#include "pop3-retention-compat.h"
 #include "array.h"
 #include "buffer.h"
 #include "module-context.h"
@@ -56,7 +65,68 @@
 
 struct pop3_retention_login_client {
 	union login_client_module_context module_ctx;
+	/* "EXPIRE <value> USER\r\n" */
+	const char *expire_line;
+	size_t expire_line_len;
 };
+
+const char *pop3_retention_login_plugin_version = DOVECOT_ABI_VERSION;
+
+static MODULE_CONTEXT_DEFINE_INIT(pop3_retention_login_module,
+				  &login_module_register);
+
+/* The EXPIRE line for set into line (at least 64 bytes), or "" when
+   nothing is announced. */
+static void expire_line_format(const struct retention_settings *set,
+			       char *line, size_t size)
+{
+	struct retention_expire expire;
+	char value[32];
+	int ret;
+
+	line[0] = '\0';
+	if (!set->capa_expire)
+		return;
+	retention_policy_expire(set, &expire);
+	retention_expire_format(&expire, value, sizeof(value));
+	ret = i_snprintf(line, size, "EXPIRE %s USER\r\n", value);
+	i_assert(ret == 0);
+}
+
+#ifdef POP3_RETENTION_DOVECOT24
+#include "settings.h"
+#include "pop3-retention-setting-defs.h"
+
+/* The client's EXPIRE line (client pool), "" when nothing is announced. */
+static const char *client_expire_line(struct client *client)
+{
+	const struct pop3_retention_dovecot_settings *dset;
+	struct retention_settings set;
+	char line[64];
+	const char *error;
+	int ret;
+
+	if (settings_get(client->event, &pop3_retention_setting_parser_info,
+			 0, &dset, &error) < 0) {
+		e_error(client->event, "pop3-retention: %s - not announcing "
+			"EXPIRE before login", error);
+		return "";
+	}
+	ret = pop3_retention_setting_defs_session(dset, &set, &error);
+	settings_free(dset);
+	if (ret < 0) {
+		e_error(client->event, "pop3-retention: %s - not announcing "
+			"EXPIRE before login", error);
+		return "";
+	}
+	expire_line_format(&set, line, sizeof(line));
+	return p_strdup(client->pool, line);
+}
+
+static void expire_line_init(void)
+{
+}
+#else
 
 struct pop3_retention_login_settings {
 	ARRAY(const char *) plugin_envs;
@@ -86,14 +156,8 @@ pop3_retention_login_setting_parser_info = {
 	.parent_offset = SIZE_MAX,
 };
 
-const char *pop3_retention_login_plugin_version = DOVECOT_ABI_VERSION;
-
-static MODULE_CONTEXT_DEFINE_INIT(pop3_retention_login_module,
-				  &login_module_register);
-
 /* "EXPIRE <value> USER\r\n", or "" when nothing is announced. */
 static char expire_line[64];
-static size_t expire_line_len;
 /* Kept after a failed settings read, see the top of the file. */
 static pool_t detached_set_pool;
 
@@ -181,27 +245,23 @@ expire_settings_read(struct retention_settings *set_r, const char **error_r)
 static void expire_line_init(void)
 {
 	struct retention_settings set;
-	struct retention_expire expire;
-	char value[32];
 	const char *error;
-	int ret;
 
-	expire_line_len = 0;
+	expire_line[0] = '\0';
 	if (expire_settings_read(&set, &error) < 0) {
 		i_error("pop3-retention: %s - not announcing EXPIRE before "
 			"login", error);
 		return;
 	}
-	if (!set.capa_expire)
-		return;
-
-	retention_policy_expire(&set, &expire);
-	retention_expire_format(&expire, value, sizeof(value));
-	ret = i_snprintf(expire_line, sizeof(expire_line),
-			 "EXPIRE %s USER\r\n", value);
-	i_assert(ret == 0);
-	expire_line_len = strlen(expire_line);
+	expire_line_format(&set, expire_line, sizeof(expire_line));
 }
+
+/* The same for every client: the settings are the process's. */
+static const char *client_expire_line(struct client *client ATTR_UNUSED)
+{
+	return expire_line;
+}
+#endif
 
 static bool capa_reply_match(const unsigned char *data, size_t size)
 {
@@ -230,9 +290,10 @@ pop3_retention_login_send_raw_data(struct client *client,
 	/* Rebuilt and sent in one call, as cmd_capa() does: the default
 	   send_raw_data treats a short write as a lost connection. */
 	T_BEGIN {
-		buf = t_buffer_create(size + expire_line_len);
+		buf = t_buffer_create(size + rclient->expire_line_len);
 		buffer_append(buf, data, size - dot_len);
-		buffer_append(buf, expire_line, expire_line_len);
+		buffer_append(buf, rclient->expire_line,
+			      rclient->expire_line_len);
 		buffer_append(buf, CAPA_REPLY_END_DOT, dot_len);
 		rclient->module_ctx.super.send_raw_data(client, buf->data,
 							 buf->used);
@@ -243,11 +304,17 @@ static void pop3_retention_login_client_allocated(struct client *client)
 {
 	struct pop3_retention_login_client *rclient;
 	struct client_vfuncs *v = client->vlast;
+	const char *line;
 
-	if (expire_line_len == 0)
+	if (strcmp(login_binary->protocol, "pop3") != 0)
+		return;
+	line = client_expire_line(client);
+	if (line[0] == '\0')
 		return;
 
 	rclient = p_new(client->pool, struct pop3_retention_login_client, 1);
+	rclient->expire_line = line;
+	rclient->expire_line_len = strlen(line);
 	rclient->module_ctx.super = *v;
 	client->vlast = &rclient->module_ctx.super;
 	v->send_raw_data = pop3_retention_login_send_raw_data;

@@ -11,6 +11,7 @@
 #include "mail-storage-private.h"
 #include "mail-search-build.h"
 #include "mail-user.h"
+#include "pop3-retention-compat.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-mailbox.h"
 #include "pop3-retention-events.h"
@@ -24,8 +25,8 @@ struct pop3_retention_mbox {
 	struct event *event;
 	struct retention_session *session;
 	const char *uidl_format;
-	/* uidl_format is Dovecot's default, %08Xu%08Xv: formatted
-	   without var_expand() (mbox_uidl()) */
+	/* uidl_format is Dovecot's default (POP3_RETENTION_UIDL_DEFAULT):
+	   formatted without var_expand() (mbox_uidl()) */
 	bool uidl_default;
 	/* what uidl_format asks for besides the UID and UIDVALIDITY */
 	bool uidl_md5, uidl_filename, uidl_guid;
@@ -116,6 +117,20 @@ static const char *mbox_uidl(struct pop3_retention_mbox *mbox,
 	if (mbox->uidl_guid)
 		(void)mail_get_special(mail, MAIL_FETCH_GUID, &guid);
 
+#ifdef POP3_RETENTION_DOVECOT24
+	const struct var_expand_table tab[] = {
+		{ .key = "uidvalidity", .value = dec2str(uid_validity) },
+		{ .key = "uid", .value = dec2str(mail->uid) },
+		{ .key = "md5", .value = md5 },
+		{ .key = "filename", .value = filename },
+		{ .key = "guid", .value = guid },
+		VAR_EXPAND_TABLE_END
+	};
+	const struct var_expand_params params = { .table = tab };
+
+	if (var_expand(mbox->uidl, mbox->uidl_format, &params, &error) < 0)
+		return dec2str(mail->uid);
+#else
 	const struct var_expand_table tab[] = {
 		{ 'v', dec2str(uid_validity), "uidvalidity" },
 		{ 'u', dec2str(mail->uid), "uid" },
@@ -127,6 +142,7 @@ static const char *mbox_uidl(struct pop3_retention_mbox *mbox,
 
 	if (var_expand(mbox->uidl, mbox->uidl_format, tab, &error) <= 0)
 		return dec2str(mail->uid);
+#endif
 	return str_c(mbox->uidl);
 }
 
@@ -506,8 +522,9 @@ pop3_retention_mbox_init(struct mailbox *box, struct pop3_retention_user *puser,
 	mbox->event = event_create(puser->event);
 	mbox->uidl_format = p_strdup(pool, params->uidl_format != NULL ?
 					   params->uidl_format :
-					   "%08Xu%08Xv");
-	mbox->uidl_default = strcmp(mbox->uidl_format, "%08Xu%08Xv") == 0;
+					   POP3_RETENTION_UIDL_DEFAULT);
+	mbox->uidl_default = strcmp(mbox->uidl_format,
+				    POP3_RETENTION_UIDL_DEFAULT) == 0;
 	mbox->uidl_md5 = strstr(mbox->uidl_format, "%m") != NULL ||
 		strstr(mbox->uidl_format, "md5") != NULL;
 	mbox->uidl_filename = strstr(mbox->uidl_format, "%f") != NULL ||

@@ -7,6 +7,7 @@
 #include "mail-user.h"
 #include "pop3-common.h"
 #include "pop3-client.h"
+#include "pop3-retention-compat.h"
 #include "pop3-retention-capa.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-plugin.h"
@@ -76,8 +77,8 @@ void pop3_retention_plugin_init(struct module *module)
 		   take imap, lmtp or doveadm down */
 		i_error("pop3_retention: this plugin works only in the pop3 "
 			"process, not in %s: it does nothing here. List it "
-			"only in protocol pop3 { mail_plugins = "
-			"$mail_plugins pop3_retention }", name);
+			"only in protocol pop3 { %s }", name,
+			POP3_RETENTION_MAIL_PLUGINS_HINT);
 		hook_set = NULL;
 		pop3_clients_ptr = NULL;
 		return;

@@ -15,11 +15,13 @@
    service resume its spool and the drop files at once.
 
    Start-up, in this order:
-   1. as root: read the site-wide plugin {} settings from the config
-      service (module "mail", a parser root with only the "plugin"
-      strlist, as the login plugin does); a bad value is fatal, naming
-      the setting and the value: nothing runs under a config that did
-      not parse;
+   1. as root: read the site-wide settings from the config service
+      (Dovecot 2.4: the declared pop3_retention_* settings, looked up
+      with the service's own event, so service pop3-retention {}
+      filters apply; 2.3: plugin {}, module "mail", a parser root with
+      only the "plugin" strlist, as the login plugin does); a bad value
+      is fatal, naming the setting and the value: nothing runs under a
+      config that did not parse;
    2. as root: create <state_dir>/pop3-retention (0700) owned by the
       service's user;
    3. drop privileges (the service block's user, by the master's
@@ -64,6 +66,7 @@
 #include "settings-parser.h"
 #include "master-service.h"
 #include "master-service-settings.h"
+#include "pop3-retention-compat.h"
 #include "pop3-retention-protocol.h"
 #include "pop3-retention-drop.h"
 #include "dovecot-ioloop-curl.h"
@@ -157,6 +160,10 @@ struct batch_reply {
 	const char *refused;
 };
 
+#ifdef POP3_RETENTION_DOVECOT24
+#include "settings.h"
+#include "pop3-retention-setting-defs.h"
+#else
 /* plugin {} as a strlist, as in pop3-retention-login-plugin.c */
 struct pop3_retention_service_settings {
 	ARRAY(const char *) plugin_envs;
@@ -184,6 +191,7 @@ static const struct setting_parser_info service_setting_parser_info = {
 
 	.parent_offset = SIZE_MAX,
 };
+#endif
 
 
 static struct event_category event_category_pop3_retention = {
@@ -220,6 +228,39 @@ static struct timeval last_commit;
 
 /* ---- settings ---- */
 
+#ifdef POP3_RETENTION_DOVECOT24
+static void service_settings_read(void)
+{
+	const struct pop3_retention_dovecot_settings *dset;
+	struct event *event;
+	const char *error;
+	int ret;
+
+	if (master_service_settings_read_simple(master_service, &error) < 0)
+		i_fatal("Error reading configuration: %s", error);
+	/* values set inside service pop3-retention {} apply here (as
+	   login processes look theirs up) */
+	event = event_create(master_service_get_event(master_service));
+	settings_event_add_list_filter_name(event, "service",
+		master_service_get_name(master_service));
+	ret = settings_get(event, &pop3_retention_setting_parser_info, 0,
+			   &dset, &error);
+	event_unref(&event);
+	if (ret < 0)
+		i_fatal("Error reading configuration: %s", error);
+	/* the delivery settings; the session ones (_events included) are
+	   per user and belong to pop3 */
+	if (pop3_retention_setting_defs_delivery(dset, &service_set,
+						 &error) < 0)
+		i_fatal("Invalid setting: %s", error);
+	settings_free(dset);
+}
+
+static const struct master_service_settings *service_mset(void)
+{
+	return master_service_get_service_settings(master_service);
+}
+#else
 static void service_settings_read(void)
 {
 	static const struct setting_parser_info *set_roots[] = {
@@ -263,12 +304,17 @@ static void service_settings_read(void)
 	}
 }
 
+static const struct master_service_settings *service_mset(void)
+{
+	return master_service_settings_get(master_service);
+}
+#endif
+
 /* Create the spool directory as root, owned by the service's user, so
    that the service can own it after dropping privileges. */
 static void service_spool_dir_prepare(void)
 {
-	const struct master_service_settings *mset =
-		master_service_settings_get(master_service);
+	const struct master_service_settings *mset = service_mset();
 	struct restrict_access_settings rset;
 	struct stat st;
 

@@ -1,10 +1,12 @@
-/* The user's retention settings: plugin {} with userdb overrides. */
+/* The user's retention settings with userdb overrides: plugin {} on
+   Dovecot 2.3, the declared pop3_retention_* settings on 2.4. */
 
 #include "lib.h"
 #include "mail-user.h"
 #include "mail-namespace.h"
 #include "mailbox-list.h"
 #include "mail-storage-settings.h"
+#include "pop3-retention-compat.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-events.h"
 #include "pop3-retention-protocol.h"
@@ -16,6 +18,27 @@ struct event_category event_category_pop3_retention = {
 struct pop3_retention_user_module pop3_retention_user_module =
 	MODULE_CONTEXT_INIT(&mail_user_module_register);
 
+#ifdef POP3_RETENTION_DOVECOT24
+#include "settings.h"
+#include "pop3-retention-setting-defs.h"
+
+int pop3_retention_settings_load(struct mail_user *user,
+				 struct retention_settings *set_r,
+				 const char **error_r)
+{
+	const struct pop3_retention_dovecot_settings *dset;
+	int ret;
+
+	/* the user's event: userdb fields and the protocol, local and
+	   remote filters apply */
+	if (settings_get(user->event, &pop3_retention_setting_parser_info, 0,
+			 &dset, error_r) < 0)
+		return -1;
+	ret = pop3_retention_setting_defs_session(dset, set_r, error_r);
+	settings_free(dset);
+	return ret;
+}
+#else
 int pop3_retention_settings_load(struct mail_user *user,
 				 struct retention_settings *set_r,
 				 const char **error_r)
@@ -43,6 +66,7 @@ int pop3_retention_settings_load(struct mail_user *user,
 	}
 	return 0;
 }
+#endif
 
 bool pop3_retention_settings_passive(const struct retention_settings *set)
 {

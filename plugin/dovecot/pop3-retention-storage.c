@@ -17,6 +17,7 @@
 #include "pop3-common.h"
 #include "pop3-client.h"
 #include "pop3-settings.h"
+#include "pop3-retention-compat.h"
 #include "pop3-retention-capa.h"
 #include "pop3-retention-common.h"
 #include "pop3-retention-lock.h"
@@ -131,7 +132,7 @@ static void session_begin(struct mailbox *box,
 	struct client *client = box_client(box);
 	struct mail_user *user = box->storage->user;
 	const struct mail_storage_settings *mail_set =
-		mail_user_set_get_storage_set(user);
+		pop3_retention_user_mail_set(user);
 	unsigned int i, failures = 0, removals = 0;
 	const char *error;
 

@@ -1,11 +1,13 @@
 """The behaviour suite: the same retention cases against both hosts.
 
-`host` is a factory parametrized over "dovecot" (a private Dovecot 2.3
+`host` is a factory parametrized over "dovecot" (a private Dovecot
 with the built plugin, Maildir), "dovecot-mdbox", "dovecot-sdbox" and
-"dovecot-mbox" (the same on those storages) and "shim" (the built
-pop3-retentiond). Every instance offers mailbox(user) (deliver, bases,
-count, exists), pop3(user), raw(user), log_text() and wait_log();
-settings are given without the pop3_retention_ prefix."""
+"dovecot-mbox" (the same on those storages), against Dovecot 2.3 or 2.4,
+and "shim" (the built pop3-retentiond); P3R_BEHAVIOUR_HOSTS="dovecot shim"
+(any of those names) runs those only, as tests/run-dovecot24 does for 2.4.
+Every instance offers mailbox(user) (deliver, bases, count, exists),
+pop3(user), raw(user), log_text() and wait_log(); settings are given
+without the pop3_retention_ prefix."""
 
 import os
 import sys
@@ -39,9 +41,10 @@ def _prefixed(d):
 # host kind -> Dovecot mail storage
 STORAGES = {"dovecot": "maildir", "dovecot-mdbox": "mdbox",
             "dovecot-sdbox": "sdbox", "dovecot-mbox": "mbox"}
+HOSTS = os.environ.get("P3R_BEHAVIOUR_HOSTS", " ".join([*STORAGES, "shim"])).split()
 
 
-@pytest.fixture(params=[*STORAGES, "shim"])
+@pytest.fixture(params=HOSTS)
 def host(request):
     kind = request.param
     made = []

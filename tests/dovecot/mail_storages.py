@@ -50,8 +50,8 @@ class DoveadmMailbox:
                 self.user, f"maildir:{self.stage.path}:INDEX=MEMORY", "",
                 "mailbox", "INBOX", "all"]
         try:
-            r = subprocess.run(argv, capture_output=True, text=True,
-                               timeout=30)
+            r = subprocess.run([*self.inst._wrap(), *argv],
+                               capture_output=True, text=True, timeout=30)
         finally:
             os.unlink(self.stage.find(base).path)
         if r.returncode != 0:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+import dovecot_conf
 import dovecot_harness as h
 
 
@@ -159,21 +160,25 @@ def test_pipelined_capa_user_pass(inst3):
 
 
 def test_users_passwords_userdb_fields_and_plugin_settings(dovecot):
+    # declared settings: 2.4 refuses unknown ones (and knows these only
+    # from the built settings module)
     inst = dovecot(users={"carol": {"password": "s3cret",
-                                    "pop3_retention_days": "7"},
+                                    "pop3_retention_keep": "7d"},
                           "dave": {}},
-                   settings={"pop3_retention_mode": "test"})
+                   settings={"pop3_retention_policy": "keep"})
     text = inst.users_file.read_text()
     assert "carol:s3cret:65534:65534::" in text
-    assert "userdb_pop3_retention_days=7" in text
-    assert "plugin {\n  pop3_retention_mode = test\n}" in inst.doveconf("-n").stdout
+    assert "userdb_pop3_retention_keep=7d" in text
+    shown = ("\npop3_retention_policy = keep\n" if dovecot_conf.is_24() else
+             "plugin {\n  pop3_retention_policy = keep\n}")
+    assert shown in inst.doveconf("-n").stdout
     p = inst.pop3("carol", "s3cret")
     assert p.stat()[0] == 0
     p.quit()
     inst.pop3("dave").quit()
     r = inst.doveadm("user", "carol")
     assert r.returncode == 0, r.stderr
-    assert "pop3_retention_days" in r.stdout and "7" in r.stdout
+    assert "pop3_retention_keep" in r.stdout and "7d" in r.stdout
 
 
 def test_restart_keeps_port_and_mail(dovecot, make_message):
@@ -189,12 +194,12 @@ def test_restart_keeps_port_and_mail(dovecot, make_message):
 
 
 def test_reconfigure(dovecot):
-    inst = dovecot(settings={"pop3_retention_a": "1"})
-    inst.reconfigure(settings={"pop3_retention_a": "2"},
+    inst = dovecot(settings={"pop3_retention_keep": "1d"})
+    inst.reconfigure(settings={"pop3_retention_keep": "2d"},
                      users={"erin": {"password": "pw"}})
     assert inst.running
     out = inst.doveconf("-n").stdout
-    assert "pop3_retention_a = 2" in out
+    assert "pop3_retention_keep = 2d" in out
     inst.pop3("erin", "pw").quit()
 
 
@@ -232,7 +237,7 @@ def test_plugin_conf_generation_without_starting(dovecot, monkeypatch):
     fake.write_bytes(b"not really a plugin")
     os.chmod(fake, 0o644)
     monkeypatch.setattr(h, "PLUGIN_SO", fake)
-    inst = dovecot(plugin=True, start=False, settings={"pop3_retention_x": "1"},
+    inst = dovecot(plugin=True, start=False, settings={"pop3_retention_policy": "keep"},
                    extra_conf="mail_debug = yes",
                    protocol_pop3_extra="pop3_uidl_format = %g")
     mods = sorted(os.listdir(inst.module_dir))
@@ -241,11 +246,15 @@ def test_plugin_conf_generation_without_starting(dovecot, monkeypatch):
     assert os.readlink(inst.module_dir / "lib20_pop3_retention_plugin.so") == str(fake)
     conf = inst.conf.read_text()
     assert conf.index("mail_debug = yes") < conf.index("protocol pop3 {")
-    assert "  mail_plugins = $mail_plugins pop3_retention\n" in conf
+    if dovecot_conf.is_24():
+        assert "  mail_plugins {\n    pop3_retention = yes\n  }\n" in conf
+    else:
+        assert "  mail_plugins = $mail_plugins pop3_retention\n" in conf
     out = inst.validate()  # strict: no doveconf warnings either
     assert f"mail_plugin_dir = {inst.module_dir}" in out
     assert f"login_plugin_dir = {inst.login_module_dir}" in out
-    assert "pop3_uidl_format = %g" in out
+    assert ("pop3_uidl_format = %{guid}" if dovecot_conf.is_24()
+            else "pop3_uidl_format = %g") in out
 
 
 def test_plugin_missing_fails_loudly(dovecot, monkeypatch, tmp_path):

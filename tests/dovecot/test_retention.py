@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import dovecot_conf
 from dovecot_harness import (big_message, deliver, make_message,
                              session_end_logged, wait_until)
 
@@ -160,6 +161,18 @@ def test_policy_off_sessions_are_byte_identical(dovecot, storage):
 
 def test_bad_site_value_fails_logins_removes_nothing(dovecot):
     import poplib
+    if dovecot_conf.is_24():
+        # 2.4 checks the value when it reads the config: Dovecot does not
+        # start (so nobody logs in and nothing is removed)
+        inst = plugin(dovecot, policy="delete-after-download")
+        inst.stop()
+        md = inst.maildir("alice")
+        old = md.deliver(make_message("old"), mtime=time.time() - 90 * DAY)
+        err = dovecot_conf.config_refused(
+            inst, {P + "policy": "delete-after-download", P + "max": "1 month"})
+        assert "pop3_retention_max: invalid value '1 month'" in err, err
+        assert md.bases() == [old]
+        return
     inst = plugin(dovecot, policy="delete-after-download", max="1 month")
     md = inst.mailbox("alice")
     old = md.deliver(make_message("old"), mtime=time.time() - 90 * DAY)

@@ -6,6 +6,7 @@ or query."""
 import os
 import time
 
+import dovecot_conf
 from dovecot_harness import SANITIZE, SERVICE_USER, wait_until
 from test_webhooks import SERVICE_PW, webhooks  # noqa: F401 (fixture)
 from webhook_receiver import make_secret, secret_key
@@ -133,10 +134,16 @@ def test_invalid_url_userinfo_and_query_never_logged(webhooks):
     url = f"ftp://{USERINFO}@hooks.example.com/pop3?token={TOKEN}"
     settings = dict(s.inst.settings)
     settings["pop3_retention_webhook_url"] = url
-    s.inst.reconfigure(settings=settings, restart=False)
-    s.inst.start()
     shown = ("pop3_retention_webhook_url: invalid value 'ftp://[redacted]"
              "@hooks.example.com/pop3?[redacted]'")
+    if dovecot_conf.is_24():
+        # refused when the config is read, named and redacted there
+        err = dovecot_conf.config_refused(s.inst, settings)
+        assert shown in err, err
+        assert_redacted(err + s.log())
+        return
+    s.inst.reconfigure(settings=settings, restart=False)
+    s.inst.start()
     s.wait_log("Fatal: Invalid setting in plugin {}: " + shown)
     s.deliver(1)
     s.session(retr=(1,))
@@ -152,6 +159,12 @@ def test_url_redaction_of_a_url_with_a_space(webhooks):
     url = f"https://{USERINFO}@hooks.example.com/a b?token={TOKEN}"
     settings = dict(s.inst.settings)
     settings["pop3_retention_webhook_url"] = url
+    if dovecot_conf.is_24():
+        err = dovecot_conf.config_refused(s.inst, settings)
+        assert "pop3_retention_webhook_url: invalid value" in err, err
+        assert "contains a space or control character" in err, err
+        assert_redacted(err + s.log())
+        return
     s.inst.reconfigure(settings=settings, restart=False)
     s.inst.start()
     s.wait_log("pop3_retention_webhook_url")
