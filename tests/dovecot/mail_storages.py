@@ -8,6 +8,7 @@ import os
 import subprocess
 from typing import List, Optional, Union
 
+import dovecot_conf
 from dovecot_harness import MAIL_LOCATIONS, HarnessError, Maildir, _chown_mail
 
 
@@ -46,9 +47,12 @@ class DoveadmMailbox:
         base = self.stage.deliver(message, mtime=mtime, name=name)
         # the config file, not the config socket: import reads the
         # config again after dropping privileges to the mail user
+        # (2.4 takes only mail_driver:mail_path there: the staging
+        # Maildir keeps an index of its own)
+        source = f"maildir:{self.stage.path}" + \
+            ("" if dovecot_conf.is_24() else ":INDEX=MEMORY")
         argv = ["doveadm", "-c", str(self.inst.conf), "import", "-u",
-                self.user, f"maildir:{self.stage.path}:INDEX=MEMORY", "",
-                "mailbox", "INBOX", "all"]
+                self.user, source, "", "mailbox", "INBOX", "all"]
         try:
             r = subprocess.run([*self.inst._wrap(), *argv],
                                capture_output=True, text=True, timeout=30)

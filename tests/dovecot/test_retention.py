@@ -165,12 +165,18 @@ def test_bad_site_value_fails_logins_removes_nothing(dovecot):
         # 2.4 checks the value when it reads the config: Dovecot does not
         # start (so nobody logs in and nothing is removed)
         inst = plugin(dovecot, policy="delete-after-download")
-        inst.stop()
-        md = inst.maildir("alice")
+        md = inst.mailbox("alice")
         old = md.deliver(make_message("old"), mtime=time.time() - 90 * DAY)
+        good = dict(inst.settings)
+        inst.stop()
         err = dovecot_conf.config_refused(
             inst, {P + "policy": "delete-after-download", P + "max": "1 month"})
         assert "pop3_retention_max: invalid value '1 month'" in err, err
+        # dbox and mbox are seen through doveadm, which needs a running
+        # instance with a config that parses
+        inst.settings = good
+        inst._write_conf()
+        inst.start()
         assert md.bases() == [old]
         return
     inst = plugin(dovecot, policy="delete-after-download", max="1 month")
