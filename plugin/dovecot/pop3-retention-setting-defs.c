@@ -87,9 +87,11 @@ static const char *
 setting_value(const struct pop3_retention_dovecot_settings *dset,
 	      const struct setting_define *def)
 {
-	const char *value =
-		*(const char *const *)CONST_PTR_OFFSET(dset, def->offset);
+	const char *value;
 
+	/* cppcheck-suppress nullPointerRedundantCheck ; every def comes
+	   from setting_define_find() and was checked (i_assert panics) */
+	value = *(const char *const *)CONST_PTR_OFFSET(dset, def->offset);
 	return value == NULL ? "" : value;
 }
 
