@@ -12,6 +12,7 @@
 #include "shim-crypt.h"
 #include "shim-passwd.h"
 #include "shim-server.h"
+#include "fuzz-tree.h"
 
 #include <event2/event.h>
 
@@ -33,18 +34,9 @@ static struct shim_server server;
 static char maildir[512];
 static char top_dir[] = "/tmp/fuzz-shim.XXXXXX";
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
-
 static void remove_top_dir(void)
 {
-	(void)nftw(top_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_tree_remove(top_dir);
 }
 
 static void write_file(const char *path, const char *text)

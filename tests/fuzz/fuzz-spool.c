@@ -15,6 +15,7 @@
 
 #include "pop3-retention-config.h"
 #include "webhook-spool.h"
+#include "fuzz-tree.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -39,23 +40,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char top_dir[] = "/dev/shm/fuzz-spool.XXXXXX";
 static char spool_dir[64];
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
-
 static void remove_spool(void)
 {
-	(void)nftw(spool_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_tree_remove(spool_dir);
 }
 
 static void remove_top_dir(void)
 {
-	(void)nftw(top_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_tree_remove(top_dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

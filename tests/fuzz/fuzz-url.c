@@ -17,6 +17,7 @@
 #include "webhook-delivery.h"
 #include "webhook-sign.h"
 #include "webhook-spool.h"
+#include "fuzz-tree.h"
 
 #include <ftw.h>
 #include <stdint.h>
@@ -35,19 +36,10 @@ static char top_dir[] = "/tmp/fuzz-url.XXXXXX";
 static struct webhook_spool *spool;
 static struct webhook_secrets secrets;
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)type;
-	(void)ftw;
-	return remove(path);
-}
-
 static void cleanup(void)
 {
 	webhook_spool_destroy(&spool);
-	(void)nftw(top_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_tree_remove(top_dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
